@@ -1,0 +1,158 @@
+//! Evaluation of a classifier on a labelled image set: accuracy, per-class accuracy and
+//! the confusion matrix. Runs the network in eval mode (no dropout, BatchNorm running
+//! statistics) in large batches, with the preprocessing the model was trained with.
+
+use crate::data::ImageSet;
+use crate::model::digits::DigitsNet;
+use crate::stage::normalize::Normalize;
+use burn::prelude::*;
+use serde::Serialize;
+
+/// Images per inference batch during evaluation.
+pub const EVAL_BATCH: usize = 500;
+
+/// Results of evaluating one data set.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Evaluation {
+    /// Data set name.
+    pub data: String,
+    /// Examples evaluated.
+    pub total: usize,
+    /// Correctly classified examples.
+    pub correct: usize,
+    /// `correct / total`.
+    pub accuracy: f64,
+    /// Accuracy of each true class (`NaN`-free: classes without examples get 0).
+    pub per_class: Vec<f64>,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+impl Evaluation {
+    /// Builds the summary from `(true, predicted)` pairs.
+    pub fn from_predictions(data: &str, num_classes: usize, truth: &[u8], pred: &[u8]) -> Self {
+        let mut confusion = vec![vec![0usize; num_classes]; num_classes];
+        for (&t, &p) in truth.iter().zip(pred) {
+            if (t as usize) < num_classes && (p as usize) < num_classes {
+                confusion[t as usize][p as usize] += 1;
+            }
+        }
+        let correct = (0..num_classes).map(|c| confusion[c][c]).sum();
+        let total = truth.len();
+        let per_class = confusion
+            .iter()
+            .enumerate()
+            .map(|(c, row)| {
+                let n: usize = row.iter().sum();
+                if n == 0 {
+                    0.0
+                } else {
+                    row[c] as f64 / n as f64
+                }
+            })
+            .collect();
+        Self {
+            data: data.to_string(),
+            total,
+            correct,
+            accuracy: if total == 0 {
+                0.0
+            } else {
+                correct as f64 / total as f64
+            },
+            per_class,
+            confusion,
+        }
+    }
+
+    /// A human-readable report: accuracy, per-class accuracy and the confusion matrix.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{}: accuracy {:.2}% ({} / {})",
+            self.data,
+            100.0 * self.accuracy,
+            self.correct,
+            self.total
+        );
+        let _ = write!(s, "  per class:");
+        for (c, a) in self.per_class.iter().enumerate() {
+            let _ = write!(s, " {c}:{:.1}", 100.0 * a);
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(s, "  confusion (rows: true class, columns: predicted):");
+        let _ = write!(s, "       ");
+        for c in 0..self.confusion.len() {
+            let _ = write!(s, "{c:>6}");
+        }
+        let _ = writeln!(s);
+        for (t, row) in self.confusion.iter().enumerate() {
+            let _ = write!(s, "  {t:>4} ");
+            for v in row {
+                let _ = write!(s, "{v:>6}");
+            }
+            let _ = writeln!(s);
+        }
+        s
+    }
+}
+
+/// Predicted classes of every image of `set`, after `normalize`, with the network in
+/// eval mode on `device` (a plain, non-autodiff device).
+pub fn predict(
+    net: &DigitsNet,
+    set: &ImageSet,
+    normalize: Option<Normalize>,
+    device: &Device,
+) -> Vec<u8> {
+    let pix = set.height * set.width;
+    let mut pred = Vec::with_capacity(set.len());
+    let mut buf = Vec::with_capacity(EVAL_BATCH * pix);
+    for start in (0..set.len()).step_by(EVAL_BATCH) {
+        let end = (start + EVAL_BATCH).min(set.len());
+        buf.clear();
+        buf.extend_from_slice(&set.pixels[start * pix..end * pix]);
+        if let Some(n) = normalize {
+            n.apply(&mut buf);
+        }
+        let x = Tensor::<4>::from_data(
+            TensorData::new(buf.clone(), [end - start, 1, set.height, set.width]),
+            device,
+        );
+        let classes = net.forward(x).argmax(1).into_data();
+        pred.extend(classes.iter::<i64>().map(|c| c as u8));
+    }
+    pred
+}
+
+/// Evaluates `net` (already in eval mode) on `set`.
+pub fn evaluate(
+    net: &DigitsNet,
+    set: &ImageSet,
+    normalize: Option<Normalize>,
+    device: &Device,
+) -> Evaluation {
+    let pred = predict(net, set, normalize, device);
+    Evaluation::from_predictions(&set.name, set.num_classes, &set.labels, &pred)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confusion_and_per_class_accuracy() {
+        let e = Evaluation::from_predictions("t", 3, &[0, 0, 1, 1, 2], &[0, 1, 1, 1, 0]);
+        assert_eq!(e.correct, 3);
+        assert_eq!(e.total, 5);
+        assert!((e.accuracy - 0.6).abs() < 1e-12);
+        assert_eq!(
+            e.confusion,
+            vec![vec![1, 1, 0], vec![0, 2, 0], vec![1, 0, 0]]
+        );
+        assert_eq!(e.per_class, vec![0.5, 1.0, 0.0]);
+        assert!(e.render().contains("accuracy 60.00% (3 / 5)"));
+    }
+}

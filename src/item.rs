@@ -1,0 +1,144 @@
+//! The items that flow along a pipeline's edges: plain CPU data, never tensors.
+//!
+//! Stage kinds declare which [`ItemType`] they take and emit; the pipeline loader
+//! checks every edge against them before any thread starts, so a stage never sees an
+//! item of the wrong variant in a validated graph.
+
+use serde::Serialize;
+use std::fmt;
+use std::sync::Arc;
+
+/// The type of items on an edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemType {
+    /// One labelled example.
+    Example,
+    /// A batch of examples.
+    Batch,
+    /// Training progress and epoch metrics.
+    Report,
+}
+
+impl fmt::Display for ItemType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ItemType::Example => "example",
+            ItemType::Batch => "batch",
+            ItemType::Report => "report",
+        })
+    }
+}
+
+/// One example: a single-channel image (row-major) and its label.
+#[derive(Clone, Debug)]
+pub struct Example {
+    /// Pixel values, `height * width`.
+    pub pixels: Vec<f32>,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+    /// Class label.
+    pub label: u8,
+    /// Epoch (1-based) in which the example was emitted.
+    pub epoch: usize,
+}
+
+/// A batch of examples in one contiguous buffer, `[len, 1, height, width]`.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// Pixel values of all examples, example after example.
+    pub pixels: Vec<f32>,
+    /// Labels, one per example.
+    pub labels: Vec<u8>,
+    /// Image height.
+    pub height: usize,
+    /// Image width.
+    pub width: usize,
+    /// Epoch (1-based).
+    pub epoch: usize,
+}
+
+impl Batch {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    /// Whether the batch holds no examples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// Metrics of one finished epoch.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct EpochMetrics {
+    /// Epoch number (1-based).
+    pub epoch: usize,
+    /// Mean training loss over the epoch's iterations.
+    pub train_loss: f64,
+    /// Training accuracy (with dropout active).
+    pub train_acc: f64,
+    /// Accuracy on each evaluation set, by data set name, in pipeline order.
+    pub eval: Vec<(String, f64)>,
+    /// Iterations in this epoch.
+    pub iterations: usize,
+    /// Seconds spent training in this epoch.
+    pub train_s: f64,
+    /// Seconds spent evaluating in this epoch.
+    pub eval_s: f64,
+    /// Seconds since the start of the run (over resumed sessions too).
+    pub elapsed_s: f64,
+}
+
+/// What the model stage reports downstream.
+#[derive(Clone, Debug)]
+pub enum Report {
+    /// Training has started (or resumed) at `first_epoch` of `epochs`, with
+    /// `iterations_per_epoch` iterations each.
+    Start {
+        /// First epoch this session trains.
+        first_epoch: usize,
+        /// Total epochs.
+        epochs: usize,
+        /// Iterations per epoch (an estimate when unknown up front).
+        iterations_per_epoch: usize,
+    },
+    /// One iteration finished.
+    Step {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Loss of this iteration.
+        loss: f64,
+        /// Running training accuracy of the epoch so far.
+        acc: f64,
+    },
+    /// One epoch finished and was evaluated (and checkpointed).
+    Epoch(EpochMetrics),
+}
+
+/// The value that travels on every edge.
+#[derive(Clone, Debug)]
+pub enum Item {
+    /// See [`Example`].
+    Example(Arc<Example>),
+    /// See [`Batch`].
+    Batch(Arc<Batch>),
+    /// See [`Report`].
+    Report(Report),
+    /// End of an epoch: stages flush what they hold for it, the model stage evaluates.
+    EpochEnd(usize),
+}
+
+impl Item {
+    /// The item's type, `None` for control markers.
+    pub fn item_type(&self) -> Option<ItemType> {
+        match self {
+            Item::Example(_) => Some(ItemType::Example),
+            Item::Batch(_) => Some(ItemType::Batch),
+            Item::Report(_) => Some(ItemType::Report),
+            Item::EpochEnd(_) => None,
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! The `scarce` command: train, evaluate and check pipelines.
+//!
+//! Thin glue over the library: parse arguments, call [`scarce::train::session`] or
+//! [`scarce::pipeline`], print results, map errors to exit codes (0 success, 2 error,
+//! 130 interrupted by Ctrl-C).
+
+use clap::{Parser, Subcommand};
+use scarce::data::{digits_files, resolve_data_dir, DigitsSet, Split, DATA_DIR_ENV};
+use scarce::graph::StopFlag;
+use scarce::pipeline::PipelineFile;
+use scarce::train::session::{self, TrainRequest};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const AFTER_HELP: &str = "\
+Quick start (built-in data, no download):
+  scarce train pipelines/digits-source-only.toml
+
+Data directory: --data-dir, else $SCARCE_DATA_DIR, else the built-in data/ folder
+(a small subset of MNIST and USPS). Full data sets: --data-dir ../shared/data.
+
+Exit codes: 0 success, 2 error (bad pipeline, bad data, failed stage), 130 interrupted.";
+
+#[derive(Parser)]
+#[command(name = "scarce", version, about = "Learning from limited data as a dataflow pipeline", after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a pipeline; writes a run folder with metrics, checkpoints, summary and plots.
+    #[command(after_help = "\
+Examples:
+  scarce train pipelines/digits-source-only.toml
+  scarce train pipelines/digits-source-only.toml --data-dir ../shared/data --epochs 20 --seed 2
+  scarce train --resume runs/digits-source-only-20261128-120000
+
+The run folder holds pipeline.toml (as used), run.json (seed, device, data directory),
+metrics.jsonl, checkpoints/, summary.json, learning_curve.svg and model.safetensors.
+Ctrl-C stops after flushing metrics; --resume continues from the last checkpoint.")]
+    Train {
+        /// Pipeline file (see pipelines/).
+        #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+        pipeline: Option<PathBuf>,
+        /// Continue the run in this folder from its last checkpoint.
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
+        /// Run folder to create (default: runs/NAME-TIMESTAMP).
+        #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+        out: Option<PathBuf>,
+        /// Data directory (default: $SCARCE_DATA_DIR, else the built-in data/).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Seed for weights, dropout and data order (default: the pipeline's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override the number of epochs.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Compute device: cpu, wgpu, wgpu:N, cuda:N (GPU backends need their cargo feature).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Print the per-stage graph metrics at the end.
+        #[arg(long)]
+        stats: bool,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Evaluate a run's latest checkpoint: accuracy, per-class accuracy, confusion matrix.
+    Eval {
+        /// Run folder written by `scarce train`.
+        run: PathBuf,
+        /// Data set (a [data.NAME] of the run's pipeline); repeat for several. Default: the pipeline's eval sets.
+        #[arg(long)]
+        data: Vec<String>,
+        /// Data directory (default: $SCARCE_DATA_DIR, else the one the run used).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// Compute device.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Validate a pipeline file and print its graph (stages, edge types, policies).
+    Check {
+        /// Pipeline file.
+        pipeline: PathBuf,
+        /// Data directory whose files the pipeline's data sets need.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Show where data is read from and which data sets are present.
+    Data {
+        /// Data directory to inspect.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(pe) = e.downcast_ref::<scarce::pipeline::PipelineError>() {
+                eprintln!("error: {pe}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Train {
+            pipeline,
+            resume,
+            out,
+            data_dir,
+            seed,
+            epochs,
+            device,
+            stats,
+            quiet,
+        } => {
+            let stop = StopFlag::new();
+            let handler_stop = stop.clone();
+            let _ = ctrlc::set_handler(move || {
+                eprintln!("\nstopping: finishing the current step and flushing metrics (Ctrl-C again to force)");
+                if handler_stop.is_stopped() {
+                    std::process::exit(130);
+                }
+                handler_stop.stop();
+            });
+            let req = TrainRequest {
+                pipeline,
+                resume,
+                out,
+                data_dir,
+                seed,
+                epochs,
+                device,
+                quiet,
+            };
+            let outcome = session::train(&req, stop.clone())?;
+            if stats {
+                eprintln!("{}", outcome.report.table());
+            }
+            let s = &outcome.summary;
+            println!("run folder: {}", outcome.run_dir.display());
+            println!(
+                "{} epochs of {} in {:.1} s (seed {}, device {})",
+                s.epochs_done, s.epochs, s.elapsed_s, s.seed, s.device
+            );
+            println!("{:<16} {:>9} {:>9}", "data", "final", "best");
+            for ((name, fin), (_, best, at)) in s.final_eval.iter().zip(&s.best_eval) {
+                println!(
+                    "{name:<16} {:>8.2}% {:>8.2}% (epoch {at})",
+                    100.0 * fin,
+                    100.0 * best
+                );
+            }
+            if outcome.report.stopped || s.status != "completed" {
+                eprintln!(
+                    "interrupted after epoch {}: continue with `scarce train --resume {}`",
+                    s.epochs_done,
+                    outcome.run_dir.display()
+                );
+                return Ok(ExitCode::from(130));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval {
+            run,
+            data,
+            data_dir,
+            json,
+            device,
+        } => {
+            let evals = session::evaluate_run(&run, &data, data_dir.as_deref(), &device)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&evals)?);
+            } else {
+                for e in &evals {
+                    println!("{}", e.render());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { pipeline, data_dir } => {
+            let file = PipelineFile::load(&pipeline)?;
+            let plan = file.validate()?;
+            let dir = resolve_data_dir(data_dir.as_deref());
+            file.check_data(&dir)?;
+            println!("{}: ok ({})", pipeline.display(), file.spec.pipeline.name);
+            if !file.spec.pipeline.description.is_empty() {
+                println!("  {}", file.spec.pipeline.description);
+            }
+            print!("{}", plan.render());
+            println!(
+                "data directory: {} ({})",
+                dir.path.display(),
+                scarce::pipeline::origin_words(&dir)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Data { data_dir } => {
+            let dir = resolve_data_dir(data_dir.as_deref());
+            println!(
+                "data directory: {} ({})",
+                dir.path.display(),
+                scarce::pipeline::origin_words(&dir)
+            );
+            println!("  (choose with --data-dir DIR or {DATA_DIR_ENV}=DIR)");
+            for set in [DigitsSet::Mnist, DigitsSet::Usps] {
+                for split in [Split::Train, Split::Test] {
+                    let files = digits_files(set, split);
+                    let missing: Vec<&str> = files
+                        .iter()
+                        .copied()
+                        .filter(|f| !dir.path.join(f).is_file())
+                        .collect();
+                    let status = if missing.is_empty() {
+                        "present".to_string()
+                    } else {
+                        format!("missing {}", missing.join(", "))
+                    };
+                    println!(
+                        "  {:<6} {:<6} {status}",
+                        format!("{set:?}").to_lowercase(),
+                        format!("{split:?}").to_lowercase()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

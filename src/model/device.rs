@@ -1,0 +1,162 @@
+//! Run-time choice of the compute device (`--device cpu|wgpu|wgpu:N|cuda:N`).
+//!
+//! Backends are compiled in by cargo features (`flex` CPU always; `wgpu`, `cuda`
+//! optional) and picked here by name; asking for one that this binary was built
+//! without is an error that says which feature to build with.
+
+use burn::prelude::Device;
+use std::fmt;
+use std::str::FromStr;
+
+/// A parsed `--device` value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// burn's `flex` CPU backend (always compiled in).
+    Cpu,
+    /// A GPU through wgpu (Vulkan, Metal or GL): `None` lets wgpu pick the best adapter.
+    Wgpu(Option<usize>),
+    /// An NVIDIA GPU through CUDA, by index.
+    Cuda(usize),
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceChoice::Cpu => write!(f, "cpu"),
+            DeviceChoice::Wgpu(None) => write!(f, "wgpu"),
+            DeviceChoice::Wgpu(Some(i)) => write!(f, "wgpu:{i}"),
+            DeviceChoice::Cuda(i) => write!(f, "cuda:{i}"),
+        }
+    }
+}
+
+/// Why a device could not be chosen.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The text is not a device name.
+    #[error("unknown device `{0}`: expected cpu, wgpu, wgpu:N or cuda:N")]
+    Unknown(String),
+    /// The backend exists but this binary was built without it.
+    #[error(
+        "device `{device}` is not compiled into this binary: rebuild with `cargo build --release --features {feature}`{note}"
+    )]
+    NotCompiled {
+        /// The device asked for.
+        device: String,
+        /// The cargo feature that enables it.
+        feature: &'static str,
+        /// Extra advice.
+        note: &'static str,
+    },
+}
+
+impl FromStr for DeviceChoice {
+    type Err = DeviceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.trim().to_ascii_lowercase();
+        let (name, index) = match lower.split_once(':') {
+            Some((n, i)) => {
+                let i: usize = i.parse().map_err(|_| DeviceError::Unknown(s.to_string()))?;
+                (n.to_string(), Some(i))
+            }
+            None => (lower.clone(), None),
+        };
+        match (name.as_str(), index) {
+            ("cpu" | "flex", None) => Ok(DeviceChoice::Cpu),
+            ("wgpu" | "gpu" | "vulkan", i) => Ok(DeviceChoice::Wgpu(i)),
+            ("cuda", i) => Ok(DeviceChoice::Cuda(i.unwrap_or(0))),
+            _ => Err(DeviceError::Unknown(s.to_string())),
+        }
+    }
+}
+
+impl DeviceChoice {
+    /// The burn device, or an error if its backend is not compiled in.
+    pub fn device(&self) -> Result<Device, DeviceError> {
+        match self {
+            DeviceChoice::Cpu => Ok(Device::flex()),
+            DeviceChoice::Wgpu(index) => wgpu_device(*index, self),
+            DeviceChoice::Cuda(index) => cuda_device(*index, self),
+        }
+    }
+
+    /// Names of the backends compiled into this binary.
+    pub fn compiled_in() -> Vec<&'static str> {
+        let mut v = vec!["cpu"];
+        if cfg!(feature = "wgpu") {
+            v.push("wgpu");
+        }
+        if cfg!(feature = "cuda") {
+            v.push("cuda");
+        }
+        v
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_device(index: Option<usize>, _choice: &DeviceChoice) -> Result<Device, DeviceError> {
+    use burn::tensor::DeviceKind;
+    Ok(match index {
+        None => Device::wgpu(DeviceKind::DefaultDevice),
+        Some(i) => Device::wgpu(DeviceKind::DiscreteGpu(i)),
+    })
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_device(_index: Option<usize>, choice: &DeviceChoice) -> Result<Device, DeviceError> {
+    Err(DeviceError::NotCompiled {
+        device: choice.to_string(),
+        feature: "wgpu",
+        note: "",
+    })
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(index: usize, _choice: &DeviceChoice) -> Result<Device, DeviceError> {
+    Ok(Device::cuda(index))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(_index: usize, choice: &DeviceChoice) -> Result<Device, DeviceError> {
+    Err(DeviceError::NotCompiled {
+        device: choice.to_string(),
+        feature: "cuda",
+        note: " (the cuda build downloads LLVM, so it needs internet access while building)",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_device_names() {
+        assert_eq!("cpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cpu);
+        assert_eq!(
+            "WGPU".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Wgpu(None)
+        );
+        assert_eq!(
+            "wgpu:1".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Wgpu(Some(1))
+        );
+        assert_eq!(
+            "cuda:0".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(0)
+        );
+        assert!("tpu".parse::<DeviceChoice>().is_err());
+        assert!("cuda:x".parse::<DeviceChoice>().is_err());
+    }
+
+    #[test]
+    fn missing_backend_names_the_feature() {
+        let err = DeviceChoice::Cuda(0).device().err();
+        if cfg!(feature = "cuda") {
+            assert!(err.is_none());
+        } else {
+            let msg = err.unwrap().to_string();
+            assert!(msg.contains("--features cuda"), "{msg}");
+        }
+    }
+}

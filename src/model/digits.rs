@@ -1,0 +1,166 @@
+//! The digits network of the MCD reference code (Saito et al., CVPR 2018, `model/usps.py`):
+//! a small convolutional feature generator and a classifier head, for 1x28x28 inputs.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, Relu};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Side length of the square input images.
+pub const INPUT_SIZE: usize = 28;
+/// Width of the generator's feature vector: 48 channels x 4 x 4.
+pub const FEATURE_DIM: usize = 768;
+
+/// Hyper-parameters of the digits network; lives in the pipeline file under the model stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigitsNetConfig {
+    /// Number of output classes.
+    #[serde(default = "default_classes")]
+    pub num_classes: usize,
+    /// Dropout probability before each fully connected layer but the last.
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
+    /// Width of the classifier's hidden layers.
+    #[serde(default = "default_hidden")]
+    pub hidden: usize,
+}
+
+fn default_classes() -> usize {
+    10
+}
+fn default_dropout() -> f64 {
+    0.5
+}
+fn default_hidden() -> usize {
+    100
+}
+
+impl Default for DigitsNetConfig {
+    fn default() -> Self {
+        Self {
+            num_classes: default_classes(),
+            dropout: default_dropout(),
+            hidden: default_hidden(),
+        }
+    }
+}
+
+impl DigitsNetConfig {
+    /// Builds the network with freshly initialised weights on `device`.
+    pub fn init(&self, device: &Device) -> DigitsNet {
+        DigitsNet {
+            g: DigitsGenerator::new(device),
+            c: DigitsClassifier::new(self, device),
+        }
+    }
+}
+
+/// Feature generator G: conv5x5 1->32, BN, ReLU, maxpool 2; conv5x5 32->48, BN, ReLU,
+/// maxpool 2; flatten to 768.
+#[derive(Module, Debug)]
+pub struct DigitsGenerator {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    pool: MaxPool2d,
+    relu: Relu,
+}
+
+impl DigitsGenerator {
+    fn new(device: &Device) -> Self {
+        Self {
+            conv1: Conv2dConfig::new([1, 32], [5, 5]).init(device),
+            bn1: BatchNormConfig::new(32).init(device),
+            conv2: Conv2dConfig::new([32, 48], [5, 5]).init(device),
+            bn2: BatchNormConfig::new(48).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            relu: Relu::new(),
+        }
+    }
+
+    /// `[batch, 1, 28, 28]` -> `[batch, 768]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        // [b, 1, 28, 28] -> conv -> [b, 32, 24, 24] -> pool -> [b, 32, 12, 12]
+        let x = self
+            .pool
+            .forward(self.relu.forward(self.bn1.forward(self.conv1.forward(x))));
+        // [b, 32, 12, 12] -> conv -> [b, 48, 8, 8] -> pool -> [b, 48, 4, 4]
+        let x = self
+            .pool
+            .forward(self.relu.forward(self.bn2.forward(self.conv2.forward(x))));
+        x.flatten(1, 3) // [b, 768]
+    }
+}
+
+/// Classifier C: dropout, 768->100, BN, ReLU, dropout, 100->100, BN, ReLU, 100->classes.
+#[derive(Module, Debug)]
+pub struct DigitsClassifier {
+    drop: Dropout,
+    fc1: Linear,
+    bn1: BatchNorm,
+    fc2: Linear,
+    bn2: BatchNorm,
+    fc3: Linear,
+    relu: Relu,
+}
+
+impl DigitsClassifier {
+    fn new(cfg: &DigitsNetConfig, device: &Device) -> Self {
+        Self {
+            drop: DropoutConfig::new(cfg.dropout).init(),
+            fc1: LinearConfig::new(FEATURE_DIM, cfg.hidden).init(device),
+            bn1: BatchNormConfig::new(cfg.hidden).init(device),
+            fc2: LinearConfig::new(cfg.hidden, cfg.hidden).init(device),
+            bn2: BatchNormConfig::new(cfg.hidden).init(device),
+            fc3: LinearConfig::new(cfg.hidden, cfg.num_classes).init(device),
+            relu: Relu::new(),
+        }
+    }
+
+    /// `[batch, 768]` -> logits `[batch, classes]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let x = self.drop.forward(x);
+        let x = self.relu.forward(self.bn1.forward(self.fc1.forward(x))); // [b, hidden]
+        let x = self.drop.forward(x);
+        let x = self.relu.forward(self.bn2.forward(self.fc2.forward(x))); // [b, hidden]
+        self.fc3.forward(x) // [b, classes]
+    }
+}
+
+/// Generator and one classifier: the source-only network.
+#[derive(Module, Debug)]
+pub struct DigitsNet {
+    /// Feature generator.
+    pub g: DigitsGenerator,
+    /// Classifier head.
+    pub c: DigitsClassifier,
+}
+
+impl DigitsNet {
+    /// `[batch, 1, 28, 28]` -> logits `[batch, classes]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.c.forward(self.g.forward(x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forward_shapes_and_parameter_count() {
+        let device = Device::flex();
+        let net = DigitsNetConfig::default().init(&device);
+        let x = Tensor::<4>::zeros([3, 1, 28, 28], &device);
+        let f = net.g.forward(x.clone());
+        assert_eq!(f.dims(), [3, FEATURE_DIM]);
+        assert_eq!(net.valid().forward(x).dims(), [3, 10]);
+        // conv1 1*32*25+32, conv2 32*48*25+48, bn 2*(32+48); fc 768*100+100, 100*100+100,
+        // 100*10+10, bn 2*(100+100)
+        let expected = (800 + 32) + (38_400 + 48) + 160 + (76_800 + 100) + 10_100 + 1_010 + 400;
+        assert_eq!(net.num_params(), expected);
+    }
+}

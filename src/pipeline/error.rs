@@ -1,0 +1,129 @@
+//! Pipeline errors that point at the file, line, column and key, with the offending
+//! line quoted, in the style of a compiler diagnostic.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Why a pipeline file cannot be used.
+#[derive(Debug, Clone)]
+pub enum PipelineError {
+    /// The file could not be read.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The system's message.
+        message: String,
+    },
+    /// A problem at a place in the file.
+    At {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The key concerned, dotted (`stage.batch.batch_size`), where known.
+        key: Option<String>,
+        /// What is wrong and how to fix it.
+        message: String,
+        /// The line of the file, quoted.
+        snippet: String,
+    },
+}
+
+impl PipelineError {
+    /// A positioned error; `span` is a byte range of `text`.
+    pub fn at(
+        path: &Path,
+        text: &str,
+        span: Option<std::ops::Range<usize>>,
+        key: Option<&str>,
+        message: String,
+    ) -> Self {
+        let start = span.map(|s| s.start.min(text.len())).unwrap_or(0);
+        let before = &text[..start];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        let column = before[line_start..].chars().count() + 1;
+        let snippet = text[line_start..]
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_end()
+            .to_string();
+        PipelineError::At {
+            path: path.to_path_buf(),
+            line,
+            column,
+            key: key.map(str::to_string),
+            message,
+            snippet,
+        }
+    }
+
+    /// The message without the position.
+    pub fn message(&self) -> &str {
+        match self {
+            PipelineError::Io { message, .. } | PipelineError::At { message, .. } => message,
+        }
+    }
+}
+
+impl fmt::Display for PipelineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PipelineError::Io { path, message } => {
+                write!(f, "cannot read pipeline file {}: {message}", path.display())
+            }
+            PipelineError::At {
+                path,
+                line,
+                column,
+                key,
+                message,
+                snippet,
+            } => {
+                write!(f, "{}:{line}:{column}: ", path.display())?;
+                if let Some(k) = key {
+                    write!(f, "key `{k}`: ")?;
+                }
+                write!(f, "{message}")?;
+                if !snippet.is_empty() {
+                    write!(
+                        f,
+                        "\n  {line:>4} | {snippet}\n       | {:>width$}^",
+                        "",
+                        width = column.saturating_sub(1)
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for PipelineError {}
+
+/// Rewords serde/toml messages into plainer language.
+pub(crate) fn explain_toml(message: &str) -> String {
+    let m = message.trim();
+    if let Some(rest) = m.strip_prefix("unknown field ") {
+        // "unknown field `foo`, expected one of `a`, `b`"
+        let (field, expected) = match rest.split_once(", expected ") {
+            Some((f, e)) => (f, Some(e)),
+            None => (rest, None),
+        };
+        let mut s = format!("unknown key {field}: this section has no such setting");
+        if let Some(e) = expected {
+            s.push_str(&format!(" (it takes {e})"));
+        }
+        return s;
+    }
+    if let Some(rest) = m.strip_prefix("invalid type: ") {
+        return format!("wrong type: found {rest}");
+    }
+    if let Some(rest) = m.strip_prefix("missing field ") {
+        return format!("missing required key {rest}");
+    }
+    m.to_string()
+}

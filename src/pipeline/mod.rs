@@ -1,0 +1,72 @@
+//! Pipeline files: the TOML schema, strict parsing with positioned errors, validation of
+//! the whole graph before anything starts, and assembly into a runnable [`Graph`].
+//!
+//! A file has a `[pipeline]` header, optional `[train]` settings, named data sets under
+//! `[data.NAME]`, and stages under `[stage.NAME]`, each with a `kind` from a closed set
+//! ([`StageKind`]) and an `input` naming the stage(s) it reads from. Every key is
+//! checked: unknown keys, keys that do not apply to a stage's kind, dangling inputs,
+//! edges whose item types differ, zero capacities and missing data files are errors
+//! that name the file, line, column and key.
+//!
+//! [`Graph`]: crate::graph::Graph
+
+pub mod assemble;
+mod error;
+mod schema;
+mod validate;
+
+pub use error::PipelineError;
+pub use schema::*;
+pub use validate::{origin_words, EdgePlan, Plan, StagePlan};
+
+use std::path::{Path, PathBuf};
+
+/// A parsed (not yet validated) pipeline file.
+#[derive(Clone, Debug)]
+pub struct PipelineFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its text, for error positions.
+    pub text: String,
+    /// The parsed document.
+    pub spec: PipelineSpec,
+}
+
+impl PipelineFile {
+    /// Reads and parses a pipeline file.
+    pub fn load(path: &Path) -> Result<Self, PipelineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PipelineError::Io {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Self::parse(path, text)
+    }
+
+    /// Parses pipeline text that was read from `path`.
+    pub fn parse(path: &Path, text: String) -> Result<Self, PipelineError> {
+        match toml::from_str::<PipelineSpec>(&text) {
+            Ok(spec) => Ok(Self {
+                path: path.to_path_buf(),
+                text,
+                spec,
+            }),
+            Err(e) => Err(PipelineError::at(
+                path,
+                &text,
+                e.span(),
+                None,
+                error::explain_toml(e.message()),
+            )),
+        }
+    }
+
+    /// An error positioned at `span` of this file.
+    pub(crate) fn error(
+        &self,
+        span: std::ops::Range<usize>,
+        key: Option<&str>,
+        message: impl Into<String>,
+    ) -> PipelineError {
+        PipelineError::at(&self.path, &self.text, Some(span), key, message.into())
+    }
+}

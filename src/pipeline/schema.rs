@@ -1,0 +1,250 @@
+//! The pipeline file schema. Every table rejects unknown keys; values that errors must
+//! point at are kept with their position ([`Spanned`]).
+
+use crate::data::{DigitsSet, Split};
+use crate::item::ItemType;
+use crate::method::OptimizerConfig;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// `[pipeline]`: name and description.
+    pub pipeline: PipelineMeta,
+    /// `[train]`: settings of a training run.
+    pub train: Option<Spanned<TrainSpec>>,
+    /// `[data.NAME]`: data sets that sources and evaluation refer to by name.
+    #[serde(default)]
+    pub data: BTreeMap<String, Spanned<DataSpec>>,
+    /// `[stage.NAME]`: the graph's stages.
+    #[serde(default)]
+    pub stage: BTreeMap<String, Spanned<StageSpec>>,
+}
+
+/// `[pipeline]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineMeta {
+    /// Short name, used for run folders.
+    pub name: String,
+    /// One line on what the pipeline does.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `[train]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// Passes over the training data.
+    pub epochs: Spanned<usize>,
+    /// Seed for weights, dropout and data order (`--seed` overrides it).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Checkpoint every N epochs (the last epoch is always checkpointed).
+    pub checkpoint_every: Option<Spanned<usize>>,
+    /// Data sets (names from `[data]`) evaluated after every epoch.
+    #[serde(default)]
+    pub eval: Vec<Spanned<String>>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// `[data.NAME]`: one split of a data set.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// Which data set: `mnist` or `usps`.
+    pub set: Spanned<DigitsSet>,
+    /// `train` or `test`.
+    pub split: Spanned<Split>,
+    /// Use only the first N examples.
+    pub limit: Option<Spanned<usize>>,
+}
+
+/// `[stage.NAME]`: every key any stage kind takes; which apply depends on `kind`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    /// The stage kind (see [`StageKind`]).
+    pub kind: Spanned<String>,
+    /// Upstream stage(s): `"name"`, `{ from = "name", capacity = 64, policy = "block" }`,
+    /// or a list of those.
+    pub input: Option<Spanned<toml::Value>>,
+    /// `dataset`: name of a `[data.NAME]` entry.
+    pub data: Option<Spanned<String>>,
+    /// `dataset`: reshuffle every epoch (default true).
+    pub shuffle: Option<Spanned<bool>>,
+    /// `normalize`: subtracted from each pixel.
+    pub mean: Option<Spanned<f32>>,
+    /// `normalize`: divides each pixel after the mean.
+    pub std: Option<Spanned<f32>>,
+    /// `batcher`: examples per batch.
+    pub batch_size: Option<Spanned<usize>>,
+    /// `batcher`: drop the last incomplete batch of an epoch (default false).
+    pub drop_last: Option<Spanned<bool>>,
+    /// `train`: the network.
+    pub network: Option<Spanned<NetworkSpec>>,
+    /// `train`: the training objective.
+    pub method: Option<Spanned<String>>,
+    /// `train`: optimizer settings.
+    pub optimizer: Option<Spanned<OptimizerConfig>>,
+    /// `progress`: print nothing.
+    pub quiet: Option<Spanned<bool>>,
+}
+
+/// `network = { kind = "digits", ... }` of a model stage.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// Network kind: `digits`.
+    pub kind: Spanned<String>,
+    /// Output classes (default 10).
+    pub num_classes: Option<usize>,
+    /// Dropout probability (default 0.5).
+    pub dropout: Option<f64>,
+    /// Hidden width of the classifier (default 100).
+    pub hidden: Option<usize>,
+}
+
+/// Where a stage sits in the graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Emits only.
+    Source,
+    /// Takes and emits.
+    Stage,
+    /// Takes only.
+    Sink,
+}
+
+/// The closed set of stage kinds a pipeline can use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StageKind {
+    /// Source: the examples of a data set, epoch after epoch.
+    Dataset,
+    /// Per-example `(x - mean) / std`.
+    Normalize,
+    /// Groups examples into batches.
+    Batcher,
+    /// Model stage: trains a network on batches, evaluates each epoch.
+    Train,
+    /// Sink: metrics.jsonl, summary.json, learning curve.
+    Metrics,
+    /// Sink: progress bar and epoch lines.
+    Progress,
+}
+
+impl StageKind {
+    /// Every kind, for messages and `--help`.
+    pub const ALL: [StageKind; 6] = [
+        StageKind::Dataset,
+        StageKind::Normalize,
+        StageKind::Batcher,
+        StageKind::Train,
+        StageKind::Metrics,
+        StageKind::Progress,
+    ];
+
+    /// The name used in pipeline files.
+    pub fn name(self) -> &'static str {
+        match self {
+            StageKind::Dataset => "dataset",
+            StageKind::Normalize => "normalize",
+            StageKind::Batcher => "batcher",
+            StageKind::Train => "train",
+            StageKind::Metrics => "metrics",
+            StageKind::Progress => "progress",
+        }
+    }
+
+    /// Looks a kind up by name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Source, stage or sink.
+    pub fn role(self) -> Role {
+        match self {
+            StageKind::Dataset => Role::Source,
+            StageKind::Normalize | StageKind::Batcher | StageKind::Train => Role::Stage,
+            StageKind::Metrics | StageKind::Progress => Role::Sink,
+        }
+    }
+
+    /// Item type taken on the input.
+    pub fn input(self) -> Option<ItemType> {
+        match self {
+            StageKind::Dataset => None,
+            StageKind::Normalize | StageKind::Batcher => Some(ItemType::Example),
+            StageKind::Train => Some(ItemType::Batch),
+            StageKind::Metrics | StageKind::Progress => Some(ItemType::Report),
+        }
+    }
+
+    /// Item type emitted on the output.
+    pub fn output(self) -> Option<ItemType> {
+        match self {
+            StageKind::Dataset | StageKind::Normalize => Some(ItemType::Example),
+            StageKind::Batcher => Some(ItemType::Batch),
+            StageKind::Train => Some(ItemType::Report),
+            StageKind::Metrics | StageKind::Progress => None,
+        }
+    }
+
+    /// Keys (besides `kind` and `input`) this kind takes, and which of them are required.
+    pub fn keys(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            StageKind::Dataset => (&["data", "shuffle"], &["data"]),
+            StageKind::Normalize => (&["mean", "std"], &["mean", "std"]),
+            StageKind::Batcher => (&["batch_size", "drop_last"], &["batch_size"]),
+            StageKind::Train => (&["network", "method", "optimizer"], &["network", "method"]),
+            StageKind::Metrics => (&[], &[]),
+            StageKind::Progress => (&["quiet"], &[]),
+        }
+    }
+
+    /// One line for help texts.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StageKind::Dataset => {
+                "source: the examples of a [data.NAME] set, reshuffled each epoch"
+            }
+            StageKind::Normalize => "example -> example: (x - mean) / std on every pixel",
+            StageKind::Batcher => "example -> batch: groups examples, never across epochs",
+            StageKind::Train => {
+                "batch -> report: trains a network, evaluates and checkpoints each epoch"
+            }
+            StageKind::Metrics => {
+                "sink: metrics.jsonl, summary.json and learning_curve.svg in the run folder"
+            }
+            StageKind::Progress => "sink: progress bar and one line per epoch on stderr",
+        }
+    }
+}
+
+/// Methods a `train` stage can run.
+pub const METHODS: [&str; 1] = ["source_only"];
+/// Networks a `train` stage can build.
+pub const NETWORKS: [&str; 1] = ["digits"];
+
+impl StageSpec {
+    /// The keys that are set, with their spans (for per-kind checks).
+    pub fn present_keys(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
+        let mut v = Vec::new();
+        macro_rules! key {
+            ($($f:ident),*) => {$(
+                if let Some(x) = &self.$f {
+                    v.push((stringify!($f), x.span()));
+                }
+            )*};
+        }
+        key!(data, shuffle, mean, std, batch_size, drop_last, network, method, optimizer, quiet);
+        v
+    }
+}

@@ -1,0 +1,513 @@
+//! Validation of a parsed pipeline: every check that can be made before a thread starts.
+//! The result is a [`Plan`]: stages in dependency order and typed edges.
+
+use super::{PipelineError, PipelineFile, Role, StageKind, METHODS, NETWORKS};
+use crate::data::{digits_files, DataDir};
+use crate::graph::Policy;
+use crate::item::ItemType;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+use toml::Value;
+
+/// Capacity of an edge when the file does not say.
+pub const DEFAULT_CAPACITY: usize = 64;
+
+/// One validated stage.
+#[derive(Clone, Debug)]
+pub struct StagePlan {
+    /// Its name (the `NAME` of `[stage.NAME]`).
+    pub name: String,
+    /// Its kind.
+    pub kind: StageKind,
+}
+
+/// One validated edge.
+#[derive(Clone, Debug)]
+pub struct EdgePlan {
+    /// Upstream stage.
+    pub from: String,
+    /// Downstream stage.
+    pub to: String,
+    /// Item type carried.
+    pub item: ItemType,
+    /// Bounded capacity (>= 1).
+    pub capacity: usize,
+    /// What happens when it is full.
+    pub policy: Policy,
+}
+
+/// A validated graph: stages in dependency order (sources first) and edges.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Stages, upstream before downstream.
+    pub stages: Vec<StagePlan>,
+    /// Edges.
+    pub edges: Vec<EdgePlan>,
+}
+
+impl Plan {
+    /// A readable description: stages with their kinds and types, and every edge with its
+    /// item type, capacity and policy.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let width = self.stages.iter().map(|p| p.name.len()).max().unwrap_or(4);
+        let _ = writeln!(s, "stages ({}):", self.stages.len());
+        for p in &self.stages {
+            let io = match (p.kind.input(), p.kind.output()) {
+                (None, Some(o)) => format!("-> {o}"),
+                (Some(i), Some(o)) => format!("{i} -> {o}"),
+                (Some(i), None) => format!("{i} ->"),
+                (None, None) => String::new(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<width$}  {:<9}  {:<18}  {}",
+                p.name,
+                p.kind.name(),
+                io,
+                p.kind.describe()
+            );
+        }
+        let _ = writeln!(s, "edges ({}):", self.edges.len());
+        let pos = |n: &str| {
+            self.stages
+                .iter()
+                .position(|p| p.name == n)
+                .unwrap_or(usize::MAX)
+        };
+        let mut edges: Vec<&EdgePlan> = self.edges.iter().collect();
+        edges.sort_by_key(|e| (pos(&e.from), pos(&e.to)));
+        for e in edges {
+            let _ = writeln!(
+                s,
+                "  {:>width$} -> {:<width$}  {:<7}  capacity {:<4}  {}",
+                e.from,
+                e.to,
+                e.item.to_string(),
+                e.capacity,
+                e.policy.to_string()
+            );
+        }
+        s
+    }
+}
+
+impl PipelineFile {
+    /// Checks the graph: kinds, keys, wiring, types, capacities, references.
+    pub fn validate(&self) -> Result<Plan, PipelineError> {
+        let spec = &self.spec;
+        if spec.stage.is_empty() {
+            return Err(self.error(
+                0..0,
+                Some("stage"),
+                "the pipeline has no stages: add [stage.NAME] tables, starting with a source such as `kind = \"dataset\"`",
+            ));
+        }
+        let mut kinds = BTreeMap::new();
+        for (name, st) in &spec.stage {
+            let st = st.get_ref();
+            let key = format!("stage.{name}.kind");
+            let kind = StageKind::parse(st.kind.get_ref()).ok_or_else(|| {
+                let known: Vec<&str> = StageKind::ALL.iter().map(|k| k.name()).collect();
+                self.error(
+                    st.kind.span(),
+                    Some(&key),
+                    format!(
+                        "unknown stage kind `{}`; the kinds are: {}",
+                        st.kind.get_ref(),
+                        known.join(", ")
+                    ),
+                )
+            })?;
+            let (allowed, required) = kind.keys();
+            for (k, span) in st.present_keys() {
+                if !allowed.contains(&k) {
+                    return Err(self.error(
+                        span,
+                        Some(&format!("stage.{name}.{k}")),
+                        format!(
+                            "`{k}` does not apply to a `{}` stage (it takes: {})",
+                            kind.name(),
+                            if allowed.is_empty() {
+                                "no settings besides input".to_string()
+                            } else {
+                                allowed.join(", ")
+                            }
+                        ),
+                    ));
+                }
+            }
+            let present: Vec<&str> = st.present_keys().into_iter().map(|(k, _)| k).collect();
+            for r in required {
+                if !present.contains(r) {
+                    return Err(self.error(
+                        st.kind.span(),
+                        Some(&format!("stage.{name}")),
+                        format!("a `{}` stage needs the key `{r}`", kind.name()),
+                    ));
+                }
+            }
+            self.check_stage_values(name, kind, st)?;
+            kinds.insert(name.clone(), kind);
+        }
+
+        let mut edges = Vec::new();
+        for (name, st) in &spec.stage {
+            let st = st.get_ref();
+            let kind = kinds[name];
+            match (&st.input, kind.role()) {
+                (Some(input), Role::Source) => {
+                    return Err(self.error(
+                        input.span(),
+                        Some(&format!("stage.{name}.input")),
+                        format!("`{name}` is a source (`{}`): sources take no input", kind.name()),
+                    ))
+                }
+                (None, Role::Stage | Role::Sink) => {
+                    return Err(self.error(
+                        st.kind.span(),
+                        Some(&format!("stage.{name}")),
+                        format!(
+                            "`{name}` (`{}`) has no `input`: say which stage it reads from, e.g. input = \"{}\"",
+                            kind.name(),
+                            kinds.keys().next().map(String::as_str).unwrap_or("source")
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+            if let Some(input) = &st.input {
+                let key = format!("stage.{name}.input");
+                for (from, capacity, policy, span) in
+                    self.parse_inputs(input.get_ref(), input.span(), &key)?
+                {
+                    let Some(&from_kind) = kinds.get(&from) else {
+                        let names: Vec<&str> = kinds.keys().map(String::as_str).collect();
+                        return Err(self.error(
+                            span,
+                            Some(&key),
+                            format!("`{name}` reads from `{from}`, but there is no stage named `{from}` (stages: {})", names.join(", ")),
+                        ));
+                    };
+                    let Some(out) = from_kind.output() else {
+                        return Err(self.error(
+                            span,
+                            Some(&key),
+                            format!(
+                                "`{from}` is a sink (`{}`): it has no output to read from",
+                                from_kind.name()
+                            ),
+                        ));
+                    };
+                    let want = kind.input().expect("stages and sinks take input");
+                    if out != want {
+                        return Err(self.error(
+                            span,
+                            Some(&key),
+                            format!(
+                                "type mismatch on edge `{from}` -> `{name}`: `{from}` ({}) emits `{out}` items, but `{name}` ({}) takes `{want}` items",
+                                from_kind.name(),
+                                kind.name()
+                            ),
+                        ));
+                    }
+                    if edges
+                        .iter()
+                        .any(|e: &EdgePlan| e.from == from && e.to == *name)
+                    {
+                        return Err(self.error(
+                            span,
+                            Some(&key),
+                            format!("`{name}` reads from `{from}` twice"),
+                        ));
+                    }
+                    edges.push(EdgePlan {
+                        from,
+                        to: name.clone(),
+                        item: out,
+                        capacity,
+                        policy,
+                    });
+                }
+            }
+        }
+
+        if !kinds.values().any(|k| k.role() == Role::Source) {
+            return Err(self.error(
+                0..0,
+                Some("stage"),
+                "the pipeline has no source stage: nothing would ever flow; add one, e.g. [stage.source] with kind = \"dataset\"",
+            ));
+        }
+        for (name, kind) in &kinds {
+            if kind.role() != Role::Sink && !edges.iter().any(|e| &e.from == name) {
+                return Err(self.error(
+                    self.spec.stage[name].get_ref().kind.span(),
+                    Some(&format!("stage.{name}")),
+                    format!("nothing reads from `{name}`: connect it to a downstream stage or remove it"),
+                ));
+            }
+        }
+        let stages = self.order(&kinds, &edges)?;
+        let trains = stages.iter().filter(|s| s.kind == StageKind::Train).count();
+        if trains > 0 && spec.train.is_none() {
+            return Err(self.error(
+                0..0,
+                Some("train"),
+                "a pipeline with a `train` stage needs a [train] section with `epochs`",
+            ));
+        }
+        if trains > 1 {
+            return Err(self.error(
+                0..0,
+                Some("stage"),
+                "a pipeline can have only one `train` stage",
+            ));
+        }
+        if let Some(t) = &spec.train {
+            let t = t.get_ref();
+            if *t.epochs.get_ref() == 0 {
+                return Err(self.error(
+                    t.epochs.span(),
+                    Some("train.epochs"),
+                    "epochs must be at least 1",
+                ));
+            }
+            if let Some(c) = &t.checkpoint_every {
+                if *c.get_ref() == 0 {
+                    return Err(self.error(
+                        c.span(),
+                        Some("train.checkpoint_every"),
+                        "checkpoint_every must be at least 1",
+                    ));
+                }
+            }
+            for e in &t.eval {
+                self.data_ref(e.get_ref(), e.span(), "train.eval")?;
+            }
+        }
+        Ok(Plan { stages, edges })
+    }
+
+    fn check_stage_values(
+        &self,
+        name: &str,
+        kind: StageKind,
+        st: &super::StageSpec,
+    ) -> Result<(), PipelineError> {
+        if let Some(d) = &st.data {
+            self.data_ref(d.get_ref(), d.span(), &format!("stage.{name}.data"))?;
+        }
+        if let Some(b) = &st.batch_size {
+            if *b.get_ref() == 0 {
+                return Err(self.error(
+                    b.span(),
+                    Some(&format!("stage.{name}.batch_size")),
+                    "batch_size must be at least 1",
+                ));
+            }
+        }
+        if let Some(s) = &st.std {
+            let v = *s.get_ref();
+            if v.is_nan() || v == 0.0 {
+                return Err(self.error(
+                    s.span(),
+                    Some(&format!("stage.{name}.std")),
+                    "std must be a non-zero number",
+                ));
+            }
+        }
+        if let Some(m) = &st.method {
+            if !METHODS.contains(&m.get_ref().as_str()) {
+                return Err(self.error(
+                    m.span(),
+                    Some(&format!("stage.{name}.method")),
+                    format!(
+                        "unknown method `{}`; the methods are: {}",
+                        m.get_ref(),
+                        METHODS.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(n) = &st.network {
+            let k = &n.get_ref().kind;
+            if !NETWORKS.contains(&k.get_ref().as_str()) {
+                return Err(self.error(
+                    k.span(),
+                    Some(&format!("stage.{name}.network.kind")),
+                    format!(
+                        "unknown network `{}`; the networks are: {}",
+                        k.get_ref(),
+                        NETWORKS.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(o) = &st.optimizer {
+            let lr = o.get_ref().lr;
+            if !(lr > 0.0 && lr.is_finite()) {
+                return Err(self.error(
+                    o.span(),
+                    Some(&format!("stage.{name}.optimizer.lr")),
+                    "the learning rate must be a positive number",
+                ));
+            }
+        }
+        let _ = kind;
+        Ok(())
+    }
+
+    fn data_ref(&self, data: &str, span: Range<usize>, key: &str) -> Result<(), PipelineError> {
+        if self.spec.data.contains_key(data) {
+            return Ok(());
+        }
+        let names: Vec<&str> = self.spec.data.keys().map(String::as_str).collect();
+        Err(self.error(
+            span,
+            Some(key),
+            if names.is_empty() {
+                format!("data set `{data}` is not declared: add a [data.{data}] table with `set` and `split`")
+            } else {
+                format!("data set `{data}` is not declared (declared: {}); add a [data.{data}] table", names.join(", "))
+            },
+        ))
+    }
+
+    /// Parses an `input` value into `(from, capacity, policy, span)` tuples.
+    fn parse_inputs(
+        &self,
+        v: &Value,
+        span: Range<usize>,
+        key: &str,
+    ) -> Result<Vec<(String, usize, Policy, Range<usize>)>, PipelineError> {
+        let bad = |msg: String| self.error(span.clone(), Some(key), msg);
+        let one = |v: &Value| -> Result<(String, usize, Policy, Range<usize>), PipelineError> {
+            match v {
+                Value::String(s) => Ok((s.clone(), DEFAULT_CAPACITY, Policy::Block, span.clone())),
+                Value::Table(t) => {
+                    let mut from = None;
+                    let mut capacity = DEFAULT_CAPACITY;
+                    let mut policy = Policy::Block;
+                    for (k, val) in t {
+                        match (k.as_str(), val) {
+                            ("from", Value::String(s)) => from = Some(s.clone()),
+                            ("capacity", Value::Integer(c)) => {
+                                if *c < 1 {
+                                    // A zero-capacity channel is a rendezvous: with drop_oldest
+                                    // there would be nothing to drop, and a stalled reader
+                                    // would hang the writer. Refuse it outright.
+                                    return Err(bad(format!("capacity must be at least 1 (found {c}): an edge needs room for one item")));
+                                }
+                                capacity = *c as usize;
+                            }
+                            ("policy", Value::String(p)) => {
+                                policy = match p.as_str() {
+                                    "block" => Policy::Block,
+                                    "drop_oldest" => Policy::DropOldest,
+                                    other => return Err(bad(format!("unknown policy `{other}`: use `block` (never lose items) or `drop_oldest` (bounded latency, drops counted)"))),
+                                }
+                            }
+                            ("from" | "capacity" | "policy", other) => {
+                                return Err(bad(format!("wrong type for `{k}`: found {}", other.type_str())))
+                            }
+                            (other, _) => return Err(bad(format!("unknown key `{other}` in an input (it takes: from, capacity, policy)"))),
+                        }
+                    }
+                    let from = from.ok_or_else(|| bad("an input table needs `from = \"STAGE\"`".to_string()))?;
+                    Ok((from, capacity, policy, span.clone()))
+                }
+                other => Err(bad(format!(
+                    "wrong type: found {}; an input is a stage name, {{ from = \"NAME\", capacity = 64, policy = \"block\" }}, or a list of those",
+                    other.type_str()
+                ))),
+            }
+        };
+        match v {
+            Value::Array(a) if a.is_empty() => {
+                Err(bad("empty input list: name at least one stage".into()))
+            }
+            Value::Array(a) => a.iter().map(one).collect(),
+            other => Ok(vec![one(other)?]),
+        }
+    }
+
+    /// Orders stages upstream-first; a cycle is an error.
+    fn order(
+        &self,
+        kinds: &BTreeMap<String, StageKind>,
+        edges: &[EdgePlan],
+    ) -> Result<Vec<StagePlan>, PipelineError> {
+        let mut indeg: BTreeMap<&str, usize> = kinds.keys().map(|k| (k.as_str(), 0)).collect();
+        for e in edges {
+            *indeg.get_mut(e.to.as_str()).expect("validated") += 1;
+        }
+        let mut ready: Vec<&str> = indeg
+            .iter()
+            .filter(|(_, &d)| d == 0)
+            .map(|(k, _)| *k)
+            .collect();
+        ready.reverse();
+        let mut out = Vec::new();
+        let mut done = BTreeSet::new();
+        while let Some(n) = ready.pop() {
+            done.insert(n);
+            out.push(StagePlan {
+                name: n.to_string(),
+                kind: kinds[n],
+            });
+            for e in edges.iter().filter(|e| e.from == n) {
+                let d = indeg.get_mut(e.to.as_str()).expect("validated");
+                *d -= 1;
+                if *d == 0 {
+                    ready.push(e.to.as_str());
+                }
+            }
+        }
+        if out.len() < kinds.len() {
+            let stuck = kinds
+                .keys()
+                .find(|k| !done.contains(k.as_str()))
+                .expect("some stage is left");
+            return Err(self.error(
+                self.spec.stage[stuck].get_ref().kind.span(),
+                Some(&format!("stage.{stuck}.input")),
+                format!("the stages form a cycle through `{stuck}`: a pipeline must flow from sources to sinks"),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Checks that every data set the pipeline uses has its files in `dir`.
+    pub fn check_data(&self, dir: &DataDir) -> Result<(), PipelineError> {
+        for (name, d) in &self.spec.data {
+            let spec = d.get_ref();
+            for f in digits_files(*spec.set.get_ref(), *spec.split.get_ref()) {
+                let p = dir.path.join(f);
+                if !p.is_file() {
+                    return Err(self.error(
+                        spec.set.span(),
+                        Some(&format!("data.{name}")),
+                        format!(
+                            "data set `{name}` needs the file {}, which does not exist (data directory {}, {}); point --data-dir or SCARCE_DATA_DIR at a folder that has it",
+                            p.display(),
+                            dir.path.display(),
+                            origin_words(dir)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How the data directory was chosen, in words.
+pub fn origin_words(dir: &DataDir) -> &'static str {
+    match dir.origin {
+        crate::data::DataDirOrigin::Flag => "from --data-dir",
+        crate::data::DataDirOrigin::Env => "from SCARCE_DATA_DIR",
+        crate::data::DataDirOrigin::BuiltIn => "the built-in default",
+    }
+}

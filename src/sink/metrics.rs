@@ -1,0 +1,179 @@
+//! Metrics sink: appends one JSON line per epoch to `metrics.jsonl` (flushed each
+//! epoch), and when the graph ends, normally or not, writes `summary.json` and the
+//! learning-curve plot atomically.
+
+use crate::fsutil::write_atomic;
+use crate::graph::{BoxError, Sink};
+use crate::item::{EpochMetrics, Item, Report};
+use anyhow::Context;
+use serde::Serialize;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+/// File name of the per-epoch metrics in a run folder.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+/// File name of the run summary.
+pub const SUMMARY_FILE: &str = "summary.json";
+/// File name of the learning-curve plot.
+pub const PLOT_FILE: &str = "learning_curve.svg";
+
+/// The `summary.json` of a run.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct Summary {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// `completed` or `interrupted`.
+    pub status: String,
+    /// Epochs finished.
+    pub epochs_done: usize,
+    /// Epochs asked for.
+    pub epochs: usize,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Device the run trained on.
+    pub device: String,
+    /// Accuracy on each evaluation set after the last finished epoch.
+    pub final_eval: Vec<(String, f64)>,
+    /// Best accuracy on each evaluation set over all epochs, with its epoch.
+    pub best_eval: Vec<(String, f64, usize)>,
+    /// Training wall time, seconds (over resumed sessions too).
+    pub elapsed_s: f64,
+}
+
+/// Reads the epochs already in a run's `metrics.jsonl`, keeping only epochs up to
+/// `up_to` and rewriting the file if it held more (a run killed after writing metrics
+/// but before its checkpoint).
+pub fn load_history(run: &Path, up_to: usize) -> anyhow::Result<Vec<EpochMetrics>> {
+    let path = run.join(METRICS_FILE);
+    let f = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut kept = Vec::new();
+    let mut dropped = false;
+    for line in BufReader::new(f).lines() {
+        let line = line?;
+        match serde_json::from_str::<EpochMetrics>(&line) {
+            Ok(m) if m.epoch <= up_to => kept.push(m),
+            _ => dropped = true,
+        }
+    }
+    if dropped {
+        let mut text = String::new();
+        for m in &kept {
+            text.push_str(&serde_json::to_string(m)?);
+            text.push('\n');
+        }
+        write_atomic(&path, text.as_bytes())?;
+    }
+    Ok(kept)
+}
+
+/// Writes the run's metrics files.
+pub struct MetricsSink {
+    run: PathBuf,
+    file: Option<File>,
+    history: Vec<EpochMetrics>,
+    pipeline: String,
+    epochs: usize,
+    seed: u64,
+    device: String,
+}
+
+impl MetricsSink {
+    /// A sink writing into `run`, continuing `history` (epochs of earlier sessions).
+    pub fn new(
+        run: &Path,
+        history: Vec<EpochMetrics>,
+        pipeline: &str,
+        epochs: usize,
+        seed: u64,
+        device: &str,
+    ) -> Self {
+        Self {
+            run: run.to_path_buf(),
+            file: None,
+            history,
+            pipeline: pipeline.to_string(),
+            epochs,
+            seed,
+            device: device.to_string(),
+        }
+    }
+
+    fn append(&mut self, m: &EpochMetrics) -> anyhow::Result<()> {
+        if self.file.is_none() {
+            let path = self.run.join(METRICS_FILE);
+            self.file = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            );
+        }
+        let f = self.file.as_mut().expect("opened above");
+        let mut line = serde_json::to_string(m)?;
+        line.push('\n');
+        f.write_all(line.as_bytes())?;
+        f.flush()?;
+        Ok(())
+    }
+
+    /// The summary of the epochs seen so far.
+    pub fn summary(&self) -> Summary {
+        let last = self.history.last();
+        let mut best: Vec<(String, f64, usize)> = Vec::new();
+        for m in &self.history {
+            for (i, (name, acc)) in m.eval.iter().enumerate() {
+                match best.get_mut(i) {
+                    Some(b) if *acc > b.1 => *b = (name.clone(), *acc, m.epoch),
+                    Some(_) => {}
+                    None => best.push((name.clone(), *acc, m.epoch)),
+                }
+            }
+        }
+        let done = last.map(|m| m.epoch).unwrap_or(0);
+        Summary {
+            pipeline: self.pipeline.clone(),
+            status: if done >= self.epochs {
+                "completed"
+            } else {
+                "interrupted"
+            }
+            .into(),
+            epochs_done: done,
+            epochs: self.epochs,
+            seed: self.seed,
+            device: self.device.clone(),
+            final_eval: last.map(|m| m.eval.clone()).unwrap_or_default(),
+            best_eval: best,
+            elapsed_s: last.map(|m| m.elapsed_s).unwrap_or(0.0),
+        }
+    }
+}
+
+impl Sink<Item> for MetricsSink {
+    fn consume(&mut self, item: Item) -> Result<(), BoxError> {
+        if let Item::Report(Report::Epoch(m)) = item {
+            self.append(&m)?;
+            self.history.push(m);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), BoxError> {
+        let summary = self.summary();
+        write_atomic(
+            &self.run.join(SUMMARY_FILE),
+            serde_json::to_string_pretty(&summary)?.as_bytes(),
+        )?;
+        if !self.history.is_empty() {
+            let svg = super::plot::learning_curve_svg(&self.pipeline, &self.history)?;
+            write_atomic(&self.run.join(PLOT_FILE), svg.as_bytes())?;
+        }
+        Ok(())
+    }
+}

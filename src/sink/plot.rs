@@ -1,0 +1,120 @@
+//! Learning-curve plot (SVG, plotters): training loss and the accuracy on every
+//! evaluation set, epoch by epoch.
+
+use crate::item::EpochMetrics;
+use plotters::prelude::*;
+
+/// Renders the learning curve of `history` as an SVG document.
+pub fn learning_curve_svg(title: &str, history: &[EpochMetrics]) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let (left, right) = root.split_horizontally(450);
+        let last = history.last().map(|m| m.epoch).unwrap_or(1).max(2);
+        let first = history.first().map(|m| m.epoch).unwrap_or(1).min(last - 1);
+
+        let max_loss = history
+            .iter()
+            .map(|m| m.train_loss)
+            .fold(0.0f64, f64::max)
+            .max(1e-6)
+            * 1.05;
+        let mut chart = ChartBuilder::on(&left)
+            .caption(format!("{title}: training loss"), ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(45)
+            .build_cartesian_2d(first as f64..last as f64, 0.0..max_loss)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .draw()
+            .map_err(plot_err)?;
+        chart
+            .draw_series(LineSeries::new(
+                history.iter().map(|m| (m.epoch as f64, m.train_loss)),
+                &RED,
+            ))
+            .map_err(plot_err)?;
+
+        let mut chart = ChartBuilder::on(&right)
+            .caption("accuracy (%)", ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(45)
+            .build_cartesian_2d(first as f64..last as f64, 0.0..100.0)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .draw()
+            .map_err(plot_err)?;
+        let colours = [BLUE, GREEN, MAGENTA, CYAN, BLACK];
+        chart
+            .draw_series(LineSeries::new(
+                history
+                    .iter()
+                    .map(|m| (m.epoch as f64, 100.0 * m.train_acc)),
+                &RED,
+            ))
+            .map_err(plot_err)?
+            .label("train")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], RED));
+        let names: Vec<String> = history
+            .first()
+            .map(|m| m.eval.iter().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default();
+        for (i, name) in names.iter().enumerate() {
+            let c = colours[i % colours.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    history
+                        .iter()
+                        .filter_map(|m| m.eval.get(i).map(|(_, a)| (m.epoch as f64, 100.0 * a))),
+                    &c,
+                ))
+                .map_err(plot_err)?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], c));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
+fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow::anyhow!("drawing the learning curve: {e:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn svg_has_a_line_per_series() {
+        let h: Vec<EpochMetrics> = (1..=3)
+            .map(|e| EpochMetrics {
+                epoch: e,
+                train_loss: 1.0 / e as f64,
+                train_acc: 0.5,
+                eval: vec![("a".into(), 0.6), ("b".into(), 0.4)],
+                iterations: 2,
+                train_s: 0.1,
+                eval_s: 0.1,
+                elapsed_s: e as f64,
+            })
+            .collect();
+        let svg = learning_curve_svg("t", &h).unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert_eq!(svg.matches("<polyline").count(), 4, "loss, train, a, b");
+    }
+}

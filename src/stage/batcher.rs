@@ -1,0 +1,122 @@
+//! Batcher: groups examples into batches of a fixed size. At the end of an epoch the
+//! incomplete batch is emitted (or dropped with `drop_last`) before the marker passes on,
+//! so no batch ever mixes two epochs.
+
+use super::unexpected;
+use crate::graph::{BoxError, Stage};
+use crate::item::{Batch, Item};
+use std::sync::Arc;
+
+/// Groups [`Item::Example`]s into [`Item::Batch`]es.
+pub struct Batcher {
+    batch_size: usize,
+    drop_last: bool,
+    pending: Option<Batch>,
+}
+
+impl Batcher {
+    /// A batcher of `batch_size` (at least 1) examples per batch.
+    pub fn new(batch_size: usize, drop_last: bool) -> Self {
+        Self {
+            batch_size: batch_size.max(1),
+            drop_last,
+            pending: None,
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<Item>) {
+        if let Some(b) = self.pending.take() {
+            if !b.is_empty() && !(self.drop_last && b.len() < self.batch_size) {
+                out.push(Item::Batch(Arc::new(b)));
+            }
+        }
+    }
+}
+
+impl Stage<Item> for Batcher {
+    fn process(&mut self, item: Item, out: &mut Vec<Item>) -> Result<(), BoxError> {
+        match item {
+            Item::Example(ex) => {
+                let n = ex.pixels.len();
+                let b = self.pending.get_or_insert_with(|| Batch {
+                    pixels: Vec::with_capacity(n * self.batch_size),
+                    labels: Vec::with_capacity(self.batch_size),
+                    height: ex.height,
+                    width: ex.width,
+                    epoch: ex.epoch,
+                });
+                b.pixels.extend_from_slice(&ex.pixels);
+                b.labels.push(ex.label);
+                if b.len() == self.batch_size {
+                    self.flush(out);
+                }
+            }
+            Item::EpochEnd(_) => {
+                self.flush(out);
+                out.push(item);
+            }
+            other => return Err(unexpected("batcher", &other)),
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Vec<Item>) -> Result<(), BoxError> {
+        self.flush(out);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::Example;
+
+    fn ex(v: f32) -> Item {
+        Item::Example(Arc::new(Example {
+            pixels: vec![v; 4],
+            height: 2,
+            width: 2,
+            label: v as u8,
+            epoch: 1,
+        }))
+    }
+
+    fn sizes(drop_last: bool) -> Vec<usize> {
+        let mut b = Batcher::new(3, drop_last);
+        let mut out = Vec::new();
+        for i in 0..7 {
+            b.process(ex(i as f32), &mut out).unwrap();
+        }
+        b.process(Item::EpochEnd(1), &mut out).unwrap();
+        out.iter()
+            .map(|i| match i {
+                Item::Batch(b) => b.len(),
+                _ => 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn partial_batch_is_flushed_at_epoch_end() {
+        assert_eq!(sizes(false), vec![3, 3, 1, 0]);
+    }
+
+    #[test]
+    fn drop_last_discards_the_partial_batch() {
+        assert_eq!(sizes(true), vec![3, 3, 0]);
+    }
+
+    #[test]
+    fn batch_keeps_images_and_labels_in_order() {
+        let mut b = Batcher::new(2, false);
+        let mut out = Vec::new();
+        b.process(ex(1.0), &mut out).unwrap();
+        b.process(ex(2.0), &mut out).unwrap();
+        let Item::Batch(batch) = &out[0] else {
+            panic!("expected a batch")
+        };
+        assert_eq!(batch.labels, vec![1, 2]);
+        assert_eq!(batch.pixels, vec![1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]);
+        assert_eq!((batch.height, batch.width), (2, 2));
+    }
+}

@@ -1,0 +1,321 @@
+//! A training session from the command line's point of view: resolve the pipeline, the
+//! data directory, the device and the run folder; run the graph; report the outcome.
+//! Also reloading a finished run for evaluation.
+
+use super::checkpoint::{self, CheckpointState};
+use crate::data::{resolve_data_dir, DataDir, DataDirOrigin};
+use crate::eval::{evaluate, Evaluation};
+use crate::fsutil::write_atomic;
+use crate::graph::{RunReport, StopFlag};
+use crate::pipeline::assemble::RunContext;
+use crate::pipeline::{PipelineFile, Plan};
+use crate::sink::metrics::{load_history, Summary, SUMMARY_FILE};
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::store::ModuleSnapshot;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// File name of the pipeline copy in a run folder.
+pub const PIPELINE_FILE: &str = "pipeline.toml";
+/// File name of the resolved run settings.
+pub const RUN_FILE: &str = "run.json";
+/// File name of the exported final weights.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// Settings resolved when a run started; a resumed run uses them again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// Seed.
+    pub seed: u64,
+    /// Epochs (the pipeline's, or `--epochs`).
+    pub epochs: usize,
+    /// Device name.
+    pub device: String,
+    /// Data directory used.
+    pub data_dir: PathBuf,
+    /// Where the pipeline came from.
+    pub pipeline_source: PathBuf,
+}
+
+/// What `scarce train` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct TrainRequest {
+    /// Pipeline file (fresh run).
+    pub pipeline: Option<PathBuf>,
+    /// Run folder to resume.
+    pub resume: Option<PathBuf>,
+    /// Run folder for a fresh run (default `runs/NAME-TIMESTAMP`).
+    pub out: Option<PathBuf>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// `--epochs`.
+    pub epochs: Option<usize>,
+    /// `--device`.
+    pub device: String,
+    /// No progress output.
+    pub quiet: bool,
+}
+
+/// The outcome of a training session.
+pub struct TrainOutcome {
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// The run summary.
+    pub summary: Summary,
+    /// Graph metrics.
+    pub report: RunReport,
+}
+
+fn data_dir_for(flag: Option<&Path>, recorded: Option<&Path>) -> DataDir {
+    let d = resolve_data_dir(flag);
+    match (d.origin, recorded) {
+        (DataDirOrigin::BuiltIn, Some(r)) => DataDir {
+            path: r.to_path_buf(),
+            origin: DataDirOrigin::Flag,
+        },
+        _ => d,
+    }
+}
+
+fn timestamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // civil-from-days (proleptic Gregorian calendar), UTC
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Loads and validates a pipeline, with `--epochs` applied.
+pub fn load_pipeline(path: &Path, epochs: Option<usize>) -> Result<(PipelineFile, Plan)> {
+    let mut file = PipelineFile::load(path)?;
+    if let (Some(e), Some(t)) = (epochs, file.spec.train.as_mut()) {
+        if e == 0 {
+            bail!("--epochs must be at least 1");
+        }
+        *t.get_mut().epochs.get_mut() = e;
+    }
+    let plan = file.validate()?;
+    Ok((file, plan))
+}
+
+/// Runs (or resumes) a training session. `stop` is set by Ctrl-C.
+pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
+    let choice: crate::model::device::DeviceChoice = req.device.parse()?;
+    let (run_dir, settings, resume) = if let Some(run) = &req.resume {
+        let settings_path = run.join(RUN_FILE);
+        let text = fs::read_to_string(&settings_path).with_context(|| {
+            format!(
+                "{} is not a run folder: cannot read {}",
+                run.display(),
+                settings_path.display()
+            )
+        })?;
+        let mut settings: RunSettings = serde_json::from_str(&text)
+            .with_context(|| format!("{} is damaged", settings_path.display()))?;
+        if let Some(e) = req.epochs {
+            settings.epochs = e;
+        }
+        let resume = checkpoint::latest(run)?;
+        (run.clone(), settings, resume)
+    } else {
+        let pipeline = req
+            .pipeline
+            .as_ref()
+            .context("give a pipeline file, or --resume RUN_DIR")?;
+        let (file, _) = load_pipeline(pipeline, req.epochs)?;
+        let train = file
+            .spec
+            .train
+            .as_ref()
+            .context("this pipeline has no [train] section, so it cannot be trained")?;
+        let data_dir = resolve_data_dir(req.data_dir.as_deref());
+        let run_dir = req.out.clone().unwrap_or_else(|| {
+            PathBuf::from("runs").join(format!("{}-{}", file.spec.pipeline.name, timestamp()))
+        });
+        if checkpoint::latest(&run_dir)?.is_some() {
+            bail!(
+                "{} already holds a run: continue it with `scarce train --resume {}` or choose another --out",
+                run_dir.display(),
+                run_dir.display()
+            );
+        }
+        fs::create_dir_all(&run_dir)
+            .with_context(|| format!("creating the run folder {}", run_dir.display()))?;
+        let settings = RunSettings {
+            seed: req.seed.unwrap_or(train.get_ref().seed),
+            epochs: *train.get_ref().epochs.get_ref(),
+            device: choice.to_string(),
+            data_dir: fs::canonicalize(&data_dir.path).unwrap_or(data_dir.path.clone()),
+            pipeline_source: pipeline.clone(),
+        };
+        write_atomic(&run_dir.join(PIPELINE_FILE), file.text.as_bytes())?;
+        write_atomic(
+            &run_dir.join(RUN_FILE),
+            serde_json::to_string_pretty(&settings)?.as_bytes(),
+        )?;
+        (run_dir, settings, None)
+    };
+    write_atomic(
+        &run_dir.join(RUN_FILE),
+        serde_json::to_string_pretty(&settings)?.as_bytes(),
+    )?;
+
+    let (file, plan) = load_pipeline(&run_dir.join(PIPELINE_FILE), Some(settings.epochs))?;
+    let data_dir = data_dir_for(req.data_dir.as_deref(), Some(&settings.data_dir));
+    file.check_data(&data_dir)?;
+    let device = choice.device()?;
+    let done = resume
+        .as_ref()
+        .map(|(_, s): &(PathBuf, CheckpointState)| s.epoch)
+        .unwrap_or(0);
+    let history = load_history(&run_dir, done)?;
+    if done >= settings.epochs {
+        bail!(
+            "{} already finished all {} epochs; evaluate it with `scarce eval {}` or give more with --epochs",
+            run_dir.display(),
+            settings.epochs,
+            run_dir.display()
+        );
+    }
+    let ctx = RunContext {
+        data_dir,
+        run_dir: run_dir.clone(),
+        device: device.clone(),
+        device_name: settings.device.clone(),
+        seed: settings.seed,
+        resume,
+        history,
+        quiet: req.quiet,
+    };
+    let graph = file.assemble_train(&plan, ctx)?.with_stop(stop);
+    let report = graph.run()?;
+    let summary_path = run_dir.join(SUMMARY_FILE);
+    let summary: Summary = serde_json::from_str(
+        &fs::read_to_string(&summary_path)
+            .with_context(|| format!("reading {}", summary_path.display()))?,
+    )?;
+    if summary.status == "completed" {
+        export_weights(&run_dir, &file, &plan, &device)?;
+    }
+    Ok(TrainOutcome {
+        run_dir,
+        summary,
+        report,
+    })
+}
+
+/// Writes the latest checkpoint's network as `model.safetensors` (portable weights).
+pub fn export_weights(
+    run: &Path,
+    file: &PipelineFile,
+    plan: &Plan,
+    device: &burn::prelude::Device,
+) -> Result<()> {
+    let (ckpt, _) = checkpoint::require_latest(run)?;
+    let net = checkpoint::load_net(&ckpt, &file.network_config(plan)?, device)?;
+    let mut store = burn::store::SafetensorsStore::from_bytes(None);
+    net.save_into(&mut store)
+        .map_err(|e| anyhow::anyhow!("exporting weights: {e:?}"))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| anyhow::anyhow!("exporting weights: {e:?}"))?;
+    write_atomic(&run.join(WEIGHTS_FILE), &bytes)?;
+    Ok(())
+}
+
+/// Evaluates a run's latest checkpoint on the named data sets (default: the pipeline's
+/// `[train] eval` sets).
+pub fn evaluate_run(
+    run: &Path,
+    data: &[String],
+    data_dir: Option<&Path>,
+    device: &str,
+) -> Result<Vec<Evaluation>> {
+    let settings_path = run.join(RUN_FILE);
+    let settings: RunSettings =
+        serde_json::from_str(&fs::read_to_string(&settings_path).with_context(|| {
+            format!(
+                "{} is not a run folder: cannot read {}",
+                run.display(),
+                settings_path.display()
+            )
+        })?)
+        .with_context(|| format!("{} is damaged", settings_path.display()))?;
+    let (file, plan) = load_pipeline(&run.join(PIPELINE_FILE), Some(settings.epochs))?;
+    let (ckpt, _) = checkpoint::require_latest(run)?;
+    let device = device
+        .parse::<crate::model::device::DeviceChoice>()?
+        .device()?;
+    let net = checkpoint::load_net(&ckpt, &file.network_config(&plan)?, &device)?.valid();
+    let names: Vec<String> = if data.is_empty() {
+        file.spec
+            .train
+            .as_ref()
+            .map(|t| {
+                t.get_ref()
+                    .eval
+                    .iter()
+                    .map(|e| e.get_ref().clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        data.to_vec()
+    };
+    if names.is_empty() {
+        bail!(
+            "nothing to evaluate: name a data set with --data (the pipeline declares: {})",
+            file.spec
+                .data
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let data_dir = data_dir_for(data_dir, Some(&settings.data_dir));
+    let train_stage = plan
+        .stages
+        .iter()
+        .find(|s| s.kind == crate::pipeline::StageKind::Train)
+        .context("the run's pipeline has no train stage")?;
+    let normalize = file.preprocessing_before(&plan, &train_stage.name);
+    names
+        .iter()
+        .map(|n| {
+            if !file.spec.data.contains_key(n) {
+                bail!(
+                    "data set `{n}` is not declared in the run's pipeline (declared: {})",
+                    file.spec
+                        .data
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            let set = file.load_data(n, &data_dir)?;
+            Ok(evaluate(&net, &set, normalize, &device))
+        })
+        .collect()
+}
