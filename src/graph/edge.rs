@@ -131,7 +131,8 @@ impl<T> Outlet<T> {
         self.sent += 1;
         self.count += 1;
         if self.count % DEPTH_SAMPLE == 1 {
-            self.max_depth = self.max_depth.max(self.tx.len());
+            // At least 1: the item was queued, even if the consumer took it already.
+            self.max_depth = self.max_depth.max(self.tx.len().max(1));
         }
     }
 

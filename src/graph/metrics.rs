@@ -417,7 +417,7 @@ struct Shared {
 
 /// Live metrics of a graph: cheap to clone, readable from any thread while
 /// [`super::Graph::run`] executes (e.g. to print `--stats` once a second).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct GraphMetrics {
     inner: Arc<Shared>,
 }
@@ -429,6 +429,12 @@ impl fmt::Debug for GraphMetrics {
 }
 
 impl GraphMetrics {
+    pub(crate) fn new() -> Self {
+        GraphMetrics {
+            inner: Arc::default(),
+        }
+    }
+
     pub(crate) fn add_node(&self, m: Arc<NodeMetrics>) {
         lock(&self.inner.nodes).push(m);
     }

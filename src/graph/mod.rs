@@ -6,21 +6,21 @@
 //! [`Graph::connect`]; [`Graph::run`] validates it, spawns one named thread per node,
 //! waits for all of them and returns a [`RunReport`] (or the first error).
 //!
-//! - Edges ([`edge`]) are bounded `crossbeam_channel`s with a [`Policy`]: `Block`
+//! - Edges (`edge.rs`) are bounded `crossbeam_channel`s with a [`Policy`]: `Block`
 //!   (backpressure) or `DropOldest` (keep the newest, for live streams). A node with
 //!   several outputs sends a clone to each (fan-out); one with several inputs merges
 //!   them (fan-in) and sees end of stream once all are closed.
 //! - Shutdown: the first error or panic, or the external [`StopFlag`] (Ctrl-C), stops
 //!   the graph: sources are no longer polled, every wait is bounded so all threads
 //!   notice within ~20 ms, every sink's `finish` still runs, all threads are joined.
-//! - Metrics ([`metrics`]): per node items in/out, busy time, latency p50/p99; per edge
+//! - Metrics (`metrics.rs`): per node items in/out, busy time, latency p50/p99; per edge
 //!   sent, dropped, depth. Live through [`Graph::metrics`], final in the report.
 //!
 //! Contact points: `pipeline` assembles graphs from pipeline files; `main.rs` installs
 //! the Ctrl-C handler on a [`StopFlag`] and prints [`RunReport::table`].
 
-pub mod edge;
-pub mod metrics;
+mod edge;
+mod metrics;
 mod node;
 
 use std::collections::HashSet;
@@ -159,7 +159,7 @@ impl<T: Clone + Send + 'static> Graph<T> {
             nodes: Vec::new(),
             edges: Vec::new(),
             stop: StopFlag::new(),
-            metrics: GraphMetrics::default(),
+            metrics: GraphMetrics::new(),
         }
     }
 

@@ -401,7 +401,7 @@ fn wiring_errors() {
 struct EvenTwiceThenTrailer;
 impl Stage<u64> for EvenTwiceThenTrailer {
     fn process(&mut self, item: u64, out: &mut Vec<u64>) -> Result<(), BoxError> {
-        if item % 2 == 0 {
+        if item & 1 == 0 {
             out.push(item);
             out.push(item);
         }

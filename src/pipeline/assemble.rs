@@ -2,7 +2,7 @@
 //! the data sets it uses and building the model stage on the chosen device.
 
 use super::{PipelineFile, Plan, StageKind};
-use crate::data::{load_digits, DataDir, ImageSet};
+use crate::data::{DataDir, ImageSet};
 use crate::graph::{EdgeSpec, Graph, NodeId};
 use crate::item::{EpochMetrics, Item};
 use crate::model::digits::DigitsNetConfig;
@@ -53,7 +53,7 @@ impl PipelineFile {
                 )
             })?
             .get_ref();
-        let mut set = load_digits(&dir.path, *spec.set.get_ref(), *spec.split.get_ref())?;
+        let mut set = dir.load_digits(*spec.set.get_ref(), *spec.split.get_ref())?;
         if let Some(limit) = &spec.limit {
             let n = (*limit.get_ref()).min(set.len());
             set = set.subset(&(0..n).collect::<Vec<_>>());

@@ -120,10 +120,72 @@ pub(crate) fn explain_toml(message: &str) -> String {
         return s;
     }
     if let Some(rest) = m.strip_prefix("invalid type: ") {
-        return format!("wrong type: found {rest}");
+        return format!("wrong type: found {}", plain_types(rest));
+    }
+    if let Some(rest) = m.strip_prefix("invalid value: ") {
+        return format!("invalid value: found {}", plain_types(rest));
     }
     if let Some(rest) = m.strip_prefix("missing field ") {
         return format!("missing required key {rest}");
     }
     m.to_string()
+}
+
+fn plain_types(m: &str) -> String {
+    m.replace("expected usize", "expected a whole number (0 or more)")
+        .replace("expected u64", "expected a whole number (0 or more)")
+        .replace("expected f32", "expected a number")
+        .replace("expected f64", "expected a number")
+        .replace("expected a boolean", "expected true or false")
+}
+
+/// The dotted key (`stage.batch.batch_size`) of the `key = value` line holding byte
+/// `offset`, using the nearest `[table]` header above it.
+pub(crate) fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let (k, _) = line.split_once('=')?;
+    let k = k.trim().trim_matches('"');
+    if k.is_empty() || k.starts_with('[') || k.starts_with('#') {
+        return None;
+    }
+    let header = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    Some(match header {
+        Some(h) => format!("{h}.{k}"),
+        None => k.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_at_uses_the_table_header() {
+        let t = "[pipeline]\nname = \"x\"\n[stage.batch]\nkind = \"batcher\"\nbatch_size = \"7\"\n";
+        let off = t.find("\"7\"").unwrap();
+        assert_eq!(key_at(t, off).as_deref(), Some("stage.batch.batch_size"));
+        assert_eq!(key_at(t, 0), None);
+    }
+
+    #[test]
+    fn positions_are_one_based_lines_and_columns() {
+        let t = "a = 1\nbb = oops\n";
+        let e = PipelineError::at(
+            Path::new("f.toml"),
+            t,
+            Some(11..15),
+            Some("bb"),
+            "bad".into(),
+        );
+        let s = e.to_string();
+        assert!(s.starts_with("f.toml:2:6: key `bb`: bad"), "{s}");
+        assert!(s.contains("2 | bb = oops"), "{s}");
+    }
 }

@@ -44,19 +44,31 @@ impl PipelineFile {
 
     /// Parses pipeline text that was read from `path`.
     pub fn parse(path: &Path, text: String) -> Result<Self, PipelineError> {
+        if let Err(e) = text.parse::<toml::Table>() {
+            return Err(PipelineError::at(
+                path,
+                &text,
+                e.span(),
+                None,
+                format!("invalid TOML syntax: {}", e.message().trim()),
+            ));
+        }
         match toml::from_str::<PipelineSpec>(&text) {
             Ok(spec) => Ok(Self {
                 path: path.to_path_buf(),
                 text,
                 spec,
             }),
-            Err(e) => Err(PipelineError::at(
-                path,
-                &text,
-                e.span(),
-                None,
-                error::explain_toml(e.message()),
-            )),
+            Err(e) => {
+                let key = e.span().and_then(|sp| error::key_at(&text, sp.start));
+                Err(PipelineError::at(
+                    path,
+                    &text,
+                    e.span(),
+                    key.as_deref(),
+                    error::explain_toml(e.message()),
+                ))
+            }
         }
     }
 
