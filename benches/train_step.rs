@@ -1,1 +1,105 @@
-fn main() {}
+//! One training step (forward, cross-entropy, backward, Adam) and one inference batch of
+//! the digits network, batch 128, on the default CPU backend. The same step in PyTorch
+//! is `benches/pytorch_digits.py`; `benches/compare.sh` runs both and prints them side
+//! by side.
+//!
+//! Also prints, once, where the step's time goes (forward+loss, backward, optimizer).
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use criterion::{criterion_group, criterion_main, Criterion};
+use scarce::method::source_only::SourceOnly;
+use scarce::method::OptimizerConfig;
+use scarce::model::digits::{DigitsNet, DigitsNetConfig};
+use std::time::Instant;
+
+const B: usize = 128;
+
+fn input(d: &Device, phase: f32) -> Tensor<4> {
+    let v: Vec<f32> = (0..B * 28 * 28)
+        .map(|j| (j as f32 * 0.37 + phase).sin())
+        .collect();
+    Tensor::from_data(TensorData::new(v, [B, 1, 28, 28]), d)
+}
+
+fn labels(d: &Device) -> Tensor<1, Int> {
+    let l: Vec<i64> = (0..B as i64).map(|i| i % 10).collect();
+    Tensor::from_data(TensorData::new(l, [B]), d)
+}
+
+fn breakdown(net: DigitsNet, x: &Tensor<4>, y: &Tensor<1, Int>) -> DigitsNet {
+    let cfg = OptimizerConfig::default();
+    let mut opt = cfg.init();
+    let mut net = net;
+    let (mut f, mut b, mut o) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..23 {
+        let t0 = Instant::now();
+        let logits = net.forward(x.clone());
+        let loss = CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits, y.clone());
+        let _: f32 = loss.clone().into_scalar();
+        let t1 = Instant::now();
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        let t2 = Instant::now();
+        net = opt.step(cfg.lr, net, grads);
+        let _: f32 = net
+            .c
+            .forward(net.g.forward(x.clone().slice([0..1])))
+            .sum()
+            .into_scalar();
+        let t3 = Instant::now();
+        if i >= 3 {
+            f.push((t1 - t0).as_secs_f64() * 1e3);
+            b.push((t2 - t1).as_secs_f64() * 1e3);
+            o.push((t3 - t2).as_secs_f64() * 1e3);
+        }
+    }
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    println!(
+        "train_step breakdown (median of 20): forward+loss {:.1} ms, backward {:.1} ms, optimizer {:.1} ms",
+        med(f),
+        med(b),
+        med(o)
+    );
+    net
+}
+
+fn bench(c: &mut Criterion) {
+    let base = Device::flex();
+    base.seed(0);
+    let ad = base.clone().autodiff();
+    let x = input(&ad, 0.0);
+    let y = labels(&ad);
+    let net = DigitsNetConfig::default().init(&ad);
+    let net = breakdown(net, &x, &y);
+
+    let mut method = SourceOnly::new(&OptimizerConfig::default());
+    let mut slot = Some(net);
+    let mut g = c.benchmark_group("digits");
+    g.sample_size(20);
+    g.bench_function("train_step/batch128", |bch| {
+        bch.iter(|| {
+            let (n, stats) = method.step(slot.take().unwrap(), x.clone(), y.clone());
+            assert!(stats.loss.is_finite());
+            slot = Some(n);
+        })
+    });
+    let valid = slot.take().unwrap().valid();
+    let xi = input(&base, 2.0);
+    g.bench_function("inference/batch128", |bch| {
+        bch.iter(|| {
+            let out = valid.forward(xi.clone()).into_data();
+            assert_eq!(out.shape().len(), 2);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

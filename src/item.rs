@@ -22,7 +22,7 @@ pub enum ItemType {
 
 impl fmt::Display for ItemType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             ItemType::Example => "example",
             ItemType::Batch => "batch",
             ItemType::Report => "report",

@@ -37,7 +37,7 @@ pub enum Policy {
 
 impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Policy::Block => "block",
             Policy::DropOldest => "drop_oldest",
         })

@@ -9,6 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use toml::Value;
 
+/// One parsed `input` entry: upstream stage, capacity, policy, position.
+type InputRef = (String, usize, Policy, Range<usize>);
+
 /// Capacity of an edge when the file does not say.
 pub const DEFAULT_CAPACITY: usize = 64;
 
@@ -82,11 +85,7 @@ impl Plan {
             let _ = writeln!(
                 s,
                 "  {:>width$} -> {:<width$}  {:<7}  capacity {:<4}  {}",
-                e.from,
-                e.to,
-                e.item.to_string(),
-                e.capacity,
-                e.policy.to_string()
+                e.from, e.to, e.item, e.capacity, e.policy
             );
         }
         s
@@ -383,7 +382,7 @@ impl PipelineFile {
         key: &str,
     ) -> Result<Vec<(String, usize, Policy, Range<usize>)>, PipelineError> {
         let bad = |msg: String| self.error(span.clone(), Some(key), msg);
-        let one = |v: &Value| -> Result<(String, usize, Policy, Range<usize>), PipelineError> {
+        let one = |v: &Value| -> Result<InputRef, PipelineError> {
             match v {
                 Value::String(s) => Ok((s.clone(), DEFAULT_CAPACITY, Policy::Block, span.clone())),
                 Value::Table(t) => {

@@ -26,7 +26,8 @@ impl Batcher {
 
     fn flush(&mut self, out: &mut Vec<Item>) {
         if let Some(b) = self.pending.take() {
-            if !b.is_empty() && !(self.drop_last && b.len() < self.batch_size) {
+            let partial = b.len() < self.batch_size;
+            if !(b.is_empty() || self.drop_last && partial) {
                 out.push(Item::Batch(Arc::new(b)));
             }
         }
