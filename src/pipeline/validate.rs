@@ -380,7 +380,7 @@ impl PipelineFile {
         v: &Value,
         span: Range<usize>,
         key: &str,
-    ) -> Result<Vec<(String, usize, Policy, Range<usize>)>, PipelineError> {
+    ) -> Result<Vec<InputRef>, PipelineError> {
         let bad = |msg: String| self.error(span.clone(), Some(key), msg);
         let one = |v: &Value| -> Result<InputRef, PipelineError> {
             match v {
