@@ -47,7 +47,7 @@ fn breakdown(net: DigitsNet, x: &Tensor<4>, y: &Tensor<1, Int>) -> DigitsNet {
         net = opt.step(cfg.lr, net, grads);
         let _: f32 = net
             .c
-            .forward(net.g.forward(x.clone().slice([0..1])))
+            .forward(net.g.forward(x.clone().narrow(0, 0, 1)))
             .sum()
             .into_scalar();
         let t3 = Instant::now();
