@@ -9,7 +9,7 @@ use burn::prelude::*;
 use serde::Serialize;
 
 /// Images per inference batch during evaluation.
-pub const EVAL_BATCH: usize = 500;
+pub const EVAL_BATCH: usize = 128;
 
 /// Results of evaluating one data set.
 #[derive(Clone, Debug, Serialize, PartialEq)]

@@ -5,8 +5,9 @@ Reads the full digit sets from a data directory and writes a small, reproducible
 subset next to this script's repository (``<repo>/data``), in the same formats:
 
 * ``mnist/train-images-idx3-ubyte.gz``, ``mnist/train-labels-idx1-ubyte.gz``:
-  2,000 of the 60,000 MNIST training digits, drawn with ``random.Random(2018)``,
-  kept in their original order;
+  10,000 of the 60,000 MNIST training digits, drawn with ``random.Random(2018)``,
+  in the random order drawn, so that the first N of them (a pipeline's ``limit = N``,
+  e.g. the 2,000 of the domain-adaptation protocol) are a uniform random sample too;
 * ``mnist/t10k-images-idx3-ubyte.gz``, ``mnist/t10k-labels-idx1-ubyte.gz``:
   the full 10,000-digit test set (copied byte for byte);
 * ``usps/zip.train.gz``: 1,800 of the 7,291 USPS training lines, drawn with
@@ -36,7 +37,7 @@ import struct
 import sys
 
 SEED = 2018
-MNIST_TRAIN_KEEP = 2000
+MNIST_TRAIN_KEEP = 10000
 USPS_TRAIN_KEEP = 1800
 
 
@@ -68,9 +69,10 @@ def idx_bytes(dims, data):
     return bytes([0, 0, 0x08, len(dims)]) + struct.pack(">" + "I" * len(dims), *dims) + data
 
 
-def sample(n, keep):
-    """`keep` of range(n), sorted, from a fixed seed."""
-    return sorted(random.Random(SEED).sample(range(n), keep))
+def sample(n, keep, ordered=True):
+    """`keep` of range(n) from a fixed seed: sorted, or in the (random) order drawn."""
+    drawn = random.Random(SEED).sample(range(n), keep)
+    return sorted(drawn) if ordered else drawn
 
 
 def class_counts(labels):
@@ -86,7 +88,7 @@ def make_mnist(src, out):
     n, rows, cols = images_dims
     if labels_dims != (n,):
         sys.exit(f"MNIST train: {n} images but labels of shape {labels_dims}")
-    keep = sample(n, MNIST_TRAIN_KEEP)
+    keep = sample(n, MNIST_TRAIN_KEEP, ordered=False)
     size = rows * cols
     sub_images = b"".join(images[i * size : (i + 1) * size] for i in keep)
     sub_labels = bytes(labels[i] for i in keep)

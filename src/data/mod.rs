@@ -475,8 +475,8 @@ mod tests {
         let t = Instant::now();
         let train = load_digits(builtin(), DigitsSet::Mnist, Split::Train).unwrap();
         assert_eq!(train.name, "mnist-train");
-        assert_eq!((train.len(), train.height, train.width), (2000, 28, 28));
-        assert_eq!(train.pixels.len(), 2000 * 784);
+        assert_eq!((train.len(), train.height, train.width), (10_000, 28, 28));
+        assert_eq!(train.pixels.len(), 10_000 * 784);
         assert!(train.labels.iter().all(|&l| l <= 9));
         assert!(train.class_counts().iter().all(|&c| c > 0));
         assert_eq!(train.class_counts().len(), 10);

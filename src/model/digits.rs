@@ -159,8 +159,10 @@ mod tests {
         assert_eq!(f.dims(), [3, FEATURE_DIM]);
         assert_eq!(net.valid().forward(x).dims(), [3, 10]);
         // conv1 1*32*25+32, conv2 32*48*25+48, bn 2*(32+48); fc 768*100+100, 100*100+100,
-        // 100*10+10, bn 2*(100+100)
-        let expected = (800 + 32) + (38_400 + 48) + 160 + (76_800 + 100) + 10_100 + 1_010 + 400;
+        // 100*10+10, bn 2*(100+100); plus the BatchNorm running mean and variance
+        let running = 2 * (32 + 48 + 100 + 100);
+        let expected =
+            (800 + 32) + (38_400 + 48) + 160 + (76_800 + 100) + 10_100 + 1_010 + 400 + running;
         assert_eq!(net.num_params(), expected);
     }
 }

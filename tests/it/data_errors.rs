@@ -75,13 +75,24 @@ fn usps_short_line() {
 #[test]
 fn image_and_label_counts_differ() {
     let d = copy_builtin_data();
-    // the test labels (10,000) paired with the training images (2,000)
-    std::fs::copy(
-        d.path().join("mnist/t10k-labels-idx1-ubyte.gz"),
-        d.path().join("mnist/train-labels-idx1-ubyte.gz"),
+    // a well-formed label file with one label fewer than there are images
+    let p = d.path().join("mnist/train-labels-idx1-ubyte.gz");
+    let mut dec = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&std::fs::read(&p).unwrap()[..]),
+        &mut dec,
     )
     .unwrap();
-    assert_user_error(&train_with(d.path()), &["train-labels-idx1-ubyte.gz"]);
+    let n = u32::from_be_bytes(dec[4..8].try_into().unwrap());
+    dec[4..8].copy_from_slice(&(n - 1).to_be_bytes());
+    dec.pop();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&dec).unwrap();
+    std::fs::write(&p, enc.finish().unwrap()).unwrap();
+    assert_user_error(
+        &train_with(d.path()),
+        &["train-labels-idx1-ubyte.gz", &format!("{}", n - 1)],
+    );
 }
 
 #[test]
