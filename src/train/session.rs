@@ -39,6 +39,21 @@ pub struct RunSettings {
     pub pipeline_source: PathBuf,
 }
 
+impl RunSettings {
+    /// Reads `RUN/run.json`.
+    pub fn load(run: &Path) -> Result<Self> {
+        let path = run.join(RUN_FILE);
+        let text = fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{} is not a run folder: cannot read {}",
+                run.display(),
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
+    }
+}
+
 /// What `scarce train` was asked to do.
 #[derive(Clone, Debug, Default)]
 pub struct TrainRequest {
@@ -122,16 +137,7 @@ pub fn load_pipeline(path: &Path, epochs: Option<usize>) -> Result<(PipelineFile
 pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
     let choice: crate::model::device::DeviceChoice = req.device.parse()?;
     let (run_dir, settings, resume) = if let Some(run) = &req.resume {
-        let settings_path = run.join(RUN_FILE);
-        let text = fs::read_to_string(&settings_path).with_context(|| {
-            format!(
-                "{} is not a run folder: cannot read {}",
-                run.display(),
-                settings_path.display()
-            )
-        })?;
-        let mut settings: RunSettings = serde_json::from_str(&text)
-            .with_context(|| format!("{} is damaged", settings_path.display()))?;
+        let mut settings = RunSettings::load(run)?;
         if let Some(e) = req.epochs {
             settings.epochs = e;
         }
@@ -251,16 +257,7 @@ pub fn evaluate_run(
     data_dir: Option<&Path>,
     device: &str,
 ) -> Result<Vec<Evaluation>> {
-    let settings_path = run.join(RUN_FILE);
-    let settings: RunSettings =
-        serde_json::from_str(&fs::read_to_string(&settings_path).with_context(|| {
-            format!(
-                "{} is not a run folder: cannot read {}",
-                run.display(),
-                settings_path.display()
-            )
-        })?)
-        .with_context(|| format!("{} is damaged", settings_path.display()))?;
+    let settings = RunSettings::load(run)?;
     let (file, plan) = load_pipeline(&run.join(PIPELINE_FILE), Some(settings.epochs))?;
     let (ckpt, _) = checkpoint::require_latest(run)?;
     let device = device
@@ -282,15 +279,17 @@ pub fn evaluate_run(
     } else {
         data.to_vec()
     };
+    let declared = file
+        .spec
+        .data
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if names.is_empty() {
         bail!(
             "nothing to evaluate: name a data set with --data (the pipeline declares: {})",
-            file.spec
-                .data
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            declared
         );
     }
     let data_dir = data_dir_for(data_dir, Some(&settings.data_dir));

@@ -115,6 +115,23 @@ fn unknown_or_missing_device_is_a_clear_error() {
     }
 }
 
+fn spawn_train(run_dir: &Path, epochs: &str) -> std::process::Child {
+    scarce()
+        .args([
+            "train",
+            tiny_pipeline().to_str().unwrap(),
+            "--out",
+            run_dir.to_str().unwrap(),
+            "--epochs",
+            epochs,
+            "--quiet",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn wait_for_epoch(run_dir: &Path, epoch: usize, child: &mut std::process::Child) {
     let t = Instant::now();
     loop {
@@ -138,20 +155,7 @@ fn wait_for_epoch(run_dir: &Path, epoch: usize, child: &mut std::process::Child)
 fn killed_run_resumes_from_its_last_checkpoint_and_finishes() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
-    let mut child = scarce()
-        .args([
-            "train",
-            tiny_pipeline().to_str().unwrap(),
-            "--out",
-            run_dir.to_str().unwrap(),
-            "--epochs",
-            "6",
-            "--quiet",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_train(&run_dir, "6");
     wait_for_epoch(&run_dir, 2, &mut child);
     child.kill().unwrap(); // SIGKILL: no chance to clean up
     child.wait().unwrap();
@@ -180,20 +184,7 @@ fn killed_run_resumes_from_its_last_checkpoint_and_finishes() {
 fn ctrl_c_stops_cleanly_and_flushes_the_summary() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
-    let mut child = scarce()
-        .args([
-            "train",
-            tiny_pipeline().to_str().unwrap(),
-            "--out",
-            run_dir.to_str().unwrap(),
-            "--epochs",
-            "200",
-            "--quiet",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_train(&run_dir, "200");
     wait_for_epoch(&run_dir, 1, &mut child);
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
