@@ -136,6 +136,7 @@ pub fn load_pipeline(path: &Path, epochs: Option<usize>) -> Result<(PipelineFile
 /// Runs (or resumes) a training session. `stop` is set by Ctrl-C.
 pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
     let choice: crate::model::device::DeviceChoice = req.device.parse()?;
+    let mut created = false;
     let (run_dir, settings, resume) = if let Some(run) = &req.resume {
         let mut settings = RunSettings::load(run)?;
         if let Some(e) = req.epochs {
@@ -165,6 +166,10 @@ pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
                 run_dir.display()
             );
         }
+        // Check what can be checked before a run folder appears on disk.
+        file.check_data(&data_dir)?;
+        choice.device()?;
+        created = !run_dir.exists();
         fs::create_dir_all(&run_dir)
             .with_context(|| format!("creating the run folder {}", run_dir.display()))?;
         let settings = RunSettings {
@@ -175,10 +180,6 @@ pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
             pipeline_source: pipeline.clone(),
         };
         write_atomic(&run_dir.join(PIPELINE_FILE), file.text.as_bytes())?;
-        write_atomic(
-            &run_dir.join(RUN_FILE),
-            serde_json::to_string_pretty(&settings)?.as_bytes(),
-        )?;
         (run_dir, settings, None)
     };
     write_atomic(
@@ -186,6 +187,23 @@ pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
         serde_json::to_string_pretty(&settings)?.as_bytes(),
     )?;
 
+    let result = run_session(req, stop, &run_dir, &settings, resume, &choice);
+    if result.is_err() && created && checkpoint::latest(&run_dir).ok().flatten().is_none() {
+        // A fresh run that failed before its first checkpoint leaves nothing worth keeping.
+        let _ = fs::remove_dir_all(&run_dir);
+    }
+    result
+}
+
+fn run_session(
+    req: &TrainRequest,
+    stop: StopFlag,
+    run_dir: &Path,
+    settings: &RunSettings,
+    resume: Option<(PathBuf, CheckpointState)>,
+    choice: &crate::model::device::DeviceChoice,
+) -> Result<TrainOutcome> {
+    let run_dir = run_dir.to_path_buf();
     let (file, plan) = load_pipeline(&run_dir.join(PIPELINE_FILE), Some(settings.epochs))?;
     let data_dir = data_dir_for(req.data_dir.as_deref(), Some(&settings.data_dir));
     file.check_data(&data_dir)?;
