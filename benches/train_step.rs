@@ -11,7 +11,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use criterion::{criterion_group, criterion_main, Criterion};
 use scarce::method::source_only::SourceOnly;
-use scarce::method::OptimizerConfig;
+use scarce::method::{MethodConfig, MethodKind, OptimizerConfig};
 use scarce::model::digits::{DigitsNet, DigitsNetConfig};
 use std::time::Instant;
 
@@ -79,18 +79,22 @@ fn bench(c: &mut Criterion) {
     let net = DigitsNetConfig::default().init(&ad);
     let net = breakdown(net, &x, &y);
 
-    let mut method = SourceOnly::new(&OptimizerConfig::default());
-    let mut slot = Some(net);
+    let cfg = MethodConfig {
+        kind: MethodKind::SourceOnly,
+        net: DigitsNetConfig::default(),
+        optimizer: OptimizerConfig::default(),
+        num_k: 4,
+    };
+    let mut method = SourceOnly::new(&cfg, &ad);
     let mut g = c.benchmark_group("digits");
     g.sample_size(20);
     g.bench_function("train_step/batch128", |bch| {
         bch.iter(|| {
-            let (n, stats) = method.step(slot.take().unwrap(), x.clone(), y.clone());
+            let stats = method.step_tensors(x.clone(), y.clone());
             assert!(stats.loss.is_finite());
-            slot = Some(n);
         })
     });
-    let valid = slot.take().unwrap().valid();
+    let valid = net.valid();
     let xi = input(&base, 2.0);
     g.bench_function("inference/batch128", |bch| {
         bch.iter(|| {

@@ -3,13 +3,13 @@
 //! statistics) in large batches, with the preprocessing the model was trained with.
 
 use crate::data::ImageSet;
-use crate::model::digits::DigitsNet;
+use crate::method::Predictor;
 use crate::stage::normalize::Normalize;
 use burn::prelude::*;
 use serde::Serialize;
 
 /// Images per inference batch during evaluation.
-pub const EVAL_BATCH: usize = 128;
+pub const EVAL_BATCH: usize = 256;
 
 /// Results of evaluating one data set.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -99,43 +99,67 @@ impl Evaluation {
     }
 }
 
-/// Predicted classes of every image of `set`, after `normalize`, with the network in
-/// eval mode on `device` (a plain, non-autodiff device).
+/// Predicted classes of every image of `set` for each head of `net`, after
+/// `normalize`, on `device` (a plain, non-autodiff device).
 pub fn predict(
-    net: &DigitsNet,
+    net: &dyn Predictor,
     set: &ImageSet,
     normalize: Option<Normalize>,
     device: &Device,
-) -> Vec<u8> {
+) -> Vec<Vec<u8>> {
     let pix = set.height * set.width;
-    let mut pred = Vec::with_capacity(set.len());
-    let mut buf = Vec::with_capacity(EVAL_BATCH * pix);
+    let mut pred = vec![Vec::with_capacity(set.len()); net.heads().len()];
     for start in (0..set.len()).step_by(EVAL_BATCH) {
         let end = (start + EVAL_BATCH).min(set.len());
-        buf.clear();
-        buf.extend_from_slice(&set.pixels[start * pix..end * pix]);
-        if let Some(n) = normalize {
-            n.apply(&mut buf);
+        let x = image_batch(set, start..end, normalize, device);
+        for (head, probs) in net.predict(x).into_iter().enumerate() {
+            let classes = probs.argmax(1).into_data();
+            pred[head].extend(classes.iter::<i64>().map(|c| c as u8));
         }
-        let x = Tensor::<4>::from_data(
-            TensorData::new(buf.clone(), [end - start, 1, set.height, set.width]),
-            device,
-        );
-        let classes = net.forward(x).argmax(1).into_data();
-        pred.extend(classes.iter::<i64>().map(|c| c as u8));
     }
+    debug_assert!(pred.iter().all(|p| p.len() == set.len()) || pix == 0);
     pred
 }
 
-/// Evaluates `net` (already in eval mode) on `set`.
+/// Images `range` of `set` as a `[n, 1, h, w]` tensor, after `normalize`.
+pub fn image_batch(
+    set: &ImageSet,
+    range: std::ops::Range<usize>,
+    normalize: Option<Normalize>,
+    device: &Device,
+) -> Tensor<4> {
+    let pix = set.height * set.width;
+    let mut buf = set.pixels[range.start * pix..range.end * pix].to_vec();
+    if let Some(n) = normalize {
+        n.apply(&mut buf);
+    }
+    Tensor::<4>::from_data(
+        TensorData::new(buf, [range.len(), 1, set.height, set.width]),
+        device,
+    )
+}
+
+/// Evaluates every head of `net` (already in eval mode) on `set`. The first result is
+/// the primary head, named after the data set; the others are named `DATA/HEAD`.
 pub fn evaluate(
-    net: &DigitsNet,
+    net: &dyn Predictor,
     set: &ImageSet,
     normalize: Option<Normalize>,
     device: &Device,
-) -> Evaluation {
-    let pred = predict(net, set, normalize, device);
-    Evaluation::from_predictions(&set.name, set.num_classes, &set.labels, &pred)
+) -> Vec<Evaluation> {
+    let heads = net.heads();
+    predict(net, set, normalize, device)
+        .into_iter()
+        .enumerate()
+        .map(|(i, pred)| {
+            let name = if i == 0 {
+                set.name.clone()
+            } else {
+                format!("{}/{}", set.name, heads[i])
+            };
+            Evaluation::from_predictions(&name, set.num_classes, &set.labels, &pred)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ pub enum ItemType {
     Example,
     /// A batch of examples.
     Batch,
+    /// A source batch and a target batch, for domain adaptation.
+    Pair,
     /// Training progress and epoch metrics.
     Report,
 }
@@ -25,7 +27,30 @@ impl fmt::Display for ItemType {
         f.pad(match self {
             ItemType::Example => "example",
             ItemType::Batch => "batch",
+            ItemType::Pair => "pair",
             ItemType::Report => "report",
+        })
+    }
+}
+
+/// Which domain data comes from. Only source labels are ever used for training; target
+/// labels, where a data set has them, serve evaluation only.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Domain {
+    /// Labelled training data.
+    Source,
+    /// Unlabelled data of the domain to adapt to.
+    Target,
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Domain::Source => "source",
+            Domain::Target => "target",
         })
     }
 }
@@ -43,6 +68,8 @@ pub struct Example {
     pub label: u8,
     /// Epoch (1-based) in which the example was emitted.
     pub epoch: usize,
+    /// Domain of the data set it comes from.
+    pub domain: Domain,
 }
 
 /// A batch of examples in one contiguous buffer, `[len, 1, height, width]`.
@@ -58,6 +85,18 @@ pub struct Batch {
     pub width: usize,
     /// Epoch (1-based).
     pub epoch: usize,
+    /// Domain of the examples.
+    pub domain: Domain,
+}
+
+/// A source batch with a target batch of the same epoch: one iteration of an adapting
+/// method.
+#[derive(Clone, Debug)]
+pub struct PairBatch {
+    /// Labelled source batch.
+    pub source: Arc<Batch>,
+    /// Target batch (its labels must not be used for training).
+    pub target: Arc<Batch>,
 }
 
 impl Batch {
@@ -80,6 +119,9 @@ pub struct EpochMetrics {
     pub train_loss: f64,
     /// Training accuracy (with dropout active).
     pub train_acc: f64,
+    /// Mean discrepancy (MCD) or divergence (ADR) on target batches, for adapting methods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discrepancy: Option<f64>,
     /// Accuracy on each evaluation set, by data set name, in pipeline order.
     pub eval: Vec<(String, f64)>,
     /// Iterations in this epoch.
@@ -125,10 +167,13 @@ pub enum Item {
     Example(Arc<Example>),
     /// See [`Batch`].
     Batch(Arc<Batch>),
+    /// See [`PairBatch`].
+    Pair(Arc<PairBatch>),
     /// See [`Report`].
     Report(Report),
-    /// End of an epoch: stages flush what they hold for it, the model stage evaluates.
-    EpochEnd(usize),
+    /// End of an epoch of one domain's data: stages flush what they hold for it, the
+    /// model stage evaluates.
+    EpochEnd(usize, Domain),
 }
 
 impl Item {
@@ -137,8 +182,9 @@ impl Item {
         match self {
             Item::Example(_) => Some(ItemType::Example),
             Item::Batch(_) => Some(ItemType::Batch),
+            Item::Pair(_) => Some(ItemType::Pair),
             Item::Report(_) => Some(ItemType::Report),
-            Item::EpochEnd(_) => None,
+            Item::EpochEnd(..) => None,
         }
     }
 }

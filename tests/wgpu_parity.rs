@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
 use scarce::method::source_only::SourceOnly;
-use scarce::method::OptimizerConfig;
+use scarce::method::{MethodConfig, MethodKind, OptimizerConfig};
 use scarce::model::device::DeviceChoice;
 use scarce::model::digits::{DigitsNet, DigitsNetConfig};
 
@@ -59,12 +59,18 @@ fn wgpu_matches_cpu_on_inference_and_a_training_step() {
     };
     let step_loss = |device: &Device| {
         let ad = device.clone().autodiff();
-        let net = copy_to(&net_cpu, &cfg, &ad);
-        let mut m = SourceOnly::new(&OptimizerConfig::default());
+        let mcfg = MethodConfig {
+            kind: MethodKind::SourceOnly,
+            net: cfg.clone(),
+            optimizer: OptimizerConfig::default(),
+            num_k: 1,
+        };
+        let mut m = SourceOnly::new(&mcfg, &ad);
+        m.load_net(copy_to(&net_cpu, &cfg, &ad));
         let y: Vec<i64> = (0..16).map(|i| i % 10).collect();
         let y = Tensor::<1, Int>::from_data(TensorData::new(y, [16]), &ad);
-        let (net, first) = m.step(net, input(&ad, 16), y.clone());
-        let (_, second) = m.step(net, input(&ad, 16), y);
+        let first = m.step_tensors(input(&ad, 16), y.clone());
+        let second = m.step_tensors(input(&ad, 16), y);
         (first.loss, second.loss)
     };
     let (c1, c2) = step_loss(&cpu);

@@ -1,14 +1,23 @@
-//! Training objectives, one file each. A method performs one training iteration on a
-//! batch (and, for adapting methods, a target batch) and returns its losses.
+//! Training objectives, one file each: [`source_only`], [`mcd`], [`adr`]. A method owns
+//! its networks and optimizers and performs one training iteration on a batch (source
+//! only) or a source/target pair (adapting methods), returning its losses.
 //!
-//! Methods take the network by value and hand it back updated: burn's optimizers
-//! consume a module and return the stepped one.
+//! Evaluation goes through a [`Predictor`]: the method's networks in eval mode, with one
+//! or more prediction heads (MCD reports C1, C2 and their ensemble).
 
+pub mod adr;
+pub mod mcd;
 pub mod source_only;
 
+use crate::item::{Batch, ItemType, PairBatch};
+use crate::model::digits::DigitsNetConfig;
+use anyhow::Result;
+use burn::prelude::*;
+use burn::tensor::activation::{log_softmax, softmax};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
-/// The optimizer section of a model stage (`[stage.NAME.optimizer]`).
+/// The optimizer section of a model stage (`optimizer = { ... }`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimizerConfig {
@@ -71,10 +80,226 @@ impl OptimizerConfig {
 /// Losses and counts of one training iteration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct StepStats {
-    /// Mean loss over the batch.
+    /// Main loss (source cross-entropy).
     pub loss: f64,
-    /// Correctly classified examples of the batch (training mode, with dropout).
+    /// Correctly classified source examples of the batch (training mode).
     pub correct: usize,
-    /// Examples in the batch.
+    /// Source examples in the batch.
     pub count: usize,
+    /// Discrepancy on the target batch (adapting methods), after the iteration.
+    pub discrepancy: Option<f64>,
+}
+
+/// Methods a `train` stage can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MethodKind {
+    /// Supervised training on the source only.
+    SourceOnly,
+    /// Maximum classifier discrepancy (Saito et al., CVPR 2018).
+    Mcd,
+    /// Adversarial dropout regularization (Saito et al., ICLR 2018).
+    Adr,
+}
+
+impl MethodKind {
+    /// Every method.
+    pub const ALL: [MethodKind; 3] = [MethodKind::SourceOnly, MethodKind::Mcd, MethodKind::Adr];
+
+    /// Name in pipeline files.
+    pub fn name(self) -> &'static str {
+        match self {
+            MethodKind::SourceOnly => "source_only",
+            MethodKind::Mcd => "mcd",
+            MethodKind::Adr => "adr",
+        }
+    }
+
+    /// Looks a method up by name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// What the model stage takes: batches of source data, or source/target pairs.
+    pub fn input(self) -> ItemType {
+        match self {
+            MethodKind::SourceOnly => ItemType::Batch,
+            MethodKind::Mcd | MethodKind::Adr => ItemType::Pair,
+        }
+    }
+
+    /// Number of classifier heads of the method's network.
+    pub fn heads(self) -> usize {
+        match self {
+            MethodKind::Mcd => 2,
+            MethodKind::SourceOnly | MethodKind::Adr => 1,
+        }
+    }
+}
+
+/// Method settings from the model stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MethodConfig {
+    /// Which method.
+    pub kind: MethodKind,
+    /// Network hyper-parameters.
+    pub net: DigitsNetConfig,
+    /// Optimizer settings (one optimizer each for the generator and the classifiers).
+    pub optimizer: OptimizerConfig,
+    /// Generator updates per iteration (MCD step C, ADR generator step); default 4.
+    pub num_k: usize,
+}
+
+/// One training iteration's input.
+#[derive(Clone, Copy, Debug)]
+pub enum StepInput<'a> {
+    /// A labelled source batch.
+    Source(&'a Batch),
+    /// A source batch with a target batch.
+    Pair(&'a PairBatch),
+}
+
+/// A training objective with its networks and optimizers.
+pub trait Method: Send {
+    /// One iteration on `input`, on the autodiff device the method was built on.
+    fn step(&mut self, input: StepInput<'_>) -> Result<StepStats>;
+    /// The networks in eval mode, on the plain device.
+    fn predictor(&self) -> Box<dyn Predictor>;
+    /// Writes networks and optimizer state into a checkpoint folder.
+    fn save(&self, dir: &Path) -> Result<()>;
+    /// Restores networks and optimizer state from a checkpoint folder.
+    fn load(&mut self, dir: &Path) -> Result<()>;
+    /// The networks' weights as safetensors bytes.
+    fn export(&self) -> Result<Vec<u8>>;
+}
+
+/// Networks in eval mode, for evaluation and streaming.
+pub trait Predictor {
+    /// Names of the prediction heads; the first is the one reported as "the" accuracy.
+    fn heads(&self) -> &'static [&'static str];
+    /// Class probabilities `[batch, classes]` of every head for `x` `[batch, 1, h, w]`.
+    fn predict(&self, x: Tensor<4>) -> Vec<Tensor<2>>;
+    /// Generator features `[batch, features]`.
+    fn features(&self, x: Tensor<4>) -> Tensor<2>;
+}
+
+/// Builds a method with fresh networks on the autodiff twin of `device`.
+pub fn build(cfg: &MethodConfig, device: &Device) -> Box<dyn Method> {
+    let ad = device.clone().autodiff();
+    match cfg.kind {
+        MethodKind::SourceOnly => Box::new(source_only::SourceOnly::new(cfg, &ad)),
+        MethodKind::Mcd => Box::new(mcd::Mcd::new(cfg, &ad)),
+        MethodKind::Adr => Box::new(adr::Adr::new(cfg, &ad)),
+    }
+}
+
+/// Loads a checkpoint's networks for evaluation on `device`.
+pub fn load_predictor(
+    cfg: &MethodConfig,
+    ckpt: &Path,
+    device: &Device,
+) -> Result<Box<dyn Predictor>> {
+    let mut m = build(cfg, device);
+    m.load(ckpt)?;
+    Ok(m.predictor())
+}
+
+/// Images and labels of a batch as tensors on `device`.
+pub fn batch_tensors(b: &Batch, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+    let n = b.len();
+    let x = Tensor::<4>::from_data(
+        TensorData::new(b.pixels.clone(), [n, 1, b.height, b.width]),
+        device,
+    );
+    let labels: Vec<i64> = b.labels.iter().map(|&l| l as i64).collect();
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), device);
+    (x, y)
+}
+
+/// Images of a batch as a tensor (labels are not read: target data).
+pub fn batch_images(b: &Batch, device: &Device) -> Tensor<4> {
+    Tensor::<4>::from_data(
+        TensorData::new(b.pixels.clone(), [b.len(), 1, b.height, b.width]),
+        device,
+    )
+}
+
+/// Mean cross-entropy of `logits` `[b, c]` against `y` `[b]`.
+pub fn cross_entropy(logits: Tensor<2>, y: Tensor<1, Int>) -> Tensor<1> {
+    burn::nn::loss::CrossEntropyLossConfig::new()
+        .init(&logits.device())
+        .forward(logits, y)
+}
+
+/// Correct predictions of `logits` against `y`.
+pub fn count_correct(logits: &Tensor<2>, y: &Tensor<1, Int>) -> usize {
+    logits
+        .clone()
+        .detach()
+        .argmax(1)
+        .flatten::<1>(0, 1)
+        .equal(y.clone())
+        .int()
+        .sum()
+        .into_scalar::<i64>() as usize
+}
+
+/// MCD's discrepancy: mean absolute difference of the two softmax outputs.
+pub fn discrepancy(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
+    (softmax(a, 1) - softmax(b, 1)).abs().mean()
+}
+
+/// ADR's divergence: symmetric KL between two probability outputs given as logits,
+/// averaged over the batch.
+pub fn symmetric_kl(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
+    let (la, lb) = (log_softmax(a, 1), log_softmax(b, 1));
+    let (pa, pb) = (la.clone().exp(), lb.clone().exp());
+    let d = (pa - pb.clone()) * (la - lb);
+    d.sum_dim(1).mean()
+}
+
+/// A scalar tensor's value.
+pub fn scalar(t: &Tensor<1>) -> f64 {
+    t.clone().into_scalar::<f32>() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &[f32], rows: usize) -> Tensor<2> {
+        let d = Device::flex();
+        Tensor::from_data(TensorData::new(v.to_vec(), [rows, v.len() / rows]), &d)
+    }
+
+    #[test]
+    fn discrepancy_of_equal_outputs_is_zero_and_positive_otherwise() {
+        let a = t(&[1.0, 2.0, 3.0, 0.0, 0.0, 0.0], 2);
+        assert!(scalar(&discrepancy(a.clone(), a.clone())).abs() < 1e-7);
+        let b = t(&[3.0, 2.0, 1.0, 0.0, 0.0, 0.0], 2);
+        // row 1: softmax(1,2,3) vs softmax(3,2,1); row 2 identical
+        let p = [0.090_030_57f64, 0.244_728_48, 0.665_240_94];
+        let row1 = (p[0] - p[2]).abs() * 2.0 / 3.0;
+        let want = (row1 + 0.0) / 2.0;
+        assert!((scalar(&discrepancy(a, b)) - want).abs() < 1e-5);
+    }
+
+    #[test]
+    fn symmetric_kl_is_symmetric_and_zero_on_equal_inputs() {
+        let a = t(&[0.5, -1.0, 2.0], 1);
+        let b = t(&[1.5, 0.0, -2.0], 1);
+        let ab = scalar(&symmetric_kl(a.clone(), b.clone()));
+        let ba = scalar(&symmetric_kl(b, a.clone()));
+        assert!(ab > 0.1);
+        assert!((ab - ba).abs() < 1e-5);
+        assert!(scalar(&symmetric_kl(a.clone(), a)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn methods_declare_inputs_and_heads() {
+        assert_eq!(MethodKind::parse("mcd"), Some(MethodKind::Mcd));
+        assert_eq!(MethodKind::Mcd.input(), ItemType::Pair);
+        assert_eq!(MethodKind::Mcd.heads(), 2);
+        assert_eq!(MethodKind::SourceOnly.input(), ItemType::Batch);
+        assert!(MethodKind::parse("dann").is_none());
+    }
 }

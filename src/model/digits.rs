@@ -55,6 +55,15 @@ impl DigitsNetConfig {
             c: DigitsClassifier::new(self, device),
         }
     }
+
+    /// Builds a generator with two classifiers (MCD's twin heads) on `device`.
+    pub fn init_twin(&self, device: &Device) -> TwinDigitsNet {
+        TwinDigitsNet {
+            g: DigitsGenerator::new(device),
+            c1: DigitsClassifier::new(self, device),
+            c2: DigitsClassifier::new(self, device),
+        }
+    }
 }
 
 /// Feature generator G: conv5x5 1->32, BN, ReLU, maxpool 2; conv5x5 32->48, BN, ReLU,
@@ -144,6 +153,17 @@ impl DigitsNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.c.forward(self.g.forward(x))
     }
+}
+
+/// Generator and two classifiers: the networks of MCD (Saito et al., CVPR 2018).
+#[derive(Module, Debug)]
+pub struct TwinDigitsNet {
+    /// Feature generator.
+    pub g: DigitsGenerator,
+    /// First classifier.
+    pub c1: DigitsClassifier,
+    /// Second classifier.
+    pub c2: DigitsClassifier,
 }
 
 #[cfg(test)]

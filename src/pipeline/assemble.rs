@@ -4,13 +4,15 @@
 use super::{PipelineFile, Plan, StageKind};
 use crate::data::{DataDir, ImageSet};
 use crate::graph::{EdgeSpec, Graph, NodeId};
-use crate::item::{EpochMetrics, Item};
+use crate::item::{Domain, EpochMetrics, Item, ItemType};
+use crate::method::{MethodConfig, MethodKind};
 use crate::model::digits::DigitsNetConfig;
 use crate::sink::metrics::MetricsSink;
 use crate::sink::progress::ProgressSink;
 use crate::stage::batcher::Batcher;
 use crate::stage::dataset::DatasetSource;
 use crate::stage::normalize::Normalize;
+use crate::stage::pair::Pair;
 use crate::train::checkpoint::CheckpointState;
 use crate::train::trainer::{Trainer, TrainerSetup};
 use anyhow::{Context, Result};
@@ -83,6 +85,31 @@ impl PipelineFile {
         })
     }
 
+    /// The method configuration of the model stage.
+    pub fn method_config(&self, plan: &Plan) -> Result<MethodConfig> {
+        let st = plan
+            .stages
+            .iter()
+            .find(|s| s.kind == StageKind::Train)
+            .context("the pipeline has no `train` stage")?;
+        let st = self.spec.stage[&st.name].get_ref();
+        let kind = st
+            .method
+            .as_ref()
+            .and_then(|m| MethodKind::parse(m.get_ref()))
+            .context("validated pipelines name a known method")?;
+        Ok(MethodConfig {
+            kind,
+            net: self.network_config(plan)?,
+            optimizer: st
+                .optimizer
+                .as_ref()
+                .map(|o| o.get_ref().clone())
+                .unwrap_or_default(),
+            num_k: st.num_k.as_ref().map(|k| *k.get_ref()).unwrap_or(4),
+        })
+    }
+
     /// The network configuration of the model stage.
     pub fn network_config(&self, plan: &Plan) -> Result<DigitsNetConfig> {
         let st = plan
@@ -126,19 +153,25 @@ impl PipelineFile {
 
         let mut graph = Graph::new();
         let mut ids: BTreeMap<String, NodeId> = BTreeMap::new();
-        let mut source_len = 0usize;
+        let mut lens: Vec<usize> = Vec::new();
         for sp in &plan.stages {
             let st = self.spec.stage[&sp.name].get_ref();
             let id = match sp.kind {
                 StageKind::Dataset => {
                     let set = load(st.data.as_ref().expect("validated").get_ref())?;
-                    source_len = source_len.max(set.len());
+                    lens.push(set.len());
                     let shuffle = st.shuffle.as_ref().map(|s| *s.get_ref()).unwrap_or(true);
+                    let domain = st
+                        .domain
+                        .as_ref()
+                        .map(|d| *d.get_ref())
+                        .unwrap_or(Domain::Source);
                     graph.add_source(
                         &sp.name,
-                        DatasetSource::new(set, shuffle, ctx.seed, first_epoch, epochs),
+                        DatasetSource::new(set, domain, shuffle, ctx.seed, first_epoch, epochs),
                     )
                 }
+                StageKind::Pair => graph.add_stage(&sp.name, Pair::new()),
                 StageKind::Normalize => graph.add_stage(
                     &sp.name,
                     Normalize {
@@ -156,10 +189,17 @@ impl PipelineFile {
                 StageKind::Train => {
                     let batch = self.batch_size_before(plan, &sp.name);
                     let drop_last = self.drop_last_before(plan, &sp.name);
-                    let iterations_per_epoch = if drop_last {
-                        source_len / batch
+                    let method = self.method_config(plan)?;
+                    // pairs stop with the shorter domain; plain batches come from one set
+                    let len = if method.kind.input() == ItemType::Pair {
+                        lens.iter().copied().min().unwrap_or(0)
                     } else {
-                        source_len.div_ceil(batch)
+                        lens.iter().copied().max().unwrap_or(0)
+                    };
+                    let iterations_per_epoch = if drop_last {
+                        len / batch
+                    } else {
+                        len.div_ceil(batch)
                     };
                     let eval_sets = train
                         .eval
@@ -167,12 +207,7 @@ impl PipelineFile {
                         .map(|e| load(e.get_ref()))
                         .collect::<Result<Vec<_>>>()?;
                     let setup = TrainerSetup {
-                        net: self.network_config(plan)?,
-                        optimizer: st
-                            .optimizer
-                            .as_ref()
-                            .map(|o| o.get_ref().clone())
-                            .unwrap_or_default(),
+                        method,
                         device: ctx.device.clone(),
                         seed: ctx.seed,
                         epochs,

@@ -2,7 +2,7 @@
 //! point at are kept with their position ([`Spanned`]).
 
 use crate::data::{DigitsSet, Split};
-use crate::item::ItemType;
+use crate::item::{Domain, ItemType};
 use crate::method::OptimizerConfig;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -80,6 +80,8 @@ pub struct StageSpec {
     pub data: Option<Spanned<String>>,
     /// `dataset`: reshuffle every epoch (default true).
     pub shuffle: Option<Spanned<bool>>,
+    /// `dataset`: `source` (labelled, default) or `target` (labels never used to train).
+    pub domain: Option<Spanned<Domain>>,
     /// `normalize`: subtracted from each pixel.
     pub mean: Option<Spanned<f32>>,
     /// `normalize`: divides each pixel after the mean.
@@ -94,6 +96,8 @@ pub struct StageSpec {
     pub method: Option<Spanned<String>>,
     /// `train`: optimizer settings.
     pub optimizer: Option<Spanned<OptimizerConfig>>,
+    /// `train`: generator updates per iteration of an adapting method (default 4).
+    pub num_k: Option<Spanned<usize>>,
     /// `progress`: print nothing.
     pub quiet: Option<Spanned<bool>>,
 }
@@ -110,6 +114,8 @@ pub struct NetworkSpec {
     pub dropout: Option<f64>,
     /// Hidden width of the classifier (default 100).
     pub hidden: Option<usize>,
+    /// Classifier heads; must match the method (MCD: 2, others: 1).
+    pub heads: Option<Spanned<usize>>,
 }
 
 /// Where a stage sits in the graph.
@@ -132,7 +138,9 @@ pub enum StageKind {
     Normalize,
     /// Groups examples into batches.
     Batcher,
-    /// Model stage: trains a network on batches, evaluates each epoch.
+    /// Joins a source batch and a target batch.
+    Pair,
+    /// Model stage: trains a method on batches or source/target pairs, evaluates each epoch.
     Train,
     /// Sink: metrics.jsonl, summary.json, learning curve.
     Metrics,
@@ -142,10 +150,11 @@ pub enum StageKind {
 
 impl StageKind {
     /// Every kind, for messages and `--help`.
-    pub const ALL: [StageKind; 6] = [
+    pub const ALL: [StageKind; 7] = [
         StageKind::Dataset,
         StageKind::Normalize,
         StageKind::Batcher,
+        StageKind::Pair,
         StageKind::Train,
         StageKind::Metrics,
         StageKind::Progress,
@@ -157,6 +166,7 @@ impl StageKind {
             StageKind::Dataset => "dataset",
             StageKind::Normalize => "normalize",
             StageKind::Batcher => "batcher",
+            StageKind::Pair => "pair",
             StageKind::Train => "train",
             StageKind::Metrics => "metrics",
             StageKind::Progress => "progress",
@@ -172,17 +182,20 @@ impl StageKind {
     pub fn role(self) -> Role {
         match self {
             StageKind::Dataset => Role::Source,
-            StageKind::Normalize | StageKind::Batcher | StageKind::Train => Role::Stage,
+            StageKind::Normalize | StageKind::Batcher | StageKind::Pair | StageKind::Train => {
+                Role::Stage
+            }
             StageKind::Metrics | StageKind::Progress => Role::Sink,
         }
     }
 
-    /// Item type taken on the input.
+    /// Item type taken on the input (for `train`, that of source-only training; the
+    /// method decides, see [`crate::method::MethodKind::input`]).
     pub fn input(self) -> Option<ItemType> {
         match self {
             StageKind::Dataset => None,
             StageKind::Normalize | StageKind::Batcher => Some(ItemType::Example),
-            StageKind::Train => Some(ItemType::Batch),
+            StageKind::Pair | StageKind::Train => Some(ItemType::Batch),
             StageKind::Metrics | StageKind::Progress => Some(ItemType::Report),
         }
     }
@@ -192,6 +205,7 @@ impl StageKind {
         match self {
             StageKind::Dataset | StageKind::Normalize => Some(ItemType::Example),
             StageKind::Batcher => Some(ItemType::Batch),
+            StageKind::Pair => Some(ItemType::Pair),
             StageKind::Train => Some(ItemType::Report),
             StageKind::Metrics | StageKind::Progress => None,
         }
@@ -200,10 +214,14 @@ impl StageKind {
     /// Keys (besides `kind` and `input`) this kind takes, and which of them are required.
     pub fn keys(self) -> (&'static [&'static str], &'static [&'static str]) {
         match self {
-            StageKind::Dataset => (&["data", "shuffle"], &["data"]),
+            StageKind::Dataset => (&["data", "shuffle", "domain"], &["data"]),
             StageKind::Normalize => (&["mean", "std"], &["mean", "std"]),
             StageKind::Batcher => (&["batch_size", "drop_last"], &["batch_size"]),
-            StageKind::Train => (&["network", "method", "optimizer"], &["network", "method"]),
+            StageKind::Pair => (&[], &[]),
+            StageKind::Train => (
+                &["network", "method", "optimizer", "num_k"],
+                &["network", "method"],
+            ),
             StageKind::Metrics => (&[], &[]),
             StageKind::Progress => (&["quiet"], &[]),
         }
@@ -217,8 +235,11 @@ impl StageKind {
             }
             StageKind::Normalize => "example -> example: (x - mean) / std on every pixel",
             StageKind::Batcher => "example -> batch: groups examples, never across epochs",
+            StageKind::Pair => {
+                "batch -> pair: joins a source batch and a target batch of the same epoch"
+            }
             StageKind::Train => {
-                "batch -> report: trains a network, evaluates and checkpoints each epoch"
+                "batch or pair -> report: trains a method, evaluates and checkpoints each epoch"
             }
             StageKind::Metrics => {
                 "sink: metrics.jsonl, summary.json and learning_curve.svg in the run folder"
@@ -228,8 +249,6 @@ impl StageKind {
     }
 }
 
-/// Methods a `train` stage can run.
-pub const METHODS: [&str; 1] = ["source_only"];
 /// Networks a `train` stage can build.
 pub const NETWORKS: [&str; 1] = ["digits"];
 
@@ -244,7 +263,10 @@ impl StageSpec {
                 }
             )*};
         }
-        key!(data, shuffle, mean, std, batch_size, drop_last, network, method, optimizer, quiet);
+        key!(
+            data, shuffle, domain, mean, std, batch_size, drop_last, network, method, optimizer,
+            num_k, quiet
+        );
         v
     }
 }

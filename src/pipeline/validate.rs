@@ -1,10 +1,12 @@
 //! Validation of a parsed pipeline: every check that can be made before a thread starts.
 //! The result is a [`Plan`]: stages in dependency order and typed edges.
 
-use super::{PipelineError, PipelineFile, Role, StageKind, METHODS, NETWORKS};
+use super::{PipelineError, PipelineFile, Role, StageKind, NETWORKS};
 use crate::data::{digits_files, DataDir};
 use crate::graph::Policy;
+use crate::item::Domain;
 use crate::item::ItemType;
+use crate::method::MethodKind;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use toml::Value;
@@ -22,6 +24,8 @@ pub struct StagePlan {
     pub name: String,
     /// Its kind.
     pub kind: StageKind,
+    /// The item type it takes (`None` for sources).
+    pub input: Option<ItemType>,
 }
 
 /// One validated edge.
@@ -57,7 +61,7 @@ impl Plan {
         let width = self.stages.iter().map(|p| p.name.len()).max().unwrap_or(4);
         let _ = writeln!(s, "stages ({}):", self.stages.len());
         for p in &self.stages {
-            let io = match (p.kind.input(), p.kind.output()) {
+            let io = match (p.input, p.kind.output()) {
                 (None, Some(o)) => format!("-> {o}"),
                 (Some(i), Some(o)) => format!("{i} -> {o}"),
                 (Some(i), None) => format!("{i} ->"),
@@ -199,8 +203,19 @@ impl PipelineFile {
                             ),
                         ));
                     };
-                    let want = kind.input().expect("stages and sinks take input");
+                    let want = self.input_type(name, kind);
                     if out != want {
+                        if kind == StageKind::Train && want == ItemType::Pair {
+                            return Err(self.error(
+                                span,
+                                Some(&key),
+                                format!(
+                                    "method `{}` adapts to a target domain and trains on source/target pairs, but `{from}` ({}) emits `{out}` items: feed the model stage from a `pair` stage that joins a source and a target batcher",
+                                    st.method.as_ref().map(|m| m.get_ref().as_str()).unwrap_or(""),
+                                    from_kind.name()
+                                ),
+                            ));
+                        }
                         return Err(self.error(
                             span,
                             Some(&key),
@@ -248,7 +263,11 @@ impl PipelineFile {
                 ));
             }
         }
-        let stages = self.order(&kinds, &edges)?;
+        let mut stages = self.order(&kinds, &edges)?;
+        for s in &mut stages {
+            s.input = s.kind.input().map(|_| self.input_type(&s.name, s.kind));
+        }
+        self.check_pairs(&kinds, &edges)?;
         let trains = stages.iter().filter(|s| s.kind == StageKind::Train).count();
         if trains > 0 && spec.train.is_none() {
             return Err(self.error(
@@ -318,16 +337,41 @@ impl PipelineFile {
             }
         }
         if let Some(m) = &st.method {
-            if !METHODS.contains(&m.get_ref().as_str()) {
+            let Some(method) = MethodKind::parse(m.get_ref()) else {
+                let names: Vec<&str> = MethodKind::ALL.iter().map(|m| m.name()).collect();
                 return Err(self.error(
                     m.span(),
                     Some(&format!("stage.{name}.method")),
                     format!(
                         "unknown method `{}`; the methods are: {}",
                         m.get_ref(),
-                        METHODS.join(", ")
+                        names.join(", ")
                     ),
                 ));
+            };
+            if let Some(h) = st.network.as_ref().and_then(|n| n.get_ref().heads.as_ref()) {
+                if *h.get_ref() != method.heads() {
+                    return Err(self.error(
+                        h.span(),
+                        Some(&format!("stage.{name}.network.heads")),
+                        format!(
+                            "method `{}` needs a network with {} classifier head{}, but this one has {}",
+                            method.name(),
+                            method.heads(),
+                            if method.heads() == 1 { "" } else { "s" },
+                            h.get_ref()
+                        ),
+                    ));
+                }
+            }
+            if let Some(k) = &st.num_k {
+                if *k.get_ref() == 0 {
+                    return Err(self.error(
+                        k.span(),
+                        Some(&format!("stage.{name}.num_k")),
+                        "num_k must be at least 1",
+                    ));
+                }
             }
         }
         if let Some(n) = &st.network {
@@ -355,6 +399,95 @@ impl PipelineFile {
             }
         }
         let _ = kind;
+        Ok(())
+    }
+
+    /// The item type a stage takes: fixed by its kind, but for a model stage by its method.
+    fn input_type(&self, name: &str, kind: StageKind) -> ItemType {
+        let method = self.spec.stage[name]
+            .get_ref()
+            .method
+            .as_ref()
+            .and_then(|m| MethodKind::parse(m.get_ref()));
+        match (kind, method) {
+            (StageKind::Train, Some(m)) => m.input(),
+            _ => kind.input().expect("stages and sinks take input"),
+        }
+    }
+
+    /// The domains of the dataset sources upstream of `stage`.
+    fn upstream_domains(&self, stage: &str, edges: &[EdgePlan]) -> BTreeSet<Domain> {
+        let mut out = BTreeSet::new();
+        let mut todo = vec![stage.to_string()];
+        let mut seen = BTreeSet::new();
+        while let Some(n) = todo.pop() {
+            if !seen.insert(n.clone()) {
+                continue;
+            }
+            let st = self.spec.stage[&n].get_ref();
+            if StageKind::parse(st.kind.get_ref()) == Some(StageKind::Dataset) {
+                out.insert(
+                    st.domain
+                        .as_ref()
+                        .map(|d| *d.get_ref())
+                        .unwrap_or(Domain::Source),
+                );
+            }
+            todo.extend(edges.iter().filter(|e| e.to == n).map(|e| e.from.clone()));
+        }
+        out
+    }
+
+    /// A `pair` stage needs one input chain from a source-domain dataset and one from a
+    /// target-domain dataset; every other stage sees one domain only, except through a pair.
+    fn check_pairs(
+        &self,
+        kinds: &BTreeMap<String, StageKind>,
+        edges: &[EdgePlan],
+    ) -> Result<(), PipelineError> {
+        for (name, kind) in kinds {
+            let st = self.spec.stage[name].get_ref();
+            let inputs: Vec<&EdgePlan> = edges.iter().filter(|e| &e.to == name).collect();
+            if *kind == StageKind::Pair {
+                let per_input: Vec<BTreeSet<Domain>> = inputs
+                    .iter()
+                    .map(|e| self.upstream_domains(&e.from, edges))
+                    .collect();
+                let ok = per_input.len() == 2
+                    && per_input.iter().all(|d| d.len() == 1)
+                    && per_input[0] != per_input[1];
+                if !ok {
+                    return Err(self.error(
+                        st.input.as_ref().map(|i| i.span()).unwrap_or(st.kind.span()),
+                        Some(&format!("stage.{name}.input")),
+                        format!(
+                            "a `pair` stage needs two inputs, one fed by a `dataset` with domain = \"source\" and one by a `dataset` with domain = \"target\" (found inputs from: {})",
+                            per_input
+                                .iter()
+                                .map(|d| d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("+"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            } else if *kind == StageKind::Train {
+                let method = st
+                    .method
+                    .as_ref()
+                    .and_then(|m| MethodKind::parse(m.get_ref()));
+                let domains = self.upstream_domains(name, edges);
+                if method == Some(MethodKind::SourceOnly)
+                    && domains.contains(&Domain::Target)
+                    && kinds.values().all(|k| *k != StageKind::Pair)
+                {
+                    return Err(self.error(
+                        st.kind.span(),
+                        Some(&format!("stage.{name}")),
+                        "a `source_only` model stage would train on target-domain batches: feed it source data only",
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -455,6 +588,7 @@ impl PipelineFile {
             out.push(StagePlan {
                 name: n.to_string(),
                 kind: kinds[n],
+                input: None,
             });
             for e in edges.iter().filter(|e| e.from == n) {
                 let d = indeg.get_mut(e.to.as_str()).expect("validated");

@@ -106,6 +106,7 @@ mod tests {
                 epoch: e,
                 train_loss: 1.0 / e as f64,
                 train_acc: 0.5,
+                discrepancy: None,
                 eval: vec![("a".into(), 0.6), ("b".into(), 0.4)],
                 iterations: 2,
                 train_s: 0.1,

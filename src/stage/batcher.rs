@@ -1,17 +1,26 @@
 //! Batcher: groups examples into batches of a fixed size. At the end of an epoch the
 //! incomplete batch is emitted (or dropped with `drop_last`) before the marker passes on,
-//! so no batch ever mixes two epochs.
+//! so no batch ever mixes two epochs; examples of the two domains are batched apart, so
+//! no batch mixes domains either.
 
 use super::unexpected;
 use crate::graph::{BoxError, Stage};
-use crate::item::{Batch, Item};
+use crate::item::{Batch, Domain, Item};
 use std::sync::Arc;
 
 /// Groups [`Item::Example`]s into [`Item::Batch`]es.
 pub struct Batcher {
     batch_size: usize,
     drop_last: bool,
-    pending: Option<Batch>,
+    /// The batch being filled, per domain (source, target).
+    pending: [Option<Batch>; 2],
+}
+
+fn slot(d: Domain) -> usize {
+    match d {
+        Domain::Source => 0,
+        Domain::Target => 1,
+    }
 }
 
 impl Batcher {
@@ -20,12 +29,12 @@ impl Batcher {
         Self {
             batch_size: batch_size.max(1),
             drop_last,
-            pending: None,
+            pending: [None, None],
         }
     }
 
-    fn flush(&mut self, out: &mut Vec<Item>) {
-        if let Some(b) = self.pending.take() {
+    fn flush(&mut self, domain: Domain, out: &mut Vec<Item>) {
+        if let Some(b) = self.pending[slot(domain)].take() {
             let partial = b.len() < self.batch_size;
             if !(b.is_empty() || self.drop_last && partial) {
                 out.push(Item::Batch(Arc::new(b)));
@@ -39,21 +48,22 @@ impl Stage<Item> for Batcher {
         match item {
             Item::Example(ex) => {
                 let n = ex.pixels.len();
-                let b = self.pending.get_or_insert_with(|| Batch {
+                let b = self.pending[slot(ex.domain)].get_or_insert_with(|| Batch {
                     pixels: Vec::with_capacity(n * self.batch_size),
                     labels: Vec::with_capacity(self.batch_size),
                     height: ex.height,
                     width: ex.width,
                     epoch: ex.epoch,
+                    domain: ex.domain,
                 });
                 b.pixels.extend_from_slice(&ex.pixels);
                 b.labels.push(ex.label);
                 if b.len() == self.batch_size {
-                    self.flush(out);
+                    self.flush(ex.domain, out);
                 }
             }
-            Item::EpochEnd(_) => {
-                self.flush(out);
+            Item::EpochEnd(_, domain) => {
+                self.flush(domain, out);
                 out.push(item);
             }
             other => return Err(unexpected("batcher", &other)),
@@ -62,7 +72,8 @@ impl Stage<Item> for Batcher {
     }
 
     fn finish(&mut self, out: &mut Vec<Item>) -> Result<(), BoxError> {
-        self.flush(out);
+        self.flush(Domain::Source, out);
+        self.flush(Domain::Target, out);
         Ok(())
     }
 }
@@ -70,7 +81,7 @@ impl Stage<Item> for Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::item::Example;
+    use crate::item::{Domain, Example};
 
     fn ex(v: f32) -> Item {
         Item::Example(Arc::new(Example {
@@ -79,6 +90,7 @@ mod tests {
             width: 2,
             label: v as u8,
             epoch: 1,
+            domain: Domain::Source,
         }))
     }
 
@@ -88,7 +100,8 @@ mod tests {
         for i in 0..7 {
             b.process(ex(i as f32), &mut out).unwrap();
         }
-        b.process(Item::EpochEnd(1), &mut out).unwrap();
+        b.process(Item::EpochEnd(1, Domain::Source), &mut out)
+            .unwrap();
         out.iter()
             .map(|i| match i {
                 Item::Batch(b) => b.len(),

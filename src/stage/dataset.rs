@@ -6,7 +6,7 @@
 
 use crate::data::ImageSet;
 use crate::graph::{BoxError, Source};
-use crate::item::{Example, Item};
+use crate::item::{Domain, Example, Item};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -15,6 +15,7 @@ use std::sync::Arc;
 /// Emits `epochs` passes over a data set, from `first_epoch` on.
 pub struct DatasetSource {
     set: Arc<ImageSet>,
+    domain: Domain,
     shuffle: bool,
     seed: u64,
     epoch: usize,
@@ -24,16 +25,24 @@ pub struct DatasetSource {
 }
 
 impl DatasetSource {
-    /// A source over `set` for epochs `first_epoch..=last_epoch` (1-based).
+    /// A source over `set` for epochs `first_epoch..=last_epoch` (1-based), tagging its
+    /// examples with `domain`. A target-domain source's data order has its own seed, so
+    /// that source and target batches are not drawn in lockstep.
     pub fn new(
         set: Arc<ImageSet>,
+        domain: Domain,
         shuffle: bool,
         seed: u64,
         first_epoch: usize,
         last_epoch: usize,
     ) -> Self {
+        let seed = match domain {
+            Domain::Source => seed,
+            Domain::Target => seed ^ 0x5EED_7A26_E700_0000,
+        };
         let mut s = Self {
             set,
+            domain,
             shuffle,
             seed,
             epoch: first_epoch,
@@ -71,7 +80,7 @@ impl Source<Item> for DatasetSource {
             if self.epoch <= self.last_epoch {
                 self.reorder();
             }
-            return Ok(Some(Item::EpochEnd(done)));
+            return Ok(Some(Item::EpochEnd(done, self.domain)));
         }
         let i = self.order[self.pos];
         self.pos += 1;
@@ -81,6 +90,7 @@ impl Source<Item> for DatasetSource {
             width: self.set.width,
             label: self.set.labels[i],
             epoch: self.epoch,
+            domain: self.domain,
         }))))
     }
 }
@@ -110,10 +120,10 @@ mod tests {
 
     #[test]
     fn emits_every_example_once_per_epoch_with_markers() {
-        let items = drain(DatasetSource::new(set(5), true, 7, 1, 3));
+        let items = drain(DatasetSource::new(set(5), Domain::Source, true, 7, 1, 3));
         assert_eq!(items.len(), 3 * 6);
         for (e, chunk) in items.chunks(6).enumerate() {
-            assert!(matches!(chunk[5], Item::EpochEnd(x) if x == e + 1));
+            assert!(matches!(chunk[5], Item::EpochEnd(x, Domain::Source) if x == e + 1));
             let mut firsts: Vec<u32> = chunk[..5]
                 .iter()
                 .map(|i| match i {
@@ -128,8 +138,8 @@ mod tests {
 
     #[test]
     fn resumed_epochs_see_the_same_order() {
-        let full = drain(DatasetSource::new(set(50), true, 3, 1, 3));
-        let resumed = drain(DatasetSource::new(set(50), true, 3, 3, 3));
+        let full = drain(DatasetSource::new(set(50), Domain::Source, true, 3, 1, 3));
+        let resumed = drain(DatasetSource::new(set(50), Domain::Source, true, 3, 3, 3));
         let key = |i: &Item| match i {
             Item::Example(x) => x.pixels[0] as i64,
             _ => -1,

@@ -5,6 +5,7 @@
 pub mod batcher;
 pub mod dataset;
 pub mod normalize;
+pub mod pair;
 
 use crate::item::Item;
 

@@ -35,7 +35,7 @@ impl Stage<Item> for Normalize {
                 self.apply(&mut ex.pixels);
                 out.push(Item::Example(Arc::new(ex)));
             }
-            Item::EpochEnd(_) => out.push(item),
+            Item::EpochEnd(..) => out.push(item),
             other => return Err(unexpected("normalize", &other)),
         }
         Ok(())

@@ -2,17 +2,17 @@
 //! burn's burnpack format (it keeps parameter ids, which the optimizer state is keyed
 //! by), plus a small JSON state file.
 //!
-//! Layout: `RUN/checkpoints/epoch-0007/{model.bpk, optimizer.bpk, state.json}`. A
+//! Layout: `RUN/checkpoints/epoch-0007/{model.bpk, optimizer*.bpk, state.json}`; what a
+//! method stores is up to it (through [`save_module`] and [`save_optimizer`]). A
 //! checkpoint is written into a `.partial` folder, synced, and renamed into place; the
 //! `RUN/checkpoints/latest` pointer is replaced atomically afterwards. A run killed at
 //! any moment therefore resumes from a complete checkpoint.
 
 use crate::fsutil::write_atomic;
-use crate::model::digits::{DigitsNet, DigitsNetConfig};
+use crate::method::Method;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use burn::prelude::Device;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -40,12 +40,7 @@ pub fn dir(run: &Path) -> PathBuf {
 }
 
 /// Saves a checkpoint after `state.epoch` and points `latest` at it.
-pub fn save(
-    run: &Path,
-    net: &DigitsNet,
-    opt: &ModuleOptimizer,
-    state: &CheckpointState,
-) -> Result<PathBuf> {
+pub fn save(run: &Path, method: &dyn Method, state: &CheckpointState) -> Result<PathBuf> {
     let root = dir(run);
     fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let name = format!("epoch-{:04}", state.epoch);
@@ -53,16 +48,7 @@ pub fn save(
     let partial = root.join(format!("{name}.partial"));
     let _ = fs::remove_dir_all(&partial);
     fs::create_dir_all(&partial)?;
-    let model = net
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| anyhow::anyhow!("serialising the model: {e:?}"))?;
-    write_atomic(&partial.join("model.bpk"), &model)?;
-    let optim = opt
-        .into_bytes()
-        .map_err(|e| anyhow::anyhow!("serialising the optimizer: {e:?}"))?;
-    write_atomic(&partial.join("optimizer.bpk"), &optim)?;
+    method.save(&partial)?;
     write_atomic(
         &partial.join("state.json"),
         serde_json::to_string_pretty(state)?.as_bytes(),
@@ -115,15 +101,25 @@ pub fn latest(run: &Path) -> Result<Option<(PathBuf, CheckpointState)>> {
     Ok(Some((d, state)))
 }
 
-/// Loads the network of a checkpoint folder onto `device`.
-pub fn load_net(ckpt: &Path, cfg: &DigitsNetConfig, device: &Device) -> Result<DigitsNet> {
-    let path = ckpt.join("model.bpk");
-    let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+/// Writes a module (weights, BatchNorm statistics, parameter ids) to `path`.
+pub fn save_module<M: Module>(path: &Path, module: &M) -> Result<()> {
+    let bytes = module
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| anyhow::anyhow!("serialising {}: {e:?}", path.display()))?;
+    write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+/// Loads a module written by [`save_module`] into `fresh` (same architecture).
+pub fn load_module<M: Module>(path: &Path, fresh: M) -> Result<M> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let record =
         burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| {
             anyhow::anyhow!("{} is not a valid model checkpoint: {e:?}", path.display())
         })?;
-    cfg.init(device).try_load_record(record).map_err(|e| {
+    fresh.try_load_record(record).map_err(|e| {
         anyhow::anyhow!(
             "{} does not fit the pipeline's network: {e:?}",
             path.display()
@@ -131,16 +127,36 @@ pub fn load_net(ckpt: &Path, cfg: &DigitsNetConfig, device: &Device) -> Result<D
     })
 }
 
-/// Loads the optimizer state of a checkpoint folder into `fresh`.
-pub fn load_optimizer(ckpt: &Path, fresh: ModuleOptimizer) -> Result<ModuleOptimizer> {
-    let path = ckpt.join("optimizer.bpk");
-    let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+/// Writes an optimizer's state to `path`.
+pub fn save_optimizer(path: &Path, opt: &ModuleOptimizer) -> Result<()> {
+    let bytes = opt
+        .into_bytes()
+        .map_err(|e| anyhow::anyhow!("serialising {}: {e:?}", path.display()))?;
+    write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+/// Loads optimizer state written by [`save_optimizer`] into `fresh`.
+pub fn load_optimizer(path: &Path, fresh: ModuleOptimizer) -> Result<ModuleOptimizer> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     fresh.from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| {
         anyhow::anyhow!(
             "{} is not a valid optimizer checkpoint: {e:?}",
             path.display()
         )
     })
+}
+
+/// A module's weights as safetensors bytes.
+pub fn safetensors_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
+    use burn::store::ModuleSnapshot;
+    let mut store = burn::store::SafetensorsStore::from_bytes(None);
+    module
+        .save_into(&mut store)
+        .map_err(|e| anyhow::anyhow!("exporting weights: {e:?}"))?;
+    store
+        .get_bytes()
+        .map_err(|e| anyhow::anyhow!("exporting weights: {e:?}"))
 }
 
 /// Finds the run's checkpoint or explains how to get one.

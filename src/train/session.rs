@@ -11,8 +11,6 @@ use crate::pipeline::assemble::RunContext;
 use crate::pipeline::{PipelineFile, Plan};
 use crate::sink::metrics::{load_history, Summary, SUMMARY_FILE};
 use anyhow::{bail, Context, Result};
-use burn::module::Module;
-use burn::store::ModuleSnapshot;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -256,13 +254,9 @@ pub fn export_weights(
     device: &burn::prelude::Device,
 ) -> Result<()> {
     let (ckpt, _) = checkpoint::require_latest(run)?;
-    let net = checkpoint::load_net(&ckpt, &file.network_config(plan)?, device)?;
-    let mut store = burn::store::SafetensorsStore::from_bytes(None);
-    net.save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("exporting weights: {e:?}"))?;
-    let bytes = store
-        .get_bytes()
-        .map_err(|e| anyhow::anyhow!("exporting weights: {e:?}"))?;
+    let mut method = crate::method::build(&file.method_config(plan)?, device);
+    method.load(&ckpt)?;
+    let bytes = method.export()?;
     write_atomic(&run.join(WEIGHTS_FILE), &bytes)?;
     Ok(())
 }
@@ -281,7 +275,7 @@ pub fn evaluate_run(
     let device = device
         .parse::<crate::model::device::DeviceChoice>()?
         .device()?;
-    let net = checkpoint::load_net(&ckpt, &file.network_config(&plan)?, &device)?.valid();
+    let net = crate::method::load_predictor(&file.method_config(&plan)?, &ckpt, &device)?;
     let names: Vec<String> = if data.is_empty() {
         file.spec
             .train
@@ -332,7 +326,8 @@ pub fn evaluate_run(
                 );
             }
             let set = file.load_data(n, &data_dir)?;
-            Ok(evaluate(&net, &set, normalize, &device))
+            Ok(evaluate(net.as_ref(), &set, normalize, &device))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .map(|v| v.into_iter().flatten().collect())
 }

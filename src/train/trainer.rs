@@ -1,18 +1,15 @@
-//! The model stage of a training graph: owns the device, the network and the method;
-//! steps on every batch, and at each epoch end evaluates, checkpoints and reports.
+//! The model stage of a training graph: owns the device and the method (its networks and
+//! optimizers); steps on every batch or source/target pair, and at each epoch end
+//! evaluates, checkpoints and reports.
 
 use super::checkpoint::{self, CheckpointState};
 use crate::data::ImageSet;
 use crate::eval::evaluate;
 use crate::graph::{BoxError, Stage};
-use crate::item::{Batch, EpochMetrics, Item, Report};
-use crate::method::source_only::SourceOnly;
-use crate::method::OptimizerConfig;
-use crate::model::digits::{DigitsNet, DigitsNetConfig};
+use crate::item::{EpochMetrics, Item, Report};
+use crate::method::{self, Method, MethodConfig, StepInput, StepStats};
 use crate::stage::dataset::epoch_seed;
 use crate::stage::normalize::Normalize;
-use anyhow::Context;
-use burn::module::Module;
 use burn::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,10 +17,8 @@ use std::time::Instant;
 
 /// Everything the trainer needs, resolved from the pipeline and the command line.
 pub struct TrainerSetup {
-    /// Network hyper-parameters.
-    pub net: DigitsNetConfig,
-    /// Optimizer settings.
-    pub optimizer: OptimizerConfig,
+    /// Method, network and optimizer settings.
+    pub method: MethodConfig,
     /// Plain (non-autodiff) device; training runs on its autodiff twin.
     pub device: Device,
     /// Run seed (weights, dropout).
@@ -49,13 +44,12 @@ pub struct TrainerSetup {
 /// The training model stage.
 pub struct Trainer {
     setup: TrainerSetup,
-    ad: Device,
-    net: Option<DigitsNet>,
-    method: SourceOnly,
+    method: Box<dyn Method>,
     started: bool,
     epoch_started: Option<Instant>,
     seeded_epoch: usize,
     loss_sum: f64,
+    disc_sum: f64,
     correct: usize,
     seen: usize,
     iterations: usize,
@@ -64,28 +58,24 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// Builds the network (fresh, or from the resume checkpoint).
+    /// Builds the method's networks (fresh, or from the resume checkpoint).
     pub fn new(setup: TrainerSetup) -> anyhow::Result<Self> {
-        let ad = setup.device.clone().autodiff();
         setup.device.seed(setup.seed);
-        let mut method = SourceOnly::new(&setup.optimizer);
-        let (net, elapsed_before) = match &setup.resume_from {
+        let mut method = method::build(&setup.method, &setup.device);
+        let elapsed_before = match &setup.resume_from {
             Some((dir, state)) => {
-                let net = checkpoint::load_net(dir, &setup.net, &ad)?;
-                let opt = method.take_optimizer(&setup.optimizer);
-                method.set_optimizer(checkpoint::load_optimizer(dir, opt)?);
-                (net, state.elapsed_s)
+                method.load(dir)?;
+                state.elapsed_s
             }
-            None => (setup.net.init(&ad), 0.0),
+            None => 0.0,
         };
         Ok(Self {
-            ad,
-            net: Some(net),
             method,
             started: false,
             epoch_started: None,
             seeded_epoch: 0,
             loss_sum: 0.0,
+            disc_sum: 0.0,
             correct: 0,
             seen: 0,
             iterations: 0,
@@ -106,41 +96,34 @@ impl Trainer {
         }
     }
 
-    fn train_batch(&mut self, batch: &Batch, out: &mut Vec<Item>) -> anyhow::Result<()> {
+    fn train(
+        &mut self,
+        epoch: usize,
+        input: StepInput<'_>,
+        out: &mut Vec<Item>,
+    ) -> anyhow::Result<()> {
         self.start(out);
-        if self.seeded_epoch != batch.epoch {
+        if self.seeded_epoch != epoch {
             // Dropout masks depend only on (seed, epoch): a resumed run repeats them.
             self.setup
                 .device
-                .seed(epoch_seed(self.setup.seed, batch.epoch) ^ 1);
-            self.seeded_epoch = batch.epoch;
+                .seed(epoch_seed(self.setup.seed, epoch) ^ 1);
+            self.seeded_epoch = epoch;
             self.epoch_started = Some(Instant::now());
         }
-        let n = batch.len();
-        let x = Tensor::<4>::from_data(
-            TensorData::new(batch.pixels.clone(), [n, 1, batch.height, batch.width]),
-            &self.ad,
-        );
-        let labels: Vec<i64> = batch.labels.iter().map(|&l| l as i64).collect();
-        let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [n]), &self.ad);
-        let net = self
-            .net
-            .take()
-            .context("network lost after a failed step")?;
-        let (net, stats) = self.method.step(net, x, y);
-        self.net = Some(net);
+        let stats: StepStats = self.method.step(input)?;
         anyhow::ensure!(
             stats.loss.is_finite(),
-            "training diverged at epoch {}: the loss is {} (try a lower learning rate)",
-            batch.epoch,
+            "training diverged at epoch {epoch}: the loss is {} (try a lower learning rate)",
             stats.loss
         );
         self.loss_sum += stats.loss;
+        self.disc_sum += stats.discrepancy.unwrap_or(0.0);
         self.correct += stats.correct;
         self.seen += stats.count;
         self.iterations += 1;
         out.push(Item::Report(Report::Step {
-            epoch: batch.epoch,
+            epoch,
             loss: stats.loss,
             acc: self.correct as f64 / self.seen.max(1) as f64,
         }));
@@ -155,19 +138,20 @@ impl Trainer {
             .map(|t| t.elapsed().as_secs_f64())
             .unwrap_or(0.0);
         let t_eval = Instant::now();
-        let net = self
-            .net
-            .as_ref()
-            .context("network lost after a failed step")?;
-        let valid = net.valid();
+        let predictor = self.method.predictor();
         let eval = self
             .setup
             .eval_sets
             .iter()
-            .map(|set| {
-                let e = evaluate(&valid, set, self.setup.normalize, &self.setup.device);
-                (set.name.clone(), e.accuracy)
+            .flat_map(|set| {
+                evaluate(
+                    predictor.as_ref(),
+                    set,
+                    self.setup.normalize,
+                    &self.setup.device,
+                )
             })
+            .map(|e| (e.data, e.accuracy))
             .collect();
         let eval_s = t_eval.elapsed().as_secs_f64();
         let elapsed_s = self.elapsed_before + self.session_start.elapsed().as_secs_f64();
@@ -178,12 +162,14 @@ impl Trainer {
                 seed: self.setup.seed,
                 version: env!("CARGO_PKG_VERSION").to_string(),
             };
-            checkpoint::save(&self.setup.run_dir, net, self.method.optimizer(), &state)?;
+            checkpoint::save(&self.setup.run_dir, self.method.as_ref(), &state)?;
         }
+        let n = self.iterations.max(1) as f64;
         let metrics = EpochMetrics {
             epoch,
-            train_loss: self.loss_sum / self.iterations.max(1) as f64,
+            train_loss: self.loss_sum / n,
             train_acc: self.correct as f64 / self.seen.max(1) as f64,
+            discrepancy: (self.disc_sum > 0.0).then_some(self.disc_sum / n),
             eval,
             iterations: self.iterations,
             train_s,
@@ -191,19 +177,26 @@ impl Trainer {
             elapsed_s,
         };
         self.loss_sum = 0.0;
+        self.disc_sum = 0.0;
         self.correct = 0;
         self.seen = 0;
         self.iterations = 0;
         out.push(Item::Report(Report::Epoch(metrics)));
         Ok(())
     }
+
+    /// The method being trained.
+    pub fn method(&self) -> &dyn Method {
+        self.method.as_ref()
+    }
 }
 
 impl Stage<Item> for Trainer {
     fn process(&mut self, item: Item, out: &mut Vec<Item>) -> Result<(), BoxError> {
         match item {
-            Item::Batch(b) => self.train_batch(&b, out),
-            Item::EpochEnd(e) => self.end_epoch(e, out),
+            Item::Batch(b) => self.train(b.epoch, StepInput::Source(&b), out),
+            Item::Pair(p) => self.train(p.source.epoch, StepInput::Pair(&p), out),
+            Item::EpochEnd(e, _) => self.end_epoch(e, out),
             other => Err(crate::stage::unexpected("train", &other)),
         }
     }

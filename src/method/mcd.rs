@@ -1,0 +1,159 @@
+//! Maximum Classifier Discrepancy (Saito, Watanabe, Ushiku, Harada, CVPR 2018).
+//!
+//! A generator G and two classifiers C1, C2. Each iteration:
+//! - (A) G, C1, C2 minimise the cross-entropy of both classifiers on the source batch;
+//! - (B) with G fixed, C1 and C2 minimise source cross-entropy *minus* their
+//!   discrepancy on the target batch (they learn to disagree on target data);
+//! - (C) with C1, C2 fixed, G minimises the discrepancy, `num_k` times (it learns
+//!   features on which the classifiers agree).
+//!
+//! The discrepancy is the mean absolute difference of the two softmax outputs. As in
+//! the reference code, G and the classifiers have separate Adam optimizers.
+
+use super::{
+    batch_images, batch_tensors, count_correct, cross_entropy, discrepancy, scalar, Method,
+    MethodConfig, Predictor, StepInput, StepStats,
+};
+use crate::model::digits::TwinDigitsNet;
+use crate::train::checkpoint::{
+    load_module, load_optimizer, safetensors_bytes, save_module, save_optimizer,
+};
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use std::path::Path;
+
+/// MCD's networks and optimizers.
+pub struct Mcd {
+    cfg: MethodConfig,
+    device: Device,
+    net: Option<TwinDigitsNet>,
+    opt_g: ModuleOptimizer,
+    opt_c: ModuleOptimizer,
+}
+
+impl Mcd {
+    /// Fresh networks and optimizers on `device` (an autodiff device).
+    pub fn new(cfg: &MethodConfig, device: &Device) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            device: device.clone(),
+            net: Some(cfg.net.init_twin(device)),
+            opt_g: cfg.optimizer.init(),
+            opt_c: cfg.optimizer.init(),
+        }
+    }
+
+    fn net(&self) -> &TwinDigitsNet {
+        self.net
+            .as_ref()
+            .expect("the network is only taken during a step")
+    }
+
+    /// One MCD iteration on tensors; `xt` are target images (no labels).
+    pub fn step_tensors(&mut self, xs: Tensor<4>, ys: Tensor<1, Int>, xt: Tensor<4>) -> StepStats {
+        let lr = self.cfg.optimizer.lr;
+        let TwinDigitsNet { g, c1, c2 } = self.net.take().expect("network present");
+        let count = ys.dims()[0];
+
+        // (A) G, C1, C2 on source cross-entropy
+        let fs = g.forward(xs.clone()); // [b, 768]
+        let (o1, o2) = (c1.forward(fs.clone()), c2.forward(fs));
+        let correct = count_correct(&o1, &ys);
+        let loss = cross_entropy(o1, ys.clone()) + cross_entropy(o2, ys.clone());
+        let loss_a = scalar(&loss) / 2.0;
+        let mut grads = loss.backward();
+        let gg = GradientsParams::from_module(&mut grads, &g);
+        let g1 = GradientsParams::from_module(&mut grads, &c1);
+        let g2 = GradientsParams::from_module(&mut grads, &c2);
+        let g = self.opt_g.step(lr, g, gg);
+        let c1 = self.opt_c.step(lr, c1, g1);
+        let c2 = self.opt_c.step(lr, c2, g2);
+
+        // (B) classifiers only: source cross-entropy minus target discrepancy
+        let fs = g.forward(xs).detach();
+        let ft = g.forward(xt.clone()).detach();
+        let ce =
+            cross_entropy(c1.forward(fs.clone()), ys.clone()) + cross_entropy(c2.forward(fs), ys);
+        let loss = ce - discrepancy(c1.forward(ft.clone()), c2.forward(ft));
+        let mut grads = loss.backward();
+        let g1 = GradientsParams::from_module(&mut grads, &c1);
+        let g2 = GradientsParams::from_module(&mut grads, &c2);
+        let c1 = self.opt_c.step(lr, c1, g1);
+        let c2 = self.opt_c.step(lr, c2, g2);
+
+        // (C) generator only: minimise the discrepancy, num_k times
+        let mut g = g;
+        let mut disc = 0.0;
+        for _ in 0..self.cfg.num_k.max(1) {
+            let ft = g.forward(xt.clone());
+            let loss = discrepancy(c1.forward(ft.clone()), c2.forward(ft));
+            disc = scalar(&loss);
+            let mut grads = loss.backward();
+            let gg = GradientsParams::from_module(&mut grads, &g);
+            g = self.opt_g.step(lr, g, gg);
+        }
+        self.net = Some(TwinDigitsNet { g, c1, c2 });
+        StepStats {
+            loss: loss_a,
+            correct,
+            count,
+            discrepancy: Some(disc),
+        }
+    }
+}
+
+impl Method for Mcd {
+    fn step(&mut self, input: StepInput<'_>) -> Result<StepStats> {
+        let StepInput::Pair(pair) = input else {
+            bail!("MCD trains on source/target pairs: put a `pair` stage before the model stage");
+        };
+        let (xs, ys) = batch_tensors(&pair.source, &self.device);
+        let xt = batch_images(&pair.target, &self.device);
+        Ok(self.step_tensors(xs, ys, xt))
+    }
+
+    fn predictor(&self) -> Box<dyn Predictor> {
+        Box::new(self.net().valid())
+    }
+
+    fn save(&self, dir: &Path) -> Result<()> {
+        save_module(&dir.join("model.bpk"), self.net())?;
+        save_optimizer(&dir.join("optimizer_g.bpk"), &self.opt_g)?;
+        save_optimizer(&dir.join("optimizer_c.bpk"), &self.opt_c)
+    }
+
+    fn load(&mut self, dir: &Path) -> Result<()> {
+        let fresh = self.net.take().context("network missing")?;
+        self.net = Some(load_module(&dir.join("model.bpk"), fresh)?);
+        let g = std::mem::replace(&mut self.opt_g, self.cfg.optimizer.init());
+        self.opt_g = load_optimizer(&dir.join("optimizer_g.bpk"), g)?;
+        let c = std::mem::replace(&mut self.opt_c, self.cfg.optimizer.init());
+        self.opt_c = load_optimizer(&dir.join("optimizer_c.bpk"), c)?;
+        Ok(())
+    }
+
+    fn export(&self) -> Result<Vec<u8>> {
+        safetensors_bytes(self.net())
+    }
+}
+
+impl Predictor for TwinDigitsNet {
+    fn heads(&self) -> &'static [&'static str] {
+        &["ensemble", "c1", "c2"]
+    }
+
+    fn predict(&self, x: Tensor<4>) -> Vec<Tensor<2>> {
+        let f = self.g.forward(x);
+        let p1 = softmax(self.c1.forward(f.clone()), 1);
+        let p2 = softmax(self.c2.forward(f), 1);
+        // the ensemble: sum of the two softmax outputs (argmax-equivalent to their mean)
+        vec![(p1.clone() + p2.clone()) / 2.0, p1, p2]
+    }
+
+    fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        self.g.forward(x)
+    }
+}
