@@ -207,3 +207,81 @@ fn ctrl_c_stops_cleanly_and_flushes_the_summary() {
     assert!(summary["epochs_done"].as_u64().unwrap() >= 1);
     assert!(run_dir.join("learning_curve.svg").is_file());
 }
+
+/// Rewrites the USPS training file of a data folder with its labels permuted.
+fn shuffle_usps_train_labels(data: &Path) {
+    use std::io::{Read, Write};
+    let p = data.join("usps/zip.train.gz");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&std::fs::read(&p).unwrap()[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let labels: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    let mut out = String::new();
+    let mut changed = 0;
+    for (i, l) in lines.iter().enumerate() {
+        let new_label = labels[(i * 7 + 3) % labels.len()];
+        changed += usize::from(new_label != labels[i]);
+        let rest = l.trim_start().split_once(char::is_whitespace).unwrap().1;
+        out.push_str(&format!("{new_label} {rest}\n"));
+    }
+    assert!(changed > lines.len() / 2, "most labels changed");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(out.as_bytes()).unwrap();
+    std::fs::write(&p, enc.finish().unwrap()).unwrap();
+}
+
+#[test]
+fn target_labels_never_reach_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shuffled = copy_builtin_data();
+    shuffle_usps_train_labels(shuffled.path());
+    let pipeline = root().join("tests/pipelines/tiny-mcd.toml");
+    let mut weights = Vec::new();
+    for (name, data) in [
+        ("plain", builtin_data()),
+        ("shuffled", shuffled.path().to_path_buf()),
+    ] {
+        let run_dir = tmp.path().join(name);
+        let o = run(&[
+            "train",
+            pipeline.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            run_dir.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        weights.push(std::fs::read(run_dir.join("model.safetensors")).unwrap());
+        if name == "plain" {
+            // MCD reports the ensemble and both classifiers on the target
+            let m = &metrics(&run_dir)[0];
+            let names: Vec<String> = m["eval"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e[0].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(names, vec!["usps_test", "usps_test/c1", "usps_test/c2"]);
+            assert!(m["discrepancy"].as_f64().unwrap() >= 0.0);
+        }
+    }
+    let (h0, d0) = safetensors_parts(&weights[0]);
+    let (h1, d1) = safetensors_parts(&weights[1]);
+    assert!(d0.len() > 100_000, "weights are there");
+    assert_eq!(h0, h1, "same tensors");
+    assert!(d0 == d1, "target labels changed the trained weights");
+}
+
+/// A safetensors file's tensor table (metadata removed: its key order varies) and data.
+fn safetensors_parts(bytes: &[u8]) -> (Value, &[u8]) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    header.as_object_mut().unwrap().remove("__metadata__");
+    (header, &bytes[8 + n..])
+}
