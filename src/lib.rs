@@ -8,6 +8,7 @@
 //! the networks and training objectives, [`train`] drives training runs and run folders.
 
 pub mod data;
+pub mod embed;
 pub mod eval;
 pub mod fsutil;
 pub mod graph;

@@ -86,6 +86,21 @@ Ctrl-C stops after flushing metrics; --resume continues from the last checkpoint
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Draw a run's generator features of source and target examples in 2-D (t-SNE) into RUN/embedding.svg.
+    #[command(after_help = "\
+Training writes this picture at the end of a run; this command redraws it from the
+latest checkpoint (for example of an interrupted run). Compare a source-only run with an
+adapted one to see the two domains' features come together.")]
+    Embed {
+        /// Run folder written by `scarce train`.
+        run: PathBuf,
+        /// Data directory (default: $SCARCE_DATA_DIR, else the one the run used).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Compute device.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// Validate a pipeline file and print its graph (stages, edge types, policies).
     Check {
         /// Pipeline file.
@@ -193,6 +208,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("{}", e.render());
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Embed {
+            run,
+            data_dir,
+            device,
+        } => {
+            let path = session::embed_run(&run, data_dir.as_deref(), &device)?;
+            println!("wrote {}", path.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { pipeline, data_dir } => {

@@ -121,4 +121,80 @@ mod tests {
             assert!(texts.contains(&label), "{label} missing");
         }
     }
+
+    #[test]
+    fn embedding_draws_every_point_with_its_domain() {
+        let points: Vec<EmbeddedPoint> = (0..30)
+            .map(|i| EmbeddedPoint {
+                xy: [i as f64, (i * i) as f64],
+                target: i % 3 == 0,
+            })
+            .collect();
+        let svg = embedding_svg("e", &points).unwrap();
+        // 30 points plus two legend markers
+        assert_eq!(svg.matches("<circle").count(), 32);
+        let texts: Vec<&str> = svg.lines().map(str::trim).collect();
+        assert!(texts.contains(&"source") && texts.contains(&"target"));
+    }
+}
+
+/// One point of an embedding plot.
+#[derive(Clone, Copy, Debug)]
+pub struct EmbeddedPoint {
+    /// Position in the plane.
+    pub xy: [f64; 2],
+    /// Whether it is a source (`false`) or target (`true`) example.
+    pub target: bool,
+}
+
+/// Renders a 2-D embedding as an SVG scatter plot: source examples in blue, target
+/// examples in red.
+pub fn embedding_svg(title: &str, points: &[EmbeddedPoint]) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (640, 640)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let span = |f: fn(&EmbeddedPoint) -> f64| {
+            let (lo, hi) = points
+                .iter()
+                .map(f)
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                    (a.min(v), b.max(v))
+                });
+            if lo.is_finite() && hi > lo {
+                let pad = (hi - lo) * 0.05;
+                (lo - pad)..(hi + pad)
+            } else {
+                -1.0..1.0
+            }
+        };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(10)
+            .build_cartesian_2d(span(|p| p.xy[0]), span(|p| p.xy[1]))
+            .map_err(plot_err)?;
+        let source = RGBColor(31, 90, 200);
+        let target = RGBColor(210, 40, 40);
+        for (is_target, colour, name) in [(false, source, "source"), (true, target, "target")] {
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .filter(|p| p.target == is_target)
+                        .map(|p| Circle::new((p.xy[0], p.xy[1]), 3, colour.mix(0.7).filled())),
+                )
+                .map_err(plot_err)?
+                .label(name)
+                .legend(move |(x, y)| Circle::new((x + 7, y), 4, colour.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
 }

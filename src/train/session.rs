@@ -205,6 +205,7 @@ fn run_session(
     let (file, plan) = load_pipeline(&run_dir.join(PIPELINE_FILE), Some(settings.epochs))?;
     let data_dir = data_dir_for(req.data_dir.as_deref(), Some(&settings.data_dir));
     file.check_data(&data_dir)?;
+    let embed_dir = data_dir.clone();
     let device = choice.device()?;
     let done = resume
         .as_ref()
@@ -238,6 +239,7 @@ fn run_session(
     )?;
     if summary.status == "completed" {
         export_weights(&run_dir, &file, &plan, &device)?;
+        write_embedding(&run_dir, &file, &plan, &embed_dir, &device)?;
     }
     Ok(TrainOutcome {
         run_dir,
@@ -259,6 +261,98 @@ pub fn export_weights(
     let bytes = method.export()?;
     write_atomic(&run.join(WEIGHTS_FILE), &bytes)?;
     Ok(())
+}
+
+/// Examples per domain in the embedding plot.
+pub const EMBED_POINTS: usize = 300;
+/// File name of the embedding plot.
+pub const EMBED_FILE: &str = "embedding.svg";
+
+/// Embeds the generator's features of source and target examples in 2-D (t-SNE) and
+/// writes `RUN/embedding.svg`. Source: the first examples of the source dataset; target:
+/// those of the target dataset, or, for a run without one, of the first evaluation set
+/// that is not the source data (so a source-only run shows the unadapted picture).
+pub fn write_embedding(
+    run: &Path,
+    file: &PipelineFile,
+    plan: &Plan,
+    data_dir: &DataDir,
+    device: &burn::prelude::Device,
+) -> Result<PathBuf> {
+    use crate::item::Domain;
+    use crate::pipeline::StageKind;
+    let (ckpt, state) = checkpoint::require_latest(run)?;
+    let net = crate::method::load_predictor(&file.method_config(plan)?, &ckpt, device)?;
+    let mut chosen: Vec<(String, bool)> = Vec::new();
+    for sp in plan.stages.iter().filter(|s| s.kind == StageKind::Dataset) {
+        let st = file.spec.stage[&sp.name].get_ref();
+        let domain = st
+            .domain
+            .as_ref()
+            .map(|d| *d.get_ref())
+            .unwrap_or(Domain::Source);
+        if let Some(d) = &st.data {
+            chosen.push((d.get_ref().clone(), domain == Domain::Target));
+        }
+    }
+    if !chosen.iter().any(|(_, t)| *t) {
+        let sources: Vec<String> = chosen.iter().map(|(n, _)| n.clone()).collect();
+        let eval = file.spec.train.as_ref().and_then(|t| {
+            t.get_ref()
+                .eval
+                .iter()
+                .map(|e| e.get_ref().clone())
+                .find(|e| !sources.contains(e))
+        });
+        chosen.extend(eval.map(|e| (e, true)));
+    }
+    let train_stage = plan
+        .stages
+        .iter()
+        .find(|s| s.kind == StageKind::Train)
+        .context("the run's pipeline has no train stage")?;
+    let normalize = file.preprocessing_before(plan, &train_stage.name);
+    let mut features = Vec::new();
+    let mut targets = Vec::new();
+    let mut dim = 0;
+    for (name, target) in &chosen {
+        let set = file.load_data(name, data_dir)?;
+        let n = set.len().min(EMBED_POINTS);
+        let x = crate::eval::image_batch(&set, 0..n, normalize, device);
+        let f = net.features(x);
+        dim = f.dims()[1];
+        features.extend(f.into_data().iter::<f32>());
+        targets.extend(std::iter::repeat_n(*target, n));
+    }
+    let n = targets.len();
+    let xy = crate::embed::tsne(&features, n, dim, crate::embed::TsneConfig::default());
+    let points: Vec<crate::sink::plot::EmbeddedPoint> = xy
+        .into_iter()
+        .zip(targets)
+        .map(|(xy, target)| crate::sink::plot::EmbeddedPoint { xy, target })
+        .collect();
+    let names: Vec<&str> = chosen.iter().map(|(n, _)| n.as_str()).collect();
+    let title = format!(
+        "{}, epoch {}: t-SNE of generator features ({})",
+        file.spec.pipeline.name,
+        state.epoch,
+        names.join(" vs ")
+    );
+    let svg = crate::sink::plot::embedding_svg(&title, &points)?;
+    let path = run.join(EMBED_FILE);
+    write_atomic(&path, svg.as_bytes())?;
+    Ok(path)
+}
+
+/// Redraws `RUN/embedding.svg` from the run's latest checkpoint.
+pub fn embed_run(run: &Path, data_dir: Option<&Path>, device: &str) -> Result<PathBuf> {
+    let settings = RunSettings::load(run)?;
+    let (file, plan) = load_pipeline(&run.join(PIPELINE_FILE), Some(settings.epochs))?;
+    let device = device
+        .parse::<crate::model::device::DeviceChoice>()?
+        .device()?;
+    let data_dir = data_dir_for(data_dir, Some(&settings.data_dir));
+    write_embedding(run, &file, &plan, &data_dir, &device)
 }
 
 /// Evaluates a run's latest checkpoint on the named data sets (default: the pipeline's
