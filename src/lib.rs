@@ -16,6 +16,7 @@ pub mod item;
 pub mod method;
 pub mod model;
 pub mod pipeline;
+pub mod results;
 pub mod sink;
 pub mod stage;
 pub mod train;

@@ -101,6 +101,20 @@ adapted one to see the two domains' features come together.")]
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Print a Markdown results table from run folders: mean ± std over seeds per pipeline.
+    #[command(after_help = "\
+Example:
+  scarce results runs/ --threshold 0.92 > table.md
+
+Each PATH is a run folder or a folder of run folders; unfinished runs are skipped.")]
+    Results {
+        /// Run folders, or folders holding run folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also report the time until the accuracy first reached this value (0-1).
+        #[arg(long)]
+        threshold: Option<f64>,
+    },
     /// Validate a pipeline file and print its graph (stages, edge types, policies).
     Check {
         /// Pipeline file.
@@ -217,6 +231,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let path = session::embed_run(&run, data_dir.as_deref(), &device)?;
             println!("wrote {}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Results { paths, threshold } => {
+            let dirs = scarce::results::find_runs(&paths);
+            let mut runs = Vec::new();
+            for d in &dirs {
+                if let Some(r) = scarce::results::read_run(d, threshold)? {
+                    runs.push(r);
+                }
+            }
+            if runs.is_empty() {
+                anyhow::bail!(
+                    "no finished runs under {}",
+                    paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            print!("{}", scarce::results::table(&runs, threshold));
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { pipeline, data_dir } => {

@@ -33,6 +33,12 @@ pub struct PipelineMeta {
     /// One line on what the pipeline does.
     #[serde(default)]
     pub description: String,
+    /// The task, for results tables (e.g. "MNIST -> USPS").
+    #[serde(default)]
+    pub task: String,
+    /// The published figure this pipeline reproduces, for results tables.
+    #[serde(default)]
+    pub reference: String,
 }
 
 /// `[train]`.

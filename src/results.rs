@@ -1,0 +1,288 @@
+//! Results tables from run folders: groups finished runs by pipeline, and reports the
+//! final accuracy of the primary head on the first evaluation set as mean ± standard
+//! deviation over seeds, with the best epoch, the wall time, optionally the time to
+//! first reach an accuracy, the pipeline's reference figure and the command that
+//! reproduces the row. `scarce results runs/` prints it as Markdown.
+
+use crate::item::EpochMetrics;
+use crate::pipeline::PipelineFile;
+use crate::sink::metrics::{load_history, Summary, SUMMARY_FILE};
+use crate::train::session::{RunSettings, PIPELINE_FILE};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// One finished run.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// Run folder.
+    pub dir: PathBuf,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Task and reference figure, from the pipeline's `[pipeline]` table.
+    pub task: String,
+    /// Published figure.
+    pub reference: String,
+    /// Method of the model stage.
+    pub method: String,
+    /// Seed.
+    pub seed: u64,
+    /// Epochs run.
+    pub epochs: usize,
+    /// Name of the reported evaluation (primary head of the first evaluation set).
+    pub data: String,
+    /// Final accuracy on it.
+    pub final_acc: f64,
+    /// Mean accuracy over the last `min(50, epochs)` epochs (less sensitive to the last epoch's noise).
+    pub tail_acc: f64,
+    /// Best accuracy and its epoch.
+    pub best: (f64, usize),
+    /// Training wall time, seconds.
+    pub wall_s: f64,
+    /// Seconds until the accuracy first reached the threshold, if asked and reached.
+    pub time_to: Option<f64>,
+    /// The command line that reproduces the run, with `--seed N` for the seed.
+    pub command: String,
+}
+
+/// Finds run folders (folders with a `summary.json`) at or one level below each path.
+pub fn find_runs(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.join(SUMMARY_FILE).is_file() {
+            out.push(p.clone());
+        } else if let Ok(rd) = std::fs::read_dir(p) {
+            let mut v: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|d| d.join(SUMMARY_FILE).is_file())
+                .collect();
+            v.sort();
+            out.extend(v);
+        }
+    }
+    out
+}
+
+/// Reads one completed run; `threshold` asks for the time to first reach an accuracy.
+pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>> {
+    let summary: Summary = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(SUMMARY_FILE))
+            .with_context(|| format!("reading {}", dir.join(SUMMARY_FILE).display()))?,
+    )
+    .with_context(|| format!("{} is damaged", dir.join(SUMMARY_FILE).display()))?;
+    if summary.status != "completed" {
+        return Ok(None);
+    }
+    let settings = RunSettings::load(dir)?;
+    let file = PipelineFile::load(&dir.join(PIPELINE_FILE))?;
+    let method = file
+        .spec
+        .stage
+        .values()
+        .find_map(|s| s.get_ref().method.as_ref().map(|m| m.get_ref().clone()))
+        .unwrap_or_default();
+    let history: Vec<EpochMetrics> = load_history(dir, usize::MAX)?;
+    let Some(last) = history.last() else {
+        return Ok(None);
+    };
+    let Some((data, final_acc)) = last.eval.first().cloned() else {
+        return Ok(None);
+    };
+    let acc = |m: &EpochMetrics| m.eval.first().map(|e| e.1).unwrap_or(0.0);
+    let best = history
+        .iter()
+        .map(|m| (acc(m), m.epoch))
+        .fold((f64::MIN, 0), |a, b| if b.0 > a.0 { b } else { a });
+    let tail = &history[history.len().saturating_sub(50)..];
+    let tail_acc = tail.iter().map(acc).sum::<f64>() / tail.len() as f64;
+    let time_to = threshold.and_then(|t| history.iter().find(|m| acc(m) >= t).map(|m| m.elapsed_s));
+    let mut command = format!("scarce train {}", settings.pipeline_source.display());
+    let own_epochs = file
+        .spec
+        .train
+        .as_ref()
+        .map(|t| *t.get_ref().epochs.get_ref());
+    if own_epochs != Some(settings.epochs) {
+        let _ = write!(command, " --epochs {}", settings.epochs);
+    }
+    let builtin = std::fs::canonicalize(crate::data::BUILTIN_DATA_DIR).ok();
+    if builtin.as_deref() != Some(settings.data_dir.as_path()) {
+        let _ = write!(
+            command,
+            " --data-dir {}",
+            relative_to_cwd(&settings.data_dir).display()
+        );
+    }
+    command.push_str(" --seed N");
+    Ok(Some(RunResult {
+        dir: dir.to_path_buf(),
+        pipeline: summary.pipeline,
+        task: file.spec.pipeline.task.clone(),
+        reference: file.spec.pipeline.reference.clone(),
+        method,
+        seed: summary.seed,
+        epochs: summary.epochs_done,
+        data,
+        final_acc,
+        tail_acc,
+        best,
+        wall_s: summary.elapsed_s,
+        time_to,
+        command,
+    }))
+}
+
+/// `path` relative to the current directory where that is shorter (`../shared/data`).
+fn relative_to_cwd(path: &Path) -> PathBuf {
+    let Ok(cwd) = std::env::current_dir().and_then(std::fs::canonicalize) else {
+        return path.to_path_buf();
+    };
+    let (a, b): (Vec<_>, Vec<_>) = (cwd.components().collect(), path.components().collect());
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    if common <= 1 {
+        return path.to_path_buf();
+    }
+    let mut rel = PathBuf::new();
+    for _ in common..a.len() {
+        rel.push("..");
+    }
+    for c in &b[common..] {
+        rel.push(c);
+    }
+    rel
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// The Markdown table of `runs`, one row per pipeline (mean ± sample std over seeds).
+pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
+    // runs of one pipeline with the same command line (epochs, data) are seeds of one row
+    let mut groups: BTreeMap<(&str, &str), Vec<&RunResult>> = BTreeMap::new();
+    for r in runs {
+        groups
+            .entry((r.pipeline.as_str(), r.command.as_str()))
+            .or_default()
+            .push(r);
+    }
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "| task | method | evaluated on | final accuracy % (mean ± std) | last-50-epoch mean % | best % | seeds | epochs | wall time (min) |"
+    );
+    if let Some(t) = threshold {
+        let _ = write!(s, " time to {:.0}% (min) |", 100.0 * t);
+    }
+    let _ = writeln!(s, " reference | command |");
+    let cols = 11 + usize::from(threshold.is_some());
+    let _ = writeln!(s, "|{}", "---|".repeat(cols));
+    for ((pipeline, command), rs) in groups {
+        let pct = |f: fn(&RunResult) -> f64| {
+            mean_std(&rs.iter().map(|r| 100.0 * f(r)).collect::<Vec<_>>())
+        };
+        let (fm, fs) = pct(|r| r.final_acc);
+        let (tm, _) = pct(|r| r.tail_acc);
+        let best = rs.iter().map(|r| r.best.0).fold(f64::MIN, f64::max);
+        let (wall, _) = mean_std(&rs.iter().map(|r| r.wall_s / 60.0).collect::<Vec<_>>());
+        let mut seeds: Vec<u64> = rs.iter().map(|r| r.seed).collect();
+        seeds.sort();
+        let first = rs[0];
+        let task = if first.task.is_empty() {
+            pipeline
+        } else {
+            first.task.as_str()
+        };
+        let _ = write!(
+            s,
+            "| {task} | {} | {} | {fm:.1} ± {fs:.1} | {tm:.1} | {:.1} | {} | {} | {wall:.1} |",
+            first.method,
+            first.data,
+            100.0 * best,
+            seeds
+                .iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            first.epochs,
+        );
+        if threshold.is_some() {
+            let times: Vec<f64> = rs
+                .iter()
+                .filter_map(|r| r.time_to.map(|t| t / 60.0))
+                .collect();
+            if times.len() == rs.len() {
+                let _ = write!(s, " {:.1} |", mean_std(&times).0);
+            } else {
+                let _ = write!(
+                    s,
+                    " not reached by {} of {} |",
+                    rs.len() - times.len(),
+                    rs.len()
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            " {} | `{command}` |",
+            if first.reference.is_empty() {
+                "-"
+            } else {
+                first.reference.as_str()
+            },
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(pipeline: &str, seed: u64, acc: f64) -> RunResult {
+        RunResult {
+            dir: PathBuf::new(),
+            pipeline: pipeline.into(),
+            task: "MNIST -> USPS".into(),
+            reference: "94.2".into(),
+            method: "mcd".into(),
+            seed,
+            epochs: 200,
+            data: "usps_test".into(),
+            final_acc: acc,
+            tail_acc: acc,
+            best: (acc + 0.01, 150),
+            wall_s: 600.0,
+            time_to: Some(120.0),
+            command: "scarce train pipelines/x.toml --seed N".into(),
+        }
+    }
+
+    #[test]
+    fn groups_by_pipeline_with_mean_and_sample_std() {
+        let t = table(
+            &[
+                r("a", 1, 0.90),
+                r("a", 2, 0.92),
+                r("a", 3, 0.94),
+                r("b", 1, 0.5),
+            ],
+            Some(0.9),
+        );
+        let rows: Vec<&str> = t.lines().collect();
+        assert_eq!(rows.len(), 4, "{t}");
+        assert!(rows[2].contains("| 92.0 ± 2.0 |"), "{t}");
+        assert!(rows[2].contains("| 1, 2, 3 |"), "{t}");
+        assert!(rows[2].contains("| 2.0 |"), "time to 90%: {t}");
+        assert!(rows[3].contains("| 50.0 ± 0.0 |"), "{t}");
+        assert!(rows[2].contains("`scarce train pipelines/x.toml --seed N`"));
+    }
+}
