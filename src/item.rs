@@ -126,6 +126,9 @@ pub struct EpochMetrics {
     pub eval: Vec<(String, f64)>,
     /// Iterations in this epoch.
     pub iterations: usize,
+    /// Seconds per iteration spent in each phase of the method (e.g. MCD's A, B, C).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phase_s: Vec<(String, f64)>,
     /// Seconds spent training in this epoch.
     pub train_s: f64,
     /// Seconds spent evaluating in this epoch.

@@ -55,6 +55,7 @@ impl Adr {
         let lr = self.cfg.optimizer.lr;
         let DigitsNet { g, c } = self.net.take().expect("network present");
         let count = ys.dims()[0];
+        let t0 = std::time::Instant::now();
 
         // G and C on source cross-entropy
         let o = c.forward(g.forward(xs.clone()));
@@ -67,6 +68,7 @@ impl Adr {
         let g = self.opt_g.step(lr, g, gg);
         let c = self.opt_c.step(lr, c, gc);
 
+        let t1 = std::time::Instant::now();
         // C as the critic: classify source, be sensitive to dropout on target
         let fs = g.forward(xs).detach();
         let ft = g.forward(xt.clone()).detach();
@@ -75,6 +77,7 @@ impl Adr {
         let gc = GradientsParams::from_grads(loss.backward(), &c);
         let c = self.opt_c.step(lr, c, gc);
 
+        let t2 = std::time::Instant::now();
         // G: make target features insensitive to C's dropout
         let mut g = g;
         let mut d = 0.0;
@@ -92,6 +95,11 @@ impl Adr {
             correct,
             count,
             discrepancy: Some(d),
+            phases: [
+                ("source", (t1 - t0).as_secs_f64()),
+                ("critic", (t2 - t1).as_secs_f64()),
+                ("generator", t2.elapsed().as_secs_f64()),
+            ],
         }
     }
 }

@@ -57,6 +57,7 @@ impl Mcd {
         let lr = self.cfg.optimizer.lr;
         let TwinDigitsNet { g, c1, c2 } = self.net.take().expect("network present");
         let count = ys.dims()[0];
+        let t0 = std::time::Instant::now();
 
         // (A) G, C1, C2 on source cross-entropy
         let fs = g.forward(xs.clone()); // [b, 768]
@@ -72,6 +73,7 @@ impl Mcd {
         let c1 = self.opt_c.step(lr, c1, g1);
         let c2 = self.opt_c.step(lr, c2, g2);
 
+        let t1 = std::time::Instant::now();
         // (B) classifiers only: source cross-entropy minus target discrepancy
         let fs = g.forward(xs).detach();
         let ft = g.forward(xt.clone()).detach();
@@ -84,6 +86,7 @@ impl Mcd {
         let c1 = self.opt_c.step(lr, c1, g1);
         let c2 = self.opt_c.step(lr, c2, g2);
 
+        let t2 = std::time::Instant::now();
         // (C) generator only: minimise the discrepancy, num_k times
         let mut g = g;
         let mut disc = 0.0;
@@ -101,6 +104,11 @@ impl Mcd {
             correct,
             count,
             discrepancy: Some(disc),
+            phases: [
+                ("A", (t1 - t0).as_secs_f64()),
+                ("B", (t2 - t1).as_secs_f64()),
+                ("C", t2.elapsed().as_secs_f64()),
+            ],
         }
     }
 }

@@ -78,7 +78,7 @@ impl OptimizerConfig {
 }
 
 /// Losses and counts of one training iteration.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct StepStats {
     /// Main loss (source cross-entropy).
     pub loss: f64,
@@ -88,6 +88,8 @@ pub struct StepStats {
     pub count: usize,
     /// Discrepancy on the target batch (adapting methods), after the iteration.
     pub discrepancy: Option<f64>,
+    /// Seconds spent in each phase of the iteration (e.g. MCD's steps A, B, C).
+    pub phases: [(&'static str, f64); 3],
 }
 
 /// Methods a `train` stage can run.

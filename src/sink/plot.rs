@@ -109,6 +109,7 @@ mod tests {
                 discrepancy: None,
                 eval: vec![("a".into(), 0.6), ("b".into(), 0.4)],
                 iterations: 2,
+                phase_s: Vec::new(),
                 train_s: 0.1,
                 eval_s: 0.1,
                 elapsed_s: e as f64,

@@ -50,6 +50,7 @@ pub struct Trainer {
     seeded_epoch: usize,
     loss_sum: f64,
     disc_sum: f64,
+    phase_sum: [(&'static str, f64); 3],
     correct: usize,
     seen: usize,
     iterations: usize,
@@ -76,6 +77,7 @@ impl Trainer {
             seeded_epoch: 0,
             loss_sum: 0.0,
             disc_sum: 0.0,
+            phase_sum: [("", 0.0); 3],
             correct: 0,
             seen: 0,
             iterations: 0,
@@ -119,6 +121,9 @@ impl Trainer {
         );
         self.loss_sum += stats.loss;
         self.disc_sum += stats.discrepancy.unwrap_or(0.0);
+        for (sum, (name, secs)) in self.phase_sum.iter_mut().zip(stats.phases) {
+            *sum = (name, sum.1 + secs);
+        }
         self.correct += stats.correct;
         self.seen += stats.count;
         self.iterations += 1;
@@ -172,12 +177,19 @@ impl Trainer {
             discrepancy: (self.disc_sum > 0.0).then_some(self.disc_sum / n),
             eval,
             iterations: self.iterations,
+            phase_s: self
+                .phase_sum
+                .iter()
+                .filter(|(name, _)| !name.is_empty())
+                .map(|(name, secs)| (name.to_string(), secs / n))
+                .collect(),
             train_s,
             eval_s,
             elapsed_s,
         };
         self.loss_sum = 0.0;
         self.disc_sum = 0.0;
+        self.phase_sum = [("", 0.0); 3];
         self.correct = 0;
         self.seen = 0;
         self.iterations = 0;
