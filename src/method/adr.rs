@@ -10,14 +10,12 @@
 //!   away from the boundary).
 
 use super::{
-    batch_images, batch_tensors, count_correct, cross_entropy, scalar, symmetric_kl, Method,
+    count_correct, cross_entropy, load_two, pair_tensors, save_two, scalar, symmetric_kl, Method,
     MethodConfig, Predictor, StepInput, StepStats,
 };
 use crate::model::digits::DigitsNet;
-use crate::train::checkpoint::{
-    load_module, load_optimizer, safetensors_bytes, save_module, save_optimizer,
-};
-use anyhow::{bail, Context, Result};
+use crate::train::checkpoint::safetensors_bytes;
+use anyhow::Result;
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -106,11 +104,7 @@ impl Adr {
 
 impl Method for Adr {
     fn step(&mut self, input: StepInput<'_>) -> Result<StepStats> {
-        let StepInput::Pair(pair) = input else {
-            bail!("ADR trains on source/target pairs: put a `pair` stage before the model stage");
-        };
-        let (xs, ys) = batch_tensors(&pair.source, &self.device);
-        let xt = batch_images(&pair.target, &self.device);
+        let (xs, ys, xt) = pair_tensors(input, &self.device, "ADR")?;
         Ok(self.step_tensors(xs, ys, xt))
     }
 
@@ -119,19 +113,17 @@ impl Method for Adr {
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        save_module(&dir.join("model.bpk"), self.net())?;
-        save_optimizer(&dir.join("optimizer_g.bpk"), &self.opt_g)?;
-        save_optimizer(&dir.join("optimizer_c.bpk"), &self.opt_c)
+        save_two(dir, self.net(), &self.opt_g, &self.opt_c)
     }
 
     fn load(&mut self, dir: &Path) -> Result<()> {
-        let fresh = self.net.take().context("network missing")?;
-        self.net = Some(load_module(&dir.join("model.bpk"), fresh)?);
-        let g = std::mem::replace(&mut self.opt_g, self.cfg.optimizer.init());
-        self.opt_g = load_optimizer(&dir.join("optimizer_g.bpk"), g)?;
-        let c = std::mem::replace(&mut self.opt_c, self.cfg.optimizer.init());
-        self.opt_c = load_optimizer(&dir.join("optimizer_c.bpk"), c)?;
-        Ok(())
+        load_two(
+            dir,
+            &mut self.net,
+            &mut self.opt_g,
+            &mut self.opt_c,
+            &self.cfg.optimizer,
+        )
     }
 
     fn export(&self) -> Result<Vec<u8>> {

@@ -11,14 +11,12 @@
 //! the reference code, G and the classifiers have separate Adam optimizers.
 
 use super::{
-    batch_images, batch_tensors, count_correct, cross_entropy, discrepancy, scalar, Method,
+    count_correct, cross_entropy, discrepancy, load_two, pair_tensors, save_two, scalar, Method,
     MethodConfig, Predictor, StepInput, StepStats,
 };
 use crate::model::digits::TwinDigitsNet;
-use crate::train::checkpoint::{
-    load_module, load_optimizer, safetensors_bytes, save_module, save_optimizer,
-};
-use anyhow::{bail, Context, Result};
+use crate::train::checkpoint::safetensors_bytes;
+use anyhow::Result;
 use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
@@ -115,11 +113,7 @@ impl Mcd {
 
 impl Method for Mcd {
     fn step(&mut self, input: StepInput<'_>) -> Result<StepStats> {
-        let StepInput::Pair(pair) = input else {
-            bail!("MCD trains on source/target pairs: put a `pair` stage before the model stage");
-        };
-        let (xs, ys) = batch_tensors(&pair.source, &self.device);
-        let xt = batch_images(&pair.target, &self.device);
+        let (xs, ys, xt) = pair_tensors(input, &self.device, "MCD")?;
         Ok(self.step_tensors(xs, ys, xt))
     }
 
@@ -128,19 +122,17 @@ impl Method for Mcd {
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
-        save_module(&dir.join("model.bpk"), self.net())?;
-        save_optimizer(&dir.join("optimizer_g.bpk"), &self.opt_g)?;
-        save_optimizer(&dir.join("optimizer_c.bpk"), &self.opt_c)
+        save_two(dir, self.net(), &self.opt_g, &self.opt_c)
     }
 
     fn load(&mut self, dir: &Path) -> Result<()> {
-        let fresh = self.net.take().context("network missing")?;
-        self.net = Some(load_module(&dir.join("model.bpk"), fresh)?);
-        let g = std::mem::replace(&mut self.opt_g, self.cfg.optimizer.init());
-        self.opt_g = load_optimizer(&dir.join("optimizer_g.bpk"), g)?;
-        let c = std::mem::replace(&mut self.opt_c, self.cfg.optimizer.init());
-        self.opt_c = load_optimizer(&dir.join("optimizer_c.bpk"), c)?;
-        Ok(())
+        load_two(
+            dir,
+            &mut self.net,
+            &mut self.opt_g,
+            &mut self.opt_c,
+            &self.cfg.optimizer,
+        )
     }
 
     fn export(&self) -> Result<Vec<u8>> {

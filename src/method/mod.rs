@@ -217,6 +217,54 @@ pub fn batch_tensors(b: &Batch, device: &Device) -> (Tensor<4>, Tensor<1, Int>) 
     (x, y)
 }
 
+/// Source images and labels and target images of an adapting method's iteration.
+pub(crate) fn pair_tensors(
+    input: StepInput<'_>,
+    device: &Device,
+    method: &str,
+) -> Result<(Tensor<4>, Tensor<1, Int>, Tensor<4>)> {
+    let StepInput::Pair(pair) = input else {
+        anyhow::bail!(
+            "{method} trains on source/target pairs: put a `pair` stage before the model stage"
+        );
+    };
+    let (xs, ys) = batch_tensors(&pair.source, device);
+    Ok((xs, ys, batch_images(&pair.target, device)))
+}
+
+/// Checkpoint of a network with a generator optimizer and a classifier optimizer.
+pub(crate) fn save_two<N: burn::module::Module>(
+    dir: &Path,
+    net: &N,
+    opt_g: &burn::optim::ModuleOptimizer,
+    opt_c: &burn::optim::ModuleOptimizer,
+) -> Result<()> {
+    use crate::train::checkpoint::{save_module, save_optimizer};
+    save_module(&dir.join("model.bpk"), net)?;
+    save_optimizer(&dir.join("optimizer_g.bpk"), opt_g)?;
+    save_optimizer(&dir.join("optimizer_c.bpk"), opt_c)
+}
+
+/// Restores what [`save_two`] wrote.
+pub(crate) fn load_two<N: burn::module::Module>(
+    dir: &Path,
+    net: &mut Option<N>,
+    opt_g: &mut burn::optim::ModuleOptimizer,
+    opt_c: &mut burn::optim::ModuleOptimizer,
+    cfg: &OptimizerConfig,
+) -> Result<()> {
+    use crate::train::checkpoint::{load_module, load_optimizer};
+    let fresh = net
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("network missing"))?;
+    *net = Some(load_module(&dir.join("model.bpk"), fresh)?);
+    let g = std::mem::replace(opt_g, cfg.init());
+    *opt_g = load_optimizer(&dir.join("optimizer_g.bpk"), g)?;
+    let c = std::mem::replace(opt_c, cfg.init());
+    *opt_c = load_optimizer(&dir.join("optimizer_c.bpk"), c)?;
+    Ok(())
+}
+
 /// Images of a batch as a tensor (labels are not read: target data).
 pub fn batch_images(b: &Batch, device: &Device) -> Tensor<4> {
     Tensor::<4>::from_data(
