@@ -38,7 +38,8 @@ Examples:
   scarce train --resume runs/digits-source-only-20261128-120000
 
 The run folder holds pipeline.toml (as used), run.json (seed, device, data directory),
-metrics.jsonl, checkpoints/, summary.json, learning_curve.svg and model.safetensors.
+metrics.jsonl, checkpoints/, summary.json, learning_curve.svg, embedding.svg and
+model.safetensors.
 Ctrl-C stops after flushing metrics; --resume continues from the last checkpoint.")]
     Train {
         /// Pipeline file (see pipelines/).

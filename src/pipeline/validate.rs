@@ -283,6 +283,24 @@ impl PipelineFile {
                 "a pipeline can have only one `train` stage",
             ));
         }
+        let metrics = stages
+            .iter()
+            .filter(|s| s.kind == StageKind::Metrics)
+            .count();
+        if trains == 1 && metrics != 1 {
+            let train = stages
+                .iter()
+                .find(|s| s.kind == StageKind::Train)
+                .expect("counted");
+            return Err(self.error(
+                self.spec.stage[&train.name].get_ref().kind.span(),
+                Some(&format!("stage.{}", train.name)),
+                format!(
+                    "a training pipeline needs exactly one `metrics` sink reading from `{}` (it writes metrics.jsonl and summary.json); found {metrics}",
+                    train.name
+                ),
+            ));
+        }
         if let Some(t) = &spec.train {
             let t = t.get_ref();
             if *t.epochs.get_ref() == 0 {
