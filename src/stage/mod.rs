@@ -1,5 +1,5 @@
-//! The data-side stages of a pipeline: the dataset source, per-example preprocessing
-//! and batching. Each is a [`crate::graph`] node over [`Item`]s and can be driven by a
+//! The data-side stages of a pipeline: the dataset source, per-example preprocessing,
+//! batching, and the pairing of source and target batches. Each is a [`crate::graph`] node over [`Item`]s and can be driven by a
 //! test on plain vectors without a graph.
 
 pub mod batcher;
