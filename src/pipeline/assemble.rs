@@ -87,11 +87,7 @@ impl PipelineFile {
 
     /// The method configuration of the model stage.
     pub fn method_config(&self, plan: &Plan) -> Result<MethodConfig> {
-        let st = plan
-            .stages
-            .iter()
-            .find(|s| s.kind == StageKind::Train)
-            .context("the pipeline has no `train` stage")?;
+        let st = plan.train_stage()?;
         let st = self.spec.stage[&st.name].get_ref();
         let kind = st
             .method
@@ -112,11 +108,7 @@ impl PipelineFile {
 
     /// The network configuration of the model stage.
     pub fn network_config(&self, plan: &Plan) -> Result<DigitsNetConfig> {
-        let st = plan
-            .stages
-            .iter()
-            .find(|s| s.kind == StageKind::Train)
-            .context("the pipeline has no `train` stage")?;
+        let st = plan.train_stage()?;
         let n = self.spec.stage[&st.name]
             .get_ref()
             .network

@@ -53,6 +53,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The model (`train`) stage, or an error saying the pipeline has none.
+    pub fn train_stage(&self) -> anyhow::Result<&StagePlan> {
+        self.stages
+            .iter()
+            .find(|s| s.kind == StageKind::Train)
+            .ok_or_else(|| anyhow::anyhow!("the pipeline has no `train` stage"))
+    }
+
     /// A readable description: stages with their kinds and types, and every edge with its
     /// item type, capacity and policy.
     pub fn render(&self) -> String {

@@ -306,11 +306,7 @@ pub fn write_embedding(
         });
         chosen.extend(eval.map(|e| (e, true)));
     }
-    let train_stage = plan
-        .stages
-        .iter()
-        .find(|s| s.kind == StageKind::Train)
-        .context("the run's pipeline has no train stage")?;
+    let train_stage = plan.train_stage()?;
     let normalize = file.preprocessing_before(plan, &train_stage.name);
     let mut features = Vec::new();
     let mut targets = Vec::new();
@@ -399,11 +395,7 @@ pub fn evaluate_run(
         );
     }
     let data_dir = data_dir_for(data_dir, Some(&settings.data_dir));
-    let train_stage = plan
-        .stages
-        .iter()
-        .find(|s| s.kind == crate::pipeline::StageKind::Train)
-        .context("the run's pipeline has no train stage")?;
+    let train_stage = plan.train_stage()?;
     let normalize = file.preprocessing_before(&plan, &train_stage.name);
     names
         .iter()
