@@ -71,6 +71,7 @@ fn breakdown(net: DigitsNet, x: &Tensor<4>, y: &Tensor<1, Int>) -> DigitsNet {
 }
 
 fn bench(c: &mut Criterion) {
+    scarce::kernels::tune_allocator();
     let base = Device::flex();
     base.seed(0);
     let ad = base.clone().autodiff();

@@ -13,6 +13,7 @@ pub mod eval;
 pub mod fsutil;
 pub mod graph;
 pub mod item;
+pub mod kernels;
 pub mod method;
 pub mod model;
 pub mod pipeline;

@@ -133,6 +133,7 @@ Each PATH is a run folder or a folder of run folders; unfinished runs are skippe
 }
 
 fn main() -> ExitCode {
+    scarce::kernels::tune_allocator();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     match run(cli) {

@@ -1,9 +1,9 @@
 //! The digits network of the MCD reference code (Saito et al., CVPR 2018, `model/usps.py`):
 //! a small convolutional feature generator and a classifier head, for 1x28x28 inputs.
 
+use crate::kernels;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, Relu};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -74,8 +74,6 @@ pub struct DigitsGenerator {
     bn1: BatchNorm,
     conv2: Conv2d,
     bn2: BatchNorm,
-    pool: MaxPool2d,
-    relu: Relu,
 }
 
 impl DigitsGenerator {
@@ -85,22 +83,30 @@ impl DigitsGenerator {
             bn1: BatchNormConfig::new(32).init(device),
             conv2: Conv2dConfig::new([32, 48], [5, 5]).init(device),
             bn2: BatchNormConfig::new(48).init(device),
-            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-            relu: Relu::new(),
         }
     }
 
     /// `[batch, 1, 28, 28]` -> `[batch, 768]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         // [b, 1, 28, 28] -> conv -> [b, 32, 24, 24] -> pool -> [b, 32, 12, 12]
-        let x = self
-            .pool
-            .forward(self.relu.forward(self.bn1.forward(self.conv1.forward(x))));
+        let x = kernels::max_pool2d(
+            kernels::batch_norm(&self.bn1, conv(&self.conv1, x), true),
+            2,
+        );
         // [b, 32, 12, 12] -> conv -> [b, 48, 8, 8] -> pool -> [b, 48, 4, 4]
-        let x = self
-            .pool
-            .forward(self.relu.forward(self.bn2.forward(self.conv2.forward(x))));
+        let x = kernels::max_pool2d(
+            kernels::batch_norm(&self.bn2, conv(&self.conv2, x), true),
+            2,
+        );
         x.flatten(1, 3) // [b, 768]
+    }
+}
+
+/// A 5x5 convolution without padding, through the CPU kernels where they apply.
+fn conv(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    match &layer.bias {
+        Some(bias) => kernels::conv2d(x, layer.weight.val(), bias.val(), layer.stride, [0, 0]),
+        None => layer.forward(x),
     }
 }
 
@@ -113,7 +119,6 @@ pub struct DigitsClassifier {
     fc2: Linear,
     bn2: BatchNorm,
     fc3: Linear,
-    relu: Relu,
 }
 
 impl DigitsClassifier {
@@ -125,16 +130,15 @@ impl DigitsClassifier {
             fc2: LinearConfig::new(cfg.hidden, cfg.hidden).init(device),
             bn2: BatchNormConfig::new(cfg.hidden).init(device),
             fc3: LinearConfig::new(cfg.hidden, cfg.num_classes).init(device),
-            relu: Relu::new(),
         }
     }
 
     /// `[batch, 768]` -> logits `[batch, classes]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let x = self.drop.forward(x);
-        let x = self.relu.forward(self.bn1.forward(self.fc1.forward(x))); // [b, hidden]
-        let x = self.drop.forward(x);
-        let x = self.relu.forward(self.bn2.forward(self.fc2.forward(x))); // [b, hidden]
+        let x = kernels::dropout(&self.drop, x);
+        let x = kernels::batch_norm(&self.bn1, self.fc1.forward(x), true); // [b, hidden]
+        let x = kernels::dropout(&self.drop, x);
+        let x = kernels::batch_norm(&self.bn2, self.fc2.forward(x), true); // [b, hidden]
         self.fc3.forward(x) // [b, classes]
     }
 }

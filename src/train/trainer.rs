@@ -62,6 +62,7 @@ impl Trainer {
     /// Builds the method's networks (fresh, or from the resume checkpoint).
     pub fn new(setup: TrainerSetup) -> anyhow::Result<Self> {
         setup.device.seed(setup.seed);
+        crate::kernels::seed_dropout(setup.seed);
         let mut method = method::build(&setup.method, &setup.device);
         let elapsed_before = match &setup.resume_from {
             Some((dir, state)) => {
@@ -110,6 +111,7 @@ impl Trainer {
             self.setup
                 .device
                 .seed(epoch_seed(self.setup.seed, epoch) ^ 1);
+            crate::kernels::seed_dropout(epoch_seed(self.setup.seed, epoch) ^ 2);
             self.seeded_epoch = epoch;
             self.epoch_started = Some(Instant::now());
         }

@@ -1,0 +1,387 @@
+//! 2-D convolution on the CPU: im2col per image and one GEMM per image, the batch
+//! spread over the rayon pool. Forward, input gradient and weight gradient share the
+//! same im2col layout, so the backward passes never materialise the whole batch's
+//! column matrix (for the digits net's second convolution that would be 26 MB).
+//!
+//! Layouts are contiguous NCHW for activations and `[c_out, c_in, kh, kw]` for weights,
+//! as in burn. Groups and dilation are not supported (callers fall back to burn).
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Shapes of one convolution: input `[n, c_in, h, w]`, weight `[c_out, c_in, kh, kw]`,
+/// symmetric zero padding, equal-or-not strides, no dilation, no groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    /// Batch size.
+    pub n: usize,
+    /// Input channels.
+    pub c_in: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub c_out: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Stride (rows, columns).
+    pub stride: [usize; 2],
+    /// Zero padding on each side (rows, columns).
+    pub pad: [usize; 2],
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+}
+
+impl ConvGeom {
+    /// The geometry of `x` convolved with `weight`; `None` when the kernel does not fit
+    /// or a dimension is zero.
+    pub fn new(
+        x: [usize; 4],
+        weight: [usize; 4],
+        stride: [usize; 2],
+        pad: [usize; 2],
+    ) -> Option<Self> {
+        let [n, c_in, h, w] = x;
+        let [c_out, wc, kh, kw] = weight;
+        if wc != c_in || stride[0] == 0 || stride[1] == 0 || kh == 0 || kw == 0 {
+            return None;
+        }
+        let (hp, wp) = (h + 2 * pad[0], w + 2 * pad[1]);
+        if hp < kh || wp < kw || n == 0 || c_in == 0 || c_out == 0 {
+            return None;
+        }
+        Some(Self {
+            n,
+            c_in,
+            h,
+            w,
+            c_out,
+            kh,
+            kw,
+            stride,
+            pad,
+            oh: (hp - kh) / stride[0] + 1,
+            ow: (wp - kw) / stride[1] + 1,
+        })
+    }
+
+    /// Rows of the column matrix: `c_in * kh * kw`.
+    pub fn k(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+
+    /// Output positions per image: `oh * ow`.
+    pub fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    fn in_len(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+
+    fn out_len(&self) -> usize {
+        self.c_out * self.p()
+    }
+
+    /// Output shape `[n, c_out, oh, ow]`.
+    pub fn out_shape(&self) -> [usize; 4] {
+        [self.n, self.c_out, self.oh, self.ow]
+    }
+
+    /// Multiply-adds times two of one forward pass.
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.n * self.out_len() * self.k()) as f64
+    }
+}
+
+/// Fills `cols` (`[k, p]`, row-major) with the patches of one image `x` (`[c_in, h, w]`).
+fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
+    let (p, ow) = (g.p(), g.ow);
+    let mut row = 0;
+    for ci in 0..g.c_in {
+        let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let dst = &mut cols[row * p..(row + 1) * p];
+                for oy in 0..g.oh {
+                    let out = &mut dst[oy * ow..(oy + 1) * ow];
+                    let iy = (oy * g.stride[0] + ky) as isize - g.pad[0] as isize;
+                    if iy < 0 || iy as usize >= g.h {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    if g.stride[1] == 1 && g.pad[1] == 0 {
+                        copy_run(out, &src[kx..kx + ow]);
+                    } else {
+                        for (ox, o) in out.iter_mut().enumerate() {
+                            let ix = (ox * g.stride[1] + kx) as isize - g.pad[1] as isize;
+                            *o = if ix >= 0 && (ix as usize) < g.w {
+                                src[ix as usize]
+                            } else {
+                                0.0
+                            };
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of im2col (often 8 to 24 values): in
+/// blocks of 8 that compile to vector moves instead of a `memcpy` call per run.
+#[inline(always)]
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    let src = &src[..dst.len()];
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (a, b) in (&mut d).zip(&mut s) {
+        let block: [f32; 8] = b.try_into().expect("chunk of 8");
+        a.copy_from_slice(&block);
+    }
+    for (a, b) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *a = *b;
+    }
+}
+
+/// Adds the column matrix `cols` (`[k, p]`) back into one image gradient `dx`
+/// (`[c_in, h, w]`): the adjoint of [`im2col`].
+fn col2im_add(g: &ConvGeom, cols: &[f32], dx: &mut [f32]) {
+    let (p, ow) = (g.p(), g.ow);
+    let mut row = 0;
+    for ci in 0..g.c_in {
+        let plane = &mut dx[ci * g.h * g.w..(ci + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let src = &cols[row * p..(row + 1) * p];
+                for oy in 0..g.oh {
+                    let iy = (oy * g.stride[0] + ky) as isize - g.pad[0] as isize;
+                    if iy < 0 || iy as usize >= g.h {
+                        continue;
+                    }
+                    let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    let s = &src[oy * ow..(oy + 1) * ow];
+                    if g.stride[1] == 1 && g.pad[1] == 0 {
+                        for (d, v) in dst[kx..kx + ow].iter_mut().zip(s) {
+                            *d += v;
+                        }
+                    } else {
+                        for (ox, v) in s.iter().enumerate() {
+                            let ix = (ox * g.stride[1] + kx) as isize - g.pad[1] as isize;
+                            if ix >= 0 && (ix as usize) < g.w {
+                                dst[ix as usize] += v;
+                            }
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// `dst[m, n] (+)= lhs[m, k] * rhs[k, n]` with explicit row and column strides.
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    (lhs_rs, lhs_cs): (usize, usize),
+    rhs: &[f32],
+    (rhs_rs, rhs_cs): (usize, usize),
+) {
+    assert!(dst.len() >= m * n, "matmul: destination too small");
+    assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
+    assert!(k == 0 || n == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
+    // SAFETY: the asserts above keep every index gemm touches inside the three slices,
+    // dst is a unique borrow and does not alias the inputs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
+}
+
+/// Forward pass: `y[b] = W * im2col(x[b]) + bias`. `x` is `[n, c_in, h, w]`, `weight`
+/// `[c_out, k]`, `bias` `[c_out]`; returns `[n, c_out, oh, ow]`.
+pub fn forward(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let (k, p, c_out) = (g.k(), g.p(), g.c_out);
+    let mut y = vec![0.0f32; g.n * g.out_len()];
+    y.par_chunks_mut(g.out_len())
+        .zip(x.par_chunks(g.in_len()))
+        .for_each_init(
+            || vec![0.0f32; k * p],
+            |cols, (yb, xb)| {
+                im2col(g, xb, cols);
+                if let Some(bias) = bias {
+                    for (row, b) in yb.chunks_mut(p).zip(bias) {
+                        row.fill(*b);
+                    }
+                }
+                matmul(
+                    (c_out, p, k),
+                    yb,
+                    bias.is_some(),
+                    weight,
+                    (k, 1),
+                    cols,
+                    (p, 1),
+                );
+            },
+        );
+    y
+}
+
+/// Gradient with respect to the input: `dx[b] = col2im(W^T * dy[b])`.
+pub fn backward_input(g: &ConvGeom, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (k, p, c_out) = (g.k(), g.p(), g.c_out);
+    let mut dx = vec![0.0f32; g.n * g.in_len()];
+    dx.par_chunks_mut(g.in_len())
+        .zip(dy.par_chunks(g.out_len()))
+        .for_each_init(
+            || vec![0.0f32; k * p],
+            |cols, (dxb, dyb)| {
+                // W^T: [k, c_out] read from W [c_out, k] with swapped strides
+                matmul((k, p, c_out), cols, false, weight, (1, k), dyb, (p, 1));
+                col2im_add(g, cols, dxb);
+            },
+        );
+    dx
+}
+
+/// Gradients of the weight (`[c_out, k]`) and bias (`[c_out]`):
+/// `dW = sum_b dy[b] * im2col(x[b])^T`, `db = sum over b and positions of dy`.
+pub fn backward_weight(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (k, p, c_out) = (g.k(), g.p(), g.c_out);
+    let threads = rayon::current_num_threads().max(1);
+    // one partial sum per chunk of images, at most a few per thread
+    let per = g.n.div_ceil(threads * 2).max(1);
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = x
+        .par_chunks(g.in_len() * per)
+        .zip(dy.par_chunks(g.out_len() * per))
+        .map(|(xs, dys)| {
+            let mut cols = vec![0.0f32; k * p];
+            let mut dw = vec![0.0f32; c_out * k];
+            let mut db = vec![0.0f32; c_out];
+            for (i, (xb, dyb)) in xs
+                .chunks(g.in_len())
+                .zip(dys.chunks(g.out_len()))
+                .enumerate()
+            {
+                im2col(g, xb, &mut cols);
+                // cols^T: [p, k] read from cols [k, p] with swapped strides
+                matmul((c_out, k, p), &mut dw, i > 0, dyb, (p, 1), &cols, (1, p));
+                for (d, row) in db.iter_mut().zip(dyb.chunks(p)) {
+                    *d += row.iter().sum::<f32>();
+                }
+            }
+            (dw, db)
+        })
+        .collect();
+    let mut it = partials.into_iter();
+    let (mut dw, mut db) = it
+        .next()
+        .unwrap_or_else(|| (vec![0.0; c_out * k], vec![0.0; c_out]));
+    for (w, b) in it {
+        dw.iter_mut().zip(&w).for_each(|(a, v)| *a += v);
+        db.iter_mut().zip(&b).for_each(|(a, v)| *a += v);
+    }
+    (dw, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct definition of the convolution, for checking.
+    fn naive(g: &ConvGeom, x: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+        let mut y = vec![0.0; g.n * g.out_len()];
+        for n in 0..g.n {
+            for co in 0..g.c_out {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let mut s = b[co];
+                        for ci in 0..g.c_in {
+                            for ky in 0..g.kh {
+                                for kx in 0..g.kw {
+                                    let iy = (oy * g.stride[0] + ky) as isize - g.pad[0] as isize;
+                                    let ix = (ox * g.stride[1] + kx) as isize - g.pad[1] as isize;
+                                    if iy < 0 || ix < 0 || iy as usize >= g.h || ix as usize >= g.w
+                                    {
+                                        continue;
+                                    }
+                                    s += x[((n * g.c_in + ci) * g.h + iy as usize) * g.w
+                                        + ix as usize]
+                                        * w[((co * g.c_in + ci) * g.kh + ky) * g.kw + kx];
+                                }
+                            }
+                        }
+                        y[((n * g.c_out + co) * g.oh + oy) * g.ow + ox] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn seq(len: usize, a: f32) -> Vec<f32> {
+        (0..len).map(|i| ((i as f32) * a).sin()).collect()
+    }
+
+    #[test]
+    fn forward_matches_the_definition_with_stride_and_padding() {
+        for (x, w, s, p) in [
+            ([2, 1, 7, 6], [3, 1, 3, 3], [1, 1], [0, 0]),
+            ([3, 2, 9, 8], [4, 2, 5, 3], [2, 1], [1, 2]),
+            ([1, 3, 5, 5], [2, 3, 5, 5], [1, 1], [0, 0]),
+        ] {
+            let g = ConvGeom::new(x, w, s, p).unwrap();
+            let xs = seq(x.iter().product(), 0.37);
+            let ws = seq(w.iter().product(), 0.71);
+            let bs = seq(w[0], 1.3);
+            let got = forward(&g, &xs, &ws, Some(&bs));
+            let want = naive(&g, &xs, &ws, &bs);
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn geometry_rejects_a_kernel_larger_than_the_input() {
+        assert!(ConvGeom::new([1, 1, 4, 4], [1, 1, 5, 5], [1, 1], [0, 0]).is_none());
+        assert!(ConvGeom::new([1, 2, 4, 4], [1, 1, 3, 3], [1, 1], [0, 0]).is_none());
+        assert_eq!(
+            ConvGeom::new([1, 1, 4, 4], [1, 1, 5, 5], [1, 1], [1, 1])
+                .unwrap()
+                .out_shape(),
+            [1, 1, 2, 2]
+        );
+    }
+}

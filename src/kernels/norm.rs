@@ -1,0 +1,227 @@
+//! Batch normalisation in training mode on the CPU, for contiguous `[n, c, spatial]`
+//! activations: per-channel statistics in one parallel pass over channels, the affine
+//! map (optionally followed by ReLU) in one parallel pass over images.
+
+use rayon::prelude::*;
+
+/// Shape of a batch-norm input: `n` images of `c` channels of `s` values each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NormGeom {
+    /// Batch size.
+    pub n: usize,
+    /// Channels.
+    pub c: usize,
+    /// Values per channel and image (height x width; 1 for `[n, c]`).
+    pub s: usize,
+}
+
+impl NormGeom {
+    fn count(&self) -> f64 {
+        (self.n * self.s) as f64
+    }
+}
+
+/// What the forward pass returns: the output, the batch mean and the biased batch
+/// variance per channel.
+pub struct NormForward {
+    /// Normalised (and, if asked, rectified) output, same layout as the input.
+    pub y: Vec<f32>,
+    /// Batch mean per channel.
+    pub mean: Vec<f32>,
+    /// Biased (population) batch variance per channel.
+    pub var: Vec<f32>,
+}
+
+/// Per-channel sums over the batch: `f(channel, value-run)` summed in f64.
+fn channel_sums<F>(g: &NormGeom, f: F) -> Vec<[f64; 2]>
+where
+    F: Fn(usize, usize, &mut [f64; 2]) + Sync,
+{
+    (0..g.c)
+        .into_par_iter()
+        .map(|ch| {
+            let mut acc = [0.0f64; 2];
+            for img in 0..g.n {
+                f(ch, (img * g.c + ch) * g.s, &mut acc);
+            }
+            acc
+        })
+        .collect()
+}
+
+/// `y = gamma * (x - mean) / sqrt(var + eps) + beta`, then `max(y, 0)` if `relu`.
+pub fn forward(
+    g: &NormGeom,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    relu: bool,
+) -> NormForward {
+    let s = g.s;
+    let sums = channel_sums(g, |_, start, acc| {
+        let mut a = 0.0f32;
+        let mut b = 0.0f32;
+        for v in &x[start..start + s] {
+            a += v;
+            b += v * v;
+        }
+        acc[0] += a as f64;
+        acc[1] += b as f64;
+    });
+    let count = g.count();
+    let mean: Vec<f32> = sums.iter().map(|a| (a[0] / count) as f32).collect();
+    let var: Vec<f32> = sums
+        .iter()
+        .map(|a| {
+            let m = a[0] / count;
+            (a[1] / count - m * m).max(0.0) as f32
+        })
+        .collect();
+    let (scale, shift) = affine(&mean, &var, gamma, beta, eps);
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(g.c * s)
+        .zip(x.par_chunks(g.c * s))
+        .for_each(|(yb, xb)| {
+            for ch in 0..g.c {
+                let (a, b) = (scale[ch], shift[ch]);
+                let dst = &mut yb[ch * s..(ch + 1) * s];
+                let src = &xb[ch * s..(ch + 1) * s];
+                if relu {
+                    for (o, v) in dst.iter_mut().zip(src) {
+                        *o = (v * a + b).max(0.0);
+                    }
+                } else {
+                    for (o, v) in dst.iter_mut().zip(src) {
+                        *o = v * a + b;
+                    }
+                }
+            }
+        });
+    NormForward { y, mean, var }
+}
+
+/// Per-channel `scale = gamma / sqrt(var + eps)` and `shift = beta - mean * scale`.
+fn affine(
+    mean: &[f32],
+    var: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = var
+        .iter()
+        .zip(gamma)
+        .map(|(v, g)| (*g as f64 / (*v as f64 + eps).sqrt()) as f32)
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(mean.iter().zip(&scale))
+        .map(|(b, (m, s))| b - m * s)
+        .collect();
+    (scale, shift)
+}
+
+/// Gradients of the input, gamma and beta.
+pub struct NormBackward {
+    /// Gradient of the input.
+    pub dx: Vec<f32>,
+    /// Gradient of gamma.
+    pub dgamma: Vec<f32>,
+    /// Gradient of beta.
+    pub dbeta: Vec<f32>,
+}
+
+/// Backward pass of [`forward`]. With `relu`, `dy` is the gradient of the rectified
+/// output and the mask is recomputed from `x` and the statistics.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    g: &NormGeom,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f64,
+    relu: bool,
+    dy: &[f32],
+) -> NormBackward {
+    let s = g.s;
+    let inv: Vec<f32> = var
+        .iter()
+        .map(|v| (1.0 / (*v as f64 + eps).sqrt()) as f32)
+        .collect();
+    let (scale, shift) = affine(mean, var, gamma, beta, eps);
+    // the gradient reaching the affine output: dy, zeroed where ReLU cut the output off
+    let pass = |v: f32, ch: usize| !relu || v * scale[ch] + shift[ch] > 0.0;
+    // sums[ch] = [sum dy', sum dy' * x]; then sum dy' * xhat = inv * (sum dy' x - mean sum dy')
+    let sums = channel_sums(g, |ch, start, acc| {
+        let (mut a, mut b) = (0.0f32, 0.0f32);
+        for (xv, dv) in x[start..start + s].iter().zip(&dy[start..start + s]) {
+            let d = if pass(*xv, ch) { *dv } else { 0.0 };
+            a += d;
+            b += d * xv;
+        }
+        acc[0] += a as f64;
+        acc[1] += b as f64;
+    });
+    let dbeta: Vec<f32> = sums.iter().map(|a| a[0] as f32).collect();
+    let dgamma: Vec<f32> = sums
+        .iter()
+        .enumerate()
+        .map(|(ch, a)| ((a[1] - mean[ch] as f64 * a[0]) * inv[ch] as f64) as f32)
+        .collect();
+    // dx = k (N dy' - dbeta - xhat dgamma) with k = gamma inv / N, written as
+    // dx = ca dy' + cb x + cc per channel
+    let count = g.count() as f32;
+    let coef: Vec<[f32; 3]> = (0..g.c)
+        .map(|ch| {
+            let k = gamma[ch] * inv[ch] / count;
+            let cb = -k * dgamma[ch] * inv[ch];
+            [k * count, cb, -k * dbeta[ch] - cb * mean[ch]]
+        })
+        .collect();
+    let mut dx = vec![0.0f32; x.len()];
+    dx.par_chunks_mut(g.c * s)
+        .zip(x.par_chunks(g.c * s).zip(dy.par_chunks(g.c * s)))
+        .for_each(|(dxb, (xb, dyb))| {
+            for (ch, &[ca, cb, cc]) in coef.iter().enumerate() {
+                let run = ch * s..(ch + 1) * s;
+                for ((o, xv), dv) in dxb[run.clone()]
+                    .iter_mut()
+                    .zip(&xb[run.clone()])
+                    .zip(&dyb[run])
+                {
+                    let d = if pass(*xv, ch) { *dv } else { 0.0 };
+                    *o = ca * d + cb * xv + cc;
+                }
+            }
+        });
+    NormBackward { dx, dgamma, dbeta }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalised_channels_have_zero_mean_and_unit_variance() {
+        let g = NormGeom { n: 3, c: 2, s: 5 };
+        let x: Vec<f32> = (0..30)
+            .map(|i| (i as f32 * 0.7).sin() * 3.0 + 1.0)
+            .collect();
+        let out = forward(&g, &x, &[1.0, 1.0], &[0.0, 0.0], 1e-5, false);
+        for ch in 0..2 {
+            let vals: Vec<f32> = (0..3)
+                .flat_map(|n| out.y[(n * 2 + ch) * 5..(n * 2 + ch + 1) * 5].to_vec())
+                .collect();
+            let m: f32 = vals.iter().sum::<f32>() / 15.0;
+            let v: f32 = vals.iter().map(|a| (a - m) * (a - m)).sum::<f32>() / 15.0;
+            assert!(m.abs() < 1e-5, "{m}");
+            assert!((v - 1.0).abs() < 1e-3, "{v}");
+        }
+        let relu = forward(&g, &x, &[1.0, 1.0], &[0.0, 0.0], 1e-5, true);
+        assert!(relu.y.iter().all(|v| *v >= 0.0));
+        assert!(relu.y.iter().zip(&out.y).all(|(r, y)| *r == y.max(0.0)));
+    }
+}
