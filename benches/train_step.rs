@@ -3,6 +3,10 @@
 //! is `benches/pytorch_digits.py`; `benches/compare.sh` runs both and prints them side
 //! by side.
 //!
+//! Also one MCD iteration (step A, step B and four generator updates, source and target
+//! batches of 128), the unit of the domain-adaptation runs' wall time. With the `tch`
+//! feature the same benches run on LibTorch's CPU backend as `digits-tch/...`.
+//!
 //! Also prints, once, where the step's time goes (forward+loss, backward, optimizer).
 
 use burn::module::Module;
@@ -10,6 +14,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use criterion::{criterion_group, criterion_main, Criterion};
+use scarce::method::mcd::Mcd;
 use scarce::method::source_only::SourceOnly;
 use scarce::method::{MethodConfig, MethodKind, OptimizerConfig};
 use scarce::model::digits::{DigitsNet, DigitsNetConfig};
@@ -72,13 +77,24 @@ fn breakdown(net: DigitsNet, x: &Tensor<4>, y: &Tensor<1, Int>) -> DigitsNet {
 
 fn bench(c: &mut Criterion) {
     scarce::kernels::tune_allocator();
-    let base = Device::flex();
+    bench_device(c, "digits", Device::flex(), true);
+    #[cfg(feature = "tch")]
+    bench_device(c, "digits-tch", Device::libtorch(), false);
+}
+
+/// Training step, MCD iteration and inference of the digits net on `base` (and its
+/// autodiff twin); `breakdown` also prints where a step's time goes.
+fn bench_device(c: &mut Criterion, group: &str, base: Device, with_breakdown: bool) {
     base.seed(0);
     let ad = base.clone().autodiff();
     let x = input(&ad, 0.0);
     let y = labels(&ad);
     let net = DigitsNetConfig::default().init(&ad);
-    let net = breakdown(net, &x, &y);
+    let net = if with_breakdown {
+        breakdown(net, &x, &y)
+    } else {
+        net
+    };
 
     let cfg = MethodConfig {
         kind: MethodKind::SourceOnly,
@@ -87,7 +103,7 @@ fn bench(c: &mut Criterion) {
         num_k: 4,
     };
     let mut method = SourceOnly::new(&cfg, &ad);
-    let mut g = c.benchmark_group("digits");
+    let mut g = c.benchmark_group(group);
     g.sample_size(20);
     g.bench_function("train_step/batch128", |bch| {
         bch.iter(|| {
@@ -95,6 +111,23 @@ fn bench(c: &mut Criterion) {
             assert!(stats.loss.is_finite());
         })
     });
+    // one MCD iteration: step A, step B and num_k = 4 generator updates (step C)
+    let mut mcd = Mcd::new(
+        &MethodConfig {
+            kind: MethodKind::Mcd,
+            ..cfg.clone()
+        },
+        &ad,
+    );
+    let xt = input(&ad, 1.0);
+    g.sample_size(10);
+    g.bench_function("mcd_iteration/batch128", |bch| {
+        bch.iter(|| {
+            let stats = mcd.step_tensors(x.clone(), y.clone(), xt.clone());
+            assert!(stats.loss.is_finite());
+        })
+    });
+    g.sample_size(20);
     let valid = net.valid();
     let xi = input(&base, 2.0);
     g.bench_function("inference/batch128", |bch| {

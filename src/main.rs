@@ -60,7 +60,7 @@ Ctrl-C stops after flushing metrics; --resume continues from the last checkpoint
         /// Override the number of epochs.
         #[arg(long)]
         epochs: Option<usize>,
-        /// Compute device: cpu, wgpu, wgpu:N, cuda:N (GPU backends need their cargo feature).
+        /// Compute device: cpu, tch, wgpu, wgpu:N, cuda:N (all but cpu need their cargo feature).
         #[arg(long, default_value = "cpu")]
         device: String,
         /// Print the per-stage graph metrics at the end.

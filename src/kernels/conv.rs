@@ -6,6 +6,7 @@
 //! Layouts are contiguous NCHW for activations and `[c_out, c_in, kh, kw]` for weights,
 //! as in burn. Groups and dilation are not supported (callers fall back to burn).
 
+use super::simd::{self, multiversion};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -99,8 +100,9 @@ impl ConvGeom {
     }
 }
 
+multiversion! {
 /// Fills `cols` (`[k, p]`, row-major) with the patches of one image `x` (`[c_in, h, w]`).
-fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
+pub fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
     let (p, ow) = (g.p(), g.ow);
     let mut row = 0;
     for ci in 0..g.c_in {
@@ -134,6 +136,7 @@ fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
         }
     }
 }
+}
 
 /// `dst.copy_from_slice(src)` for the short runs of im2col (often 8 to 24 values): in
 /// blocks of 8 that compile to vector moves instead of a `memcpy` call per run.
@@ -151,9 +154,10 @@ fn copy_run(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+multiversion! {
 /// Adds the column matrix `cols` (`[k, p]`) back into one image gradient `dx`
 /// (`[c_in, h, w]`): the adjoint of [`im2col`].
-fn col2im_add(g: &ConvGeom, cols: &[f32], dx: &mut [f32]) {
+pub fn col2im_add(g: &ConvGeom, cols: &[f32], dx: &mut [f32]) {
     let (p, ow) = (g.p(), g.ow);
     let mut row = 0;
     for ci in 0..g.c_in {
@@ -169,9 +173,7 @@ fn col2im_add(g: &ConvGeom, cols: &[f32], dx: &mut [f32]) {
                     let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
                     let s = &src[oy * ow..(oy + 1) * ow];
                     if g.stride[1] == 1 && g.pad[1] == 0 {
-                        for (d, v) in dst[kx..kx + ow].iter_mut().zip(s) {
-                            *d += v;
-                        }
+                        simd::add_assign(&mut dst[kx..kx + ow], s);
                     } else {
                         for (ox, v) in s.iter().enumerate() {
                             let ix = (ox * g.stride[1] + kx) as isize - g.pad[1] as isize;
@@ -185,6 +187,7 @@ fn col2im_add(g: &ConvGeom, cols: &[f32], dx: &mut [f32]) {
             }
         }
     }
+}
 }
 
 /// `dst[m, n] (+)= lhs[m, k] * rhs[k, n]` with explicit row and column strides.

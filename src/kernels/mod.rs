@@ -17,6 +17,7 @@
 pub mod conv;
 pub mod norm;
 pub mod pool;
+pub mod simd;
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -2,6 +2,7 @@
 //! activations: per-channel statistics in one parallel pass over channels, the affine
 //! map (optionally followed by ReLU) in one parallel pass over images.
 
+use super::simd;
 use rayon::prelude::*;
 
 /// Shape of a batch-norm input: `n` images of `c` channels of `s` values each.
@@ -60,12 +61,7 @@ pub fn forward(
 ) -> NormForward {
     let s = g.s;
     let sums = channel_sums(g, |_, start, acc| {
-        let mut a = 0.0f32;
-        let mut b = 0.0f32;
-        for v in &x[start..start + s] {
-            a += v;
-            b += v * v;
-        }
+        let (a, b) = simd::sum_and_squares(&x[start..start + s]);
         acc[0] += a as f64;
         acc[1] += b as f64;
     });
@@ -84,18 +80,8 @@ pub fn forward(
         .zip(x.par_chunks(g.c * s))
         .for_each(|(yb, xb)| {
             for ch in 0..g.c {
-                let (a, b) = (scale[ch], shift[ch]);
-                let dst = &mut yb[ch * s..(ch + 1) * s];
-                let src = &xb[ch * s..(ch + 1) * s];
-                if relu {
-                    for (o, v) in dst.iter_mut().zip(src) {
-                        *o = (v * a + b).max(0.0);
-                    }
-                } else {
-                    for (o, v) in dst.iter_mut().zip(src) {
-                        *o = v * a + b;
-                    }
-                }
+                let run = ch * s..(ch + 1) * s;
+                simd::scale_shift(&mut yb[run.clone()], &xb[run], scale[ch], shift[ch], relu);
             }
         });
     NormForward { y, mean, var }
@@ -152,16 +138,11 @@ pub fn backward(
         .map(|v| (1.0 / (*v as f64 + eps).sqrt()) as f32)
         .collect();
     let (scale, shift) = affine(mean, var, gamma, beta, eps);
-    // the gradient reaching the affine output: dy, zeroed where ReLU cut the output off
-    let pass = |v: f32, ch: usize| !relu || v * scale[ch] + shift[ch] > 0.0;
+    // dy' = the gradient reaching the affine output: dy, zeroed where ReLU cut it off.
     // sums[ch] = [sum dy', sum dy' * x]; then sum dy' * xhat = inv * (sum dy' x - mean sum dy')
     let sums = channel_sums(g, |ch, start, acc| {
-        let (mut a, mut b) = (0.0f32, 0.0f32);
-        for (xv, dv) in x[start..start + s].iter().zip(&dy[start..start + s]) {
-            let d = if pass(*xv, ch) { *dv } else { 0.0 };
-            a += d;
-            b += d * xv;
-        }
+        let run = start..start + s;
+        let (a, b) = simd::masked_sums(&x[run.clone()], &dy[run], scale[ch], shift[ch], relu);
         acc[0] += a as f64;
         acc[1] += b as f64;
     });
@@ -185,16 +166,17 @@ pub fn backward(
     dx.par_chunks_mut(g.c * s)
         .zip(x.par_chunks(g.c * s).zip(dy.par_chunks(g.c * s)))
         .for_each(|(dxb, (xb, dyb))| {
-            for (ch, &[ca, cb, cc]) in coef.iter().enumerate() {
+            for (ch, c) in coef.iter().enumerate() {
                 let run = ch * s..(ch + 1) * s;
-                for ((o, xv), dv) in dxb[run.clone()]
-                    .iter_mut()
-                    .zip(&xb[run.clone()])
-                    .zip(&dyb[run])
-                {
-                    let d = if pass(*xv, ch) { *dv } else { 0.0 };
-                    *o = ca * d + cb * xv + cc;
-                }
+                simd::masked_affine(
+                    &mut dxb[run.clone()],
+                    &xb[run.clone()],
+                    &dyb[run],
+                    scale[ch],
+                    shift[ch],
+                    relu,
+                    *c,
+                );
             }
         });
     NormBackward { dx, dgamma, dbeta }

@@ -1,6 +1,7 @@
 //! Non-overlapping max pooling (kernel = stride, no padding, floor) on the CPU, with
 //! the position of each maximum kept as one byte per output for the backward pass.
 
+use super::simd::multiversion;
 use rayon::prelude::*;
 
 /// Shape of a pooling: `planes` = batch x channels images of `h` x `w`, window `k`.
@@ -72,8 +73,9 @@ fn wins(v: f32, best: f32) -> bool {
     v > best || (v.is_nan() && !best.is_nan())
 }
 
+multiversion! {
 /// One plane with a 2x2 window: two input rows per output row.
-fn forward_plane_2(xp: &[f32], w: usize, oh: usize, ow: usize, yp: &mut [f32], ap: &mut [u8]) {
+pub fn forward_plane_2(xp: &[f32], w: usize, oh: usize, ow: usize, yp: &mut [f32], ap: &mut [u8]) {
     for oy in 0..oh {
         let r0 = &xp[2 * oy * w..][..2 * ow];
         let r1 = &xp[(2 * oy + 1) * w..][..2 * ow];
@@ -98,6 +100,7 @@ fn forward_plane_2(xp: &[f32], w: usize, oh: usize, ow: usize, yp: &mut [f32], a
             ar[ox] = at;
         }
     }
+}
 }
 
 /// Backward pass: routes each output gradient to the position of its maximum.

@@ -1,6 +1,6 @@
-//! Run-time choice of the compute device (`--device cpu|wgpu|wgpu:N|cuda:N`).
+//! Run-time choice of the compute device (`--device cpu|tch|wgpu|wgpu:N|cuda:N`).
 //!
-//! Backends are compiled in by cargo features (`flex` CPU always; `wgpu`, `cuda`
+//! Backends are compiled in by cargo features (`flex` CPU always; `tch`, `wgpu`, `cuda`
 //! optional) and picked here by name; asking for one that this binary was built
 //! without is an error that says which feature to build with.
 
@@ -17,6 +17,8 @@ pub enum DeviceChoice {
     Wgpu(Option<usize>),
     /// An NVIDIA GPU through CUDA, by index.
     Cuda(usize),
+    /// LibTorch's CPU backend (PyTorch's own kernels), for machines with PyTorch.
+    Tch,
 }
 
 impl fmt::Display for DeviceChoice {
@@ -26,6 +28,7 @@ impl fmt::Display for DeviceChoice {
             DeviceChoice::Wgpu(None) => write!(f, "wgpu"),
             DeviceChoice::Wgpu(Some(i)) => write!(f, "wgpu:{i}"),
             DeviceChoice::Cuda(i) => write!(f, "cuda:{i}"),
+            DeviceChoice::Tch => write!(f, "tch"),
         }
     }
 }
@@ -34,7 +37,7 @@ impl fmt::Display for DeviceChoice {
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     /// The text is not a device name.
-    #[error("unknown device `{0}`: expected cpu, wgpu, wgpu:N or cuda:N")]
+    #[error("unknown device `{0}`: expected cpu, tch, wgpu, wgpu:N or cuda:N")]
     Unknown(String),
     /// The backend exists but this binary was built without it.
     #[error(
@@ -66,6 +69,7 @@ impl FromStr for DeviceChoice {
             ("cpu" | "flex", None) => Ok(DeviceChoice::Cpu),
             ("wgpu" | "gpu" | "vulkan", i) => Ok(DeviceChoice::Wgpu(i)),
             ("cuda", i) => Ok(DeviceChoice::Cuda(i.unwrap_or(0))),
+            ("tch" | "libtorch" | "torch", None) => Ok(DeviceChoice::Tch),
             _ => Err(DeviceError::Unknown(s.to_string())),
         }
     }
@@ -78,6 +82,7 @@ impl DeviceChoice {
             DeviceChoice::Cpu => Ok(Device::flex()),
             DeviceChoice::Wgpu(index) => wgpu_device(*index, self),
             DeviceChoice::Cuda(index) => cuda_device(*index, self),
+            DeviceChoice::Tch => tch_device(self),
         }
     }
 
@@ -89,6 +94,9 @@ impl DeviceChoice {
         }
         if cfg!(feature = "cuda") {
             v.push("cuda");
+        }
+        if cfg!(feature = "tch") {
+            v.push("tch");
         }
         v
     }
@@ -126,6 +134,20 @@ fn cuda_device(_index: usize, choice: &DeviceChoice) -> Result<Device, DeviceErr
     })
 }
 
+#[cfg(feature = "tch")]
+fn tch_device(_choice: &DeviceChoice) -> Result<Device, DeviceError> {
+    Ok(Device::libtorch())
+}
+
+#[cfg(not(feature = "tch"))]
+fn tch_device(choice: &DeviceChoice) -> Result<Device, DeviceError> {
+    Err(DeviceError::NotCompiled {
+        device: choice.to_string(),
+        feature: "tch",
+        note: " with PyTorch installed and LIBTORCH_USE_PYTORCH=1 set (see docs/performance.md)",
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +167,7 @@ mod tests {
             "cuda:0".parse::<DeviceChoice>().unwrap(),
             DeviceChoice::Cuda(0)
         );
+        assert_eq!("tch".parse::<DeviceChoice>().unwrap(), DeviceChoice::Tch);
         assert!("tpu".parse::<DeviceChoice>().is_err());
         assert!("cuda:x".parse::<DeviceChoice>().is_err());
     }
