@@ -60,20 +60,7 @@ pub fn forward(
     relu: bool,
 ) -> NormForward {
     let s = g.s;
-    let sums = channel_sums(g, |_, start, acc| {
-        let (a, b) = simd::sum_and_squares(&x[start..start + s]);
-        acc[0] += a as f64;
-        acc[1] += b as f64;
-    });
-    let count = g.count();
-    let mean: Vec<f32> = sums.iter().map(|a| (a[0] / count) as f32).collect();
-    let var: Vec<f32> = sums
-        .iter()
-        .map(|a| {
-            let m = a[0] / count;
-            (a[1] / count - m * m).max(0.0) as f32
-        })
-        .collect();
+    let (mean, var) = statistics(g, x);
     let (scale, shift) = affine(&mean, &var, gamma, beta, eps);
     let mut y = vec![0.0f32; x.len()];
     y.par_chunks_mut(g.c * s)
@@ -85,6 +72,26 @@ pub fn forward(
             }
         });
     NormForward { y, mean, var }
+}
+
+/// Batch mean and biased variance per channel.
+fn statistics(g: &NormGeom, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let s = g.s;
+    let sums = channel_sums(g, |_, start, acc| {
+        let (a, b) = simd::sum_and_squares(&x[start..start + s]);
+        acc[0] += a as f64;
+        acc[1] += b as f64;
+    });
+    let count = g.count();
+    let mean = sums.iter().map(|a| (a[0] / count) as f32).collect();
+    let var = sums
+        .iter()
+        .map(|a| {
+            let m = a[0] / count;
+            (a[1] / count - m * m).max(0.0) as f32
+        })
+        .collect();
+    (mean, var)
 }
 
 /// Per-channel `scale = gamma / sqrt(var + eps)` and `shift = beta - mean * scale`.
@@ -133,10 +140,7 @@ pub fn backward(
     dy: &[f32],
 ) -> NormBackward {
     let s = g.s;
-    let inv: Vec<f32> = var
-        .iter()
-        .map(|v| (1.0 / (*v as f64 + eps).sqrt()) as f32)
-        .collect();
+    let inv = inverse_std(var, eps);
     let (scale, shift) = affine(mean, var, gamma, beta, eps);
     // dy' = the gradient reaching the affine output: dy, zeroed where ReLU cut it off.
     // sums[ch] = [sum dy', sum dy' * x]; then sum dy' * xhat = inv * (sum dy' x - mean sum dy')
@@ -146,22 +150,7 @@ pub fn backward(
         acc[0] += a as f64;
         acc[1] += b as f64;
     });
-    let dbeta: Vec<f32> = sums.iter().map(|a| a[0] as f32).collect();
-    let dgamma: Vec<f32> = sums
-        .iter()
-        .enumerate()
-        .map(|(ch, a)| ((a[1] - mean[ch] as f64 * a[0]) * inv[ch] as f64) as f32)
-        .collect();
-    // dx = k (N dy' - dbeta - xhat dgamma) with k = gamma inv / N, written as
-    // dx = ca dy' + cb x + cc per channel
-    let count = g.count() as f32;
-    let coef: Vec<[f32; 3]> = (0..g.c)
-        .map(|ch| {
-            let k = gamma[ch] * inv[ch] / count;
-            let cb = -k * dgamma[ch] * inv[ch];
-            [k * count, cb, -k * dbeta[ch] - cb * mean[ch]]
-        })
-        .collect();
+    let (dgamma, dbeta, coef) = gradient_coefficients(g, &sums, gamma, mean, &inv);
     let mut dx = vec![0.0f32; x.len()];
     dx.par_chunks_mut(g.c * s)
         .zip(x.par_chunks(g.c * s).zip(dy.par_chunks(g.c * s)))
@@ -177,6 +166,175 @@ pub fn backward(
                     relu,
                     *c,
                 );
+            }
+        });
+    NormBackward { dx, dgamma, dbeta }
+}
+
+/// From the per-channel `[sum dy', sum dy' x]`: the gradients of gamma and beta, and
+/// `[ca, cb, cc]` with `dx = ca dy' + cb x + cc` (the batch-norm input gradient
+/// `k (N dy' - dbeta - xhat dgamma)`, `k = gamma inv / N`, expanded).
+#[allow(clippy::type_complexity)]
+fn gradient_coefficients(
+    g: &NormGeom,
+    sums: &[[f64; 2]],
+    gamma: &[f32],
+    mean: &[f32],
+    inv: &[f32],
+) -> (Vec<f32>, Vec<f32>, Vec<[f32; 3]>) {
+    let dbeta: Vec<f32> = sums.iter().map(|a| a[0] as f32).collect();
+    let dgamma: Vec<f32> = sums
+        .iter()
+        .enumerate()
+        .map(|(ch, a)| ((a[1] - mean[ch] as f64 * a[0]) * inv[ch] as f64) as f32)
+        .collect();
+    let count = g.count() as f32;
+    let coef = (0..g.c)
+        .map(|ch| {
+            let k = gamma[ch] * inv[ch] / count;
+            let cb = -k * dgamma[ch] * inv[ch];
+            [k * count, cb, -k * dbeta[ch] - cb * mean[ch]]
+        })
+        .collect();
+    (dgamma, dbeta, coef)
+}
+
+fn inverse_std(var: &[f32], eps: f64) -> Vec<f32> {
+    var.iter()
+        .map(|v| (1.0 / (*v as f64 + eps).sqrt()) as f32)
+        .collect()
+}
+
+/// What [`forward_relu_pool`] returns.
+pub struct NormPoolForward {
+    /// `pool(relu(bn(x)))`, `[n, c, h / k, w / k]`.
+    pub y: Vec<f32>,
+    /// Position of each maximum in its window (`dy * k + dx`).
+    pub arg: Vec<u8>,
+    /// Batch mean per channel.
+    pub mean: Vec<f32>,
+    /// Biased batch variance per channel.
+    pub var: Vec<f32>,
+}
+
+/// Batch norm (training mode), ReLU and `k` x `k` max pooling in one: the normalised
+/// activations are never written out, only the pooled ones. `g.s` must be `h * w`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_relu_pool(
+    g: &NormGeom,
+    h: usize,
+    w: usize,
+    k: usize,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+) -> NormPoolForward {
+    let (oh, ow) = (h / k, w / k);
+    let (mean, var) = statistics(g, x);
+    let (scale, shift) = affine(&mean, &var, gamma, beta, eps);
+    let olen = oh * ow;
+    let mut y = vec![0.0f32; g.n * g.c * olen];
+    let mut arg = vec![0u8; g.n * g.c * olen];
+    y.par_chunks_mut(olen.max(1))
+        .zip(arg.par_chunks_mut(olen.max(1)))
+        .zip(x.par_chunks(g.s.max(1)))
+        .enumerate()
+        .for_each(|(plane, ((yp, ap), xp))| {
+            let ch = plane % g.c;
+            let (a, b) = (scale[ch], shift[ch]);
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut best = f32::NEG_INFINITY;
+                    let mut at = 0u8;
+                    for dy in 0..k {
+                        let row = &xp[(oy * k + dy) * w + ox * k..][..k];
+                        for (dx, v) in row.iter().enumerate() {
+                            let t = v * a + b;
+                            if t > best || (dy == 0 && dx == 0) || (t.is_nan() && !best.is_nan()) {
+                                best = t;
+                                at = (dy * k + dx) as u8;
+                            }
+                        }
+                    }
+                    // ReLU after the max: max(relu(t)) = relu(max(t)); NaN stays NaN
+                    yp[oy * ow + ox] = if best.is_nan() { best } else { best.max(0.0) };
+                    ap[oy * ow + ox] = at;
+                }
+            }
+        });
+    NormPoolForward { y, arg, mean, var }
+}
+
+/// Backward pass of [`forward_relu_pool`] from the pooled gradient `dy`.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_relu_pool(
+    g: &NormGeom,
+    h: usize,
+    w: usize,
+    k: usize,
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f64,
+    arg: &[u8],
+    dy: &[f32],
+) -> NormBackward {
+    let (oh, ow) = (h / k, w / k);
+    let olen = oh * ow;
+    let inv = inverse_std(var, eps);
+    let (scale, shift) = affine(mean, var, gamma, beta, eps);
+    // the gradient reaches the normalised value at each window's maximum, if it was > 0
+    let position = |oy: usize, ox: usize, a: u8| {
+        let a = a as usize;
+        (oy * k + a / k) * w + ox * k + a % k
+    };
+    let sums: Vec<[f64; 2]> = (0..g.c)
+        .into_par_iter()
+        .map(|ch| {
+            let (sc, sh) = (scale[ch], shift[ch]);
+            let mut acc = [0.0f64; 2];
+            for img in 0..g.n {
+                let plane = img * g.c + ch;
+                let xp = &x[plane * g.s..(plane + 1) * g.s];
+                let (dp, ap) = (&dy[plane * olen..][..olen], &arg[plane * olen..][..olen]);
+                let (mut s0, mut s1) = (0.0f32, 0.0f32);
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let o = oy * ow + ox;
+                        let xv = xp[position(oy, ox, ap[o])];
+                        if xv * sc + sh > 0.0 {
+                            s0 += dp[o];
+                            s1 += dp[o] * xv;
+                        }
+                    }
+                }
+                acc[0] += s0 as f64;
+                acc[1] += s1 as f64;
+            }
+            acc
+        })
+        .collect();
+    let (dgamma, dbeta, coef) = gradient_coefficients(g, &sums, gamma, mean, &inv);
+    let mut dx = vec![0.0f32; x.len()];
+    dx.par_chunks_mut(g.s.max(1))
+        .zip(x.par_chunks(g.s.max(1)))
+        .enumerate()
+        .for_each(|(plane, (dxp, xp))| {
+            let ch = plane % g.c;
+            let [ca, cb, cc] = coef[ch];
+            simd::scale_shift(dxp, xp, cb, cc, false);
+            let (dp, ap) = (&dy[plane * olen..][..olen], &arg[plane * olen..][..olen]);
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let o = oy * ow + ox;
+                    let at = position(oy, ox, ap[o]);
+                    if xp[at] * scale[ch] + shift[ch] > 0.0 {
+                        dxp[at] += ca * dp[o];
+                    }
+                }
             }
         });
     NormBackward { dx, dgamma, dbeta }

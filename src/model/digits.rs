@@ -89,15 +89,9 @@ impl DigitsGenerator {
     /// `[batch, 1, 28, 28]` -> `[batch, 768]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         // [b, 1, 28, 28] -> conv -> [b, 32, 24, 24] -> pool -> [b, 32, 12, 12]
-        let x = kernels::max_pool2d(
-            kernels::batch_norm(&self.bn1, conv(&self.conv1, x), true),
-            2,
-        );
+        let x = kernels::batch_norm_relu_pool(&self.bn1, conv(&self.conv1, x), 2);
         // [b, 32, 12, 12] -> conv -> [b, 48, 8, 8] -> pool -> [b, 48, 4, 4]
-        let x = kernels::max_pool2d(
-            kernels::batch_norm(&self.bn2, conv(&self.conv2, x), true),
-            2,
-        );
+        let x = kernels::batch_norm_relu_pool(&self.bn2, conv(&self.conv2, x), 2);
         x.flatten(1, 3) // [b, 768]
     }
 }
