@@ -2,7 +2,8 @@
 //! activations: per-channel statistics in one parallel pass over channels, the affine
 //! map (optionally followed by ReLU) in one parallel pass over images.
 
-use super::simd;
+use super::pool::wins;
+use super::simd::{self, multiversion};
 use rayon::prelude::*;
 
 /// Shape of a batch-norm input: `n` images of `c` channels of `s` values each.
@@ -242,28 +243,61 @@ pub fn forward_relu_pool(
         .enumerate()
         .for_each(|(plane, ((yp, ap), xp))| {
             let ch = plane % g.c;
-            let (a, b) = (scale[ch], shift[ch]);
+            relu_pool_plane(xp, w, k, scale[ch], shift[ch], yp, ap);
+        });
+    NormPoolForward { y, arg, mean, var }
+}
+
+multiversion! {
+    /// One `h` x `w` plane: `t = x * a + b`, the maximum of `t` over each `k` x `k`
+    /// window (first on ties, NaN wins) and its position, then ReLU.
+    pub fn relu_pool_plane(xp: &[f32], w: usize, k: usize, a: f32, b: f32, yp: &mut [f32], ap: &mut [u8]) {
+        let ow = w / k;
+        let oh = if ow == 0 { 0 } else { yp.len() / ow };
+        let relu = |v: f32| if v.is_nan() { v } else { v.max(0.0) };
+        if k == 2 {
             for oy in 0..oh {
+                let r0 = &xp[2 * oy * w..][..2 * ow];
+                let r1 = &xp[(2 * oy + 1) * w..][..2 * ow];
                 for ox in 0..ow {
-                    let mut best = f32::NEG_INFINITY;
-                    let mut at = 0u8;
-                    for dy in 0..k {
-                        let row = &xp[(oy * k + dy) * w + ox * k..][..k];
-                        for (dx, v) in row.iter().enumerate() {
-                            let t = v * a + b;
-                            if t > best || (dy == 0 && dx == 0) || (t.is_nan() && !best.is_nan()) {
-                                best = t;
-                                at = (dy * k + dx) as u8;
-                            }
+                    let t = [
+                        r0[2 * ox] * a + b,
+                        r0[2 * ox + 1] * a + b,
+                        r1[2 * ox] * a + b,
+                        r1[2 * ox + 1] * a + b,
+                    ];
+                    let (mut best, mut at) = (t[0], 0u8);
+                    for (i, v) in t.iter().enumerate().skip(1) {
+                        if wins(*v, best) {
+                            best = *v;
+                            at = i as u8;
                         }
                     }
-                    // ReLU after the max: max(relu(t)) = relu(max(t)); NaN stays NaN
-                    yp[oy * ow + ox] = if best.is_nan() { best } else { best.max(0.0) };
+                    yp[oy * ow + ox] = relu(best);
                     ap[oy * ow + ox] = at;
                 }
             }
-        });
-    NormPoolForward { y, arg, mean, var }
+            return;
+        }
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut best = xp[oy * k * w + ox * k] * a + b;
+                let mut at = 0u8;
+                for dy in 0..k {
+                    let row = &xp[(oy * k + dy) * w + ox * k..][..k];
+                    for (dx, v) in row.iter().enumerate() {
+                        let t = v * a + b;
+                        if wins(t, best) {
+                            best = t;
+                            at = (dy * k + dx) as u8;
+                        }
+                    }
+                }
+                yp[oy * ow + ox] = relu(best);
+                ap[oy * ow + ox] = at;
+            }
+        }
+    }
 }
 
 /// Backward pass of [`forward_relu_pool`] from the pooled gradient `dy`.

@@ -69,7 +69,7 @@ pub fn forward(g: &PoolGeom, x: &[f32]) -> (Vec<f32>, Vec<u8>) {
 /// Whether `v` replaces the running maximum `best`: larger, or a NaN over a number, so
 /// that NaN propagates as in PyTorch; ties keep the first.
 #[inline(always)]
-fn wins(v: f32, best: f32) -> bool {
+pub(crate) fn wins(v: f32, best: f32) -> bool {
     v > best || (v.is_nan() && !best.is_nan())
 }
 
