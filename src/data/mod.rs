@@ -98,6 +98,27 @@ impl ImageSet {
         }
     }
 
+    /// The same images resized bilinearly to `side` x `side` (half-pixel centres, as
+    /// PyTorch's `align_corners=False`), values kept in [0, 1].
+    pub fn resized(&self, side: usize) -> ImageSet {
+        if side == self.height && side == self.width {
+            return self.clone();
+        }
+        let mut pixels = Vec::with_capacity(self.len() * side * side);
+        for i in 0..self.len() {
+            let img = usps::resize_bilinear(self.image(i), self.height, self.width, side, side);
+            pixels.extend(img.into_iter().map(|v| v.clamp(0.0, 1.0)));
+        }
+        ImageSet {
+            name: self.name.clone(),
+            height: side,
+            width: side,
+            pixels,
+            labels: self.labels.clone(),
+            num_classes: self.num_classes,
+        }
+    }
+
     /// How many images each class has (`num_classes` entries).
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.num_classes];
@@ -486,6 +507,11 @@ mod tests {
 
         let utrain = load_digits(builtin(), DigitsSet::Usps, Split::Train).unwrap();
         assert_eq!((utrain.len(), utrain.height, utrain.width), (1800, 28, 28));
+        let small = utrain.subset(&[0, 1]).resized(16);
+        assert_eq!((small.len(), small.height, small.width), (2, 16, 16));
+        assert_eq!(small.pixels.len(), 2 * 256);
+        assert!(small.pixels.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert_eq!(small.labels, utrain.labels[..2]);
         assert!(utrain.class_counts().iter().all(|&c| c > 0));
 
         let utest = load_digits(builtin(), DigitsSet::Usps, Split::Test).unwrap();

@@ -253,7 +253,7 @@ multiversion! {
     /// window (first on ties, NaN wins) and its position, then ReLU.
     pub fn relu_pool_plane(xp: &[f32], w: usize, k: usize, a: f32, b: f32, yp: &mut [f32], ap: &mut [u8]) {
         let ow = w / k;
-        let oh = if ow == 0 { 0 } else { yp.len() / ow };
+        let oh = yp.len().checked_div(ow).unwrap_or(0);
         let relu = |v: f32| if v.is_nan() { v } else { v.max(0.0) };
         if k == 2 {
             for oy in 0..oh {

@@ -60,6 +60,7 @@ impl PipelineFile {
             let n = (*limit.get_ref()).min(set.len());
             set = set.subset(&(0..n).collect::<Vec<_>>());
         }
+        set = set.resized(spec.side());
         set.name = name.to_string();
         Ok(set)
     }

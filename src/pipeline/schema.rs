@@ -71,6 +71,19 @@ pub struct DataSpec {
     pub split: Spanned<Split>,
     /// Use only the first N examples.
     pub limit: Option<Spanned<usize>>,
+    /// Side of the square images after bilinear resizing, in pixels (default 28, the
+    /// digits sets' common size; USPS's 16x16 digits are always first brought to 28).
+    pub size: Option<Spanned<usize>>,
+}
+
+impl DataSpec {
+    /// Side of the images this set yields.
+    pub fn side(&self) -> usize {
+        self.size
+            .as_ref()
+            .map(|s| *s.get_ref())
+            .unwrap_or(crate::data::DIGITS_SIDE)
+    }
 }
 
 /// `[stage.NAME]`: every key any stage kind takes; which apply depends on `kind`.

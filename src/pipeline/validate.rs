@@ -276,6 +276,7 @@ impl PipelineFile {
             s.input = s.kind.input().map(|_| self.input_type(&s.name, s.kind));
         }
         self.check_pairs(&kinds, &edges)?;
+        self.check_shapes(&kinds, &edges)?;
         let trains = stages.iter().filter(|s| s.kind == StageKind::Train).count();
         if trains > 0 && spec.train.is_none() {
             return Err(self.error(
@@ -462,6 +463,114 @@ impl PipelineFile {
             todo.extend(edges.iter().filter(|e| e.to == n).map(|e| e.from.clone()));
         }
         out
+    }
+
+    /// The `dataset` stages upstream of `stage`: (stage name, data set name).
+    fn upstream_datasets(&self, stage: &str, edges: &[EdgePlan]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut todo = vec![stage.to_string()];
+        let mut seen = BTreeSet::new();
+        while let Some(n) = todo.pop() {
+            if !seen.insert(n.clone()) {
+                continue;
+            }
+            let st = self.spec.stage[&n].get_ref();
+            if StageKind::parse(st.kind.get_ref()) == Some(StageKind::Dataset) {
+                if let Some(d) = &st.data {
+                    out.push((n.clone(), d.get_ref().clone()));
+                }
+            }
+            todo.extend(edges.iter().filter(|e| e.to == n).map(|e| e.from.clone()));
+        }
+        out.sort();
+        out
+    }
+
+    /// Every data set a model stage trains or is evaluated on yields the image shape
+    /// its network takes: source and target alike.
+    fn check_shapes(
+        &self,
+        kinds: &BTreeMap<String, StageKind>,
+        edges: &[EdgePlan],
+    ) -> Result<(), PipelineError> {
+        for (name, spec) in &self.spec.data {
+            if let Some(size) = &spec.get_ref().size {
+                if !(8..=512).contains(size.get_ref()) {
+                    return Err(self.error(
+                        size.span(),
+                        Some(&format!("data.{name}.size")),
+                        format!(
+                            "image size {} is out of range: give a side between 8 and 512 pixels",
+                            size.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+        let input = crate::model::digits::INPUT_SIZE;
+        for (name, kind) in kinds {
+            if *kind != StageKind::Train {
+                continue;
+            }
+            let mut sets: Vec<(String, Option<Domain>)> = self
+                .upstream_datasets(name, edges)
+                .into_iter()
+                .map(|(stage, data)| {
+                    let st = self.spec.stage[&stage].get_ref();
+                    let domain = st
+                        .domain
+                        .as_ref()
+                        .map(|d| *d.get_ref())
+                        .unwrap_or(Domain::Source);
+                    (data, Some(domain))
+                })
+                .collect();
+            if let Some(train) = &self.spec.train {
+                sets.extend(
+                    train
+                        .get_ref()
+                        .eval
+                        .iter()
+                        .map(|e| (e.get_ref().clone(), None)),
+                );
+            }
+            for (data, domain) in &sets {
+                let Some(spec) = self.spec.data.get(data) else {
+                    continue; // an undeclared name is reported by its own check
+                };
+                let spec = spec.get_ref();
+                let side = spec.side();
+                if side == input {
+                    continue;
+                }
+                let role = match domain {
+                    Some(Domain::Source) => "source data",
+                    Some(Domain::Target) => "target data",
+                    None => "evaluation data",
+                };
+                let others: Vec<String> = sets
+                    .iter()
+                    .filter(|(d, _)| d != data)
+                    .filter_map(|(d, _)| self.spec.data.get(d).map(|s| (d, s.get_ref().side())))
+                    .filter(|(_, s)| *s == input)
+                    .map(|(d, s)| format!("`{d}` gives 1x{s}x{s}"))
+                    .collect();
+                let span = spec
+                    .size
+                    .as_ref()
+                    .map(|s| s.span())
+                    .unwrap_or_else(|| spec.set.span());
+                return Err(self.error(
+                    span,
+                    Some(&format!("data.{data}.size")),
+                    format!(
+                        "the {role} `{data}` gives 1x{side}x{side} images, but model stage `{name}` (digits network) takes 1x{input}x{input}{}: set `size = {input}` or remove the key",
+                        if others.is_empty() { String::new() } else { format!(" and {}", others.join(", ")) }
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// A `pair` stage needs one input chain from a source-domain dataset and one from a
