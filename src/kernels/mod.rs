@@ -26,8 +26,8 @@ use std::cell::RefCell;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::backend::autodiff::Autodiff;
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
+use burn::backend::autodiff::{Autodiff, NodeId};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
 use burn::nn::BatchNorm;
@@ -126,6 +126,25 @@ fn to_ad<const D: usize>(x: Tensor<D>) -> FloatTensor<Ad> {
         .expect("tensor checked to live on the flex autodiff device")
 }
 
+/// Records `op` on the autodiff graph for an output `y` computed from the inputs behind
+/// `nodes`: with its backward state when an input needs a gradient, as a constant
+/// otherwise.
+fn record<O: Backward<Flex, N>, const N: usize>(
+    op: O,
+    nodes: [NodeGuard; N],
+    state: O::State,
+    y: FlexTensor,
+) -> FloatTensor<Ad> {
+    match op
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(state, y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    }
+}
+
 // ------------------------------------------------------------------ convolution
 
 /// 2-D convolution with bias, symmetric zero padding and no dilation or groups:
@@ -191,14 +210,7 @@ fn conv_autodiff(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, g: ConvGeom) 
     let (xp, wp, bp) = (x.into_primitive(), w.into_primitive(), b.into_primitive());
     let y = conv::forward(&g, &values(&xp), &values(&wp), Some(&values(&bp)));
     let y = flex(y, &g.out_shape());
-    match ConvBackward
-        .prepare::<NoCheckpointing>(nodes)
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish((xp, wp, g), y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    }
+    record(ConvBackward, nodes, (xp, wp, g), y)
 }
 
 // ------------------------------------------------------------------ batch norm
@@ -326,14 +338,7 @@ pub fn batch_norm_relu_pool(bn: &BatchNorm, x: Tensor<4>, k: usize) -> Tensor<4>
         dims,
         k,
     };
-    let y = match NormPoolBackward
-        .prepare::<NoCheckpointing>(nodes)
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(state, y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
+    let y = record(NormPoolBackward, nodes, state, y);
     update_running(bn, mean, var, g, &device);
     Tensor::from_primitive::<Ad>(y)
 }
@@ -376,15 +381,8 @@ impl Backward<Flex, 3> for NormPoolBackward {
             &st.arg,
             &values(&dy),
         );
-        if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, flex(out.dx, &st.dims));
-        }
-        if let Some(node) = node_g {
-            grads.register::<Flex>(node.id, flex(out.dgamma, &[c]));
-        }
-        if let Some(node) = node_b {
-            grads.register::<Flex>(node.id, flex(out.dbeta, &[c]));
-        }
+        let ids = [node_x, node_g, node_b].map(|n| n.map(|n| n.id));
+        register_norm_grads(grads, ids, out, &st.dims);
     }
 }
 
@@ -422,14 +420,26 @@ impl Backward<Flex, 3> for NormBackward {
             s.relu,
             &values(&dy),
         );
-        if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, flex(out.dx, &s.shape));
-        }
-        if let Some(node) = node_g {
-            grads.register::<Flex>(node.id, flex(out.dgamma, &[s.geom.c]));
-        }
-        if let Some(node) = node_b {
-            grads.register::<Flex>(node.id, flex(out.dbeta, &[s.geom.c]));
+        let ids = [node_x, node_g, node_b].map(|n| n.map(|n| n.id));
+        register_norm_grads(grads, ids, out, &s.shape);
+    }
+}
+
+/// Hands a batch norm's input, gamma and beta gradients to the parents that want them.
+fn register_norm_grads(
+    grads: &mut Gradients,
+    [x, gamma, beta]: [Option<NodeId>; 3],
+    out: norm::NormBackward,
+    x_shape: &[usize],
+) {
+    let c = out.dgamma.len();
+    for (id, values, shape) in [
+        (x, out.dx, x_shape),
+        (gamma, out.dgamma, &[c][..]),
+        (beta, out.dbeta, &[c][..]),
+    ] {
+        if let Some(id) = id {
+            grads.register::<Flex>(id, flex(values, shape));
         }
     }
 }
@@ -468,14 +478,7 @@ fn norm_autodiff<const D: usize>(
         geom,
         shape,
     };
-    let y = match NormBackward
-        .prepare::<NoCheckpointing>(nodes)
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => prep.finish(state, y),
-        OpsKind::UnTracked(prep) => prep.finish(y),
-    };
+    let y = record(NormBackward, nodes, state, y);
     (y, mean, var)
 }
 
@@ -554,14 +557,7 @@ pub fn max_pool2d(x: Tensor<4>, k: usize) -> Tensor<4> {
             let xp = x.into_primitive();
             let (y, arg) = pool::forward(&g, &values(&xp));
             let y = flex(y, &[dims[0], dims[1], g.oh(), g.ow()]);
-            let y = match PoolBackward
-                .prepare::<NoCheckpointing>(nodes)
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => prep.finish((Arc::new(arg), g, dims), y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            };
+            let y = record(PoolBackward, nodes, (Arc::new(arg), g, dims), y);
             Tensor::from_primitive::<Ad>(y)
         }
         _ => burn::tensor::module::max_pool2d(x, MaxPoolOptions::new([k, k])),
@@ -704,34 +700,7 @@ mod tests {
             let theirs = if relu_after { relu(theirs) } else { theirs };
             let what = format!("bn {shape:?} relu {relu_after}");
             close(ours.clone(), theirs.clone(), 1e-4, &what);
-            let r = rand(shape, &d);
-            let g1 = (ours * r.clone()).sum().backward();
-            let g2 = (theirs * r).sum().backward();
-            close(
-                x.grad(&g1).unwrap(),
-                x.grad(&g2).unwrap(),
-                1e-3,
-                &format!("{what}: dx"),
-            );
-            close(
-                bn.gamma.val().grad(&g1).unwrap(),
-                reference.gamma.val().grad(&g2).unwrap(),
-                1e-3,
-                &format!("{what}: dgamma"),
-            );
-            close(
-                bn.beta.val().grad(&g1).unwrap(),
-                reference.beta.val().grad(&g2).unwrap(),
-                1e-4,
-                &format!("{what}: dbeta"),
-            );
-            // running mean: 0.9 * 0 + 0.1 * batch mean, as burn's module does
-            close(
-                bn.running_mean.value_sync(),
-                reference.running_mean.value_sync(),
-                1e-4,
-                &format!("{what}: running mean"),
-            );
+            same_gradients(&x, ours, theirs, (&bn, &reference), &what);
             // running variance: unbiased here, biased in burn's module
             let count = (shape[0] * shape[2] * shape[3]) as f32;
             let theirs_unbiased =
@@ -760,34 +729,48 @@ mod tests {
             );
             let what = format!("bn+relu+pool {shape:?} k {k}");
             close(ours.clone(), theirs.clone(), 1e-4, &what);
-            let r = rand(ours.dims(), &d);
-            let g1 = (ours * r.clone()).sum().backward();
-            let g2 = (theirs * r).sum().backward();
-            close(
-                x.grad(&g1).unwrap(),
-                x.grad(&g2).unwrap(),
-                1e-3,
-                &format!("{what}: dx"),
-            );
-            close(
-                fused_bn.gamma.val().grad(&g1).unwrap(),
-                plain_bn.gamma.val().grad(&g2).unwrap(),
-                1e-3,
-                &format!("{what}: dgamma"),
-            );
-            close(
-                fused_bn.beta.val().grad(&g1).unwrap(),
-                plain_bn.beta.val().grad(&g2).unwrap(),
-                1e-4,
-                &format!("{what}: dbeta"),
-            );
-            close(
-                fused_bn.running_mean.value_sync(),
-                plain_bn.running_mean.value_sync(),
-                1e-4,
-                &format!("{what}: running mean"),
-            );
+            same_gradients(&x, ours, theirs, (&fused_bn, &plain_bn), &what);
         }
+    }
+
+    /// Backpropagates the same random projection of `ours` and `theirs` and compares the
+    /// gradients of `x` and of the two batch norms' parameters, and their running means
+    /// (0.9 * 0 + 0.1 * batch mean, as burn's module does).
+    fn same_gradients(
+        x: &Tensor<4>,
+        ours: Tensor<4>,
+        theirs: Tensor<4>,
+        (a, b): (&BatchNorm, &BatchNorm),
+        what: &str,
+    ) {
+        let r = rand(ours.dims(), &x.device());
+        let g1 = (ours * r.clone()).sum().backward();
+        let g2 = (theirs * r).sum().backward();
+        let grad = |t: Tensor<1>, g| t.grad(g).expect("a gradient");
+        close(
+            x.grad(&g1).unwrap(),
+            x.grad(&g2).unwrap(),
+            1e-3,
+            &format!("{what}: dx"),
+        );
+        close(
+            grad(a.gamma.val(), &g1),
+            grad(b.gamma.val(), &g2),
+            1e-3,
+            &format!("{what}: dgamma"),
+        );
+        close(
+            grad(a.beta.val(), &g1),
+            grad(b.beta.val(), &g2),
+            1e-4,
+            &format!("{what}: dbeta"),
+        );
+        close(
+            a.running_mean.value_sync(),
+            b.running_mean.value_sync(),
+            1e-4,
+            &format!("{what}: running mean"),
+        );
     }
 
     #[test]

@@ -444,29 +444,24 @@ impl PipelineFile {
 
     /// The domains of the dataset sources upstream of `stage`.
     fn upstream_domains(&self, stage: &str, edges: &[EdgePlan]) -> BTreeSet<Domain> {
-        let mut out = BTreeSet::new();
-        let mut todo = vec![stage.to_string()];
-        let mut seen = BTreeSet::new();
-        while let Some(n) = todo.pop() {
-            if !seen.insert(n.clone()) {
-                continue;
-            }
-            let st = self.spec.stage[&n].get_ref();
-            if StageKind::parse(st.kind.get_ref()) == Some(StageKind::Dataset) {
-                out.insert(
-                    st.domain
-                        .as_ref()
-                        .map(|d| *d.get_ref())
-                        .unwrap_or(Domain::Source),
-                );
-            }
-            todo.extend(edges.iter().filter(|e| e.to == n).map(|e| e.from.clone()));
-        }
-        out
+        self.upstream_datasets(stage, edges)
+            .iter()
+            .map(|n| self.domain_of(n))
+            .collect()
     }
 
-    /// The `dataset` stages upstream of `stage`: (stage name, data set name).
-    fn upstream_datasets(&self, stage: &str, edges: &[EdgePlan]) -> Vec<(String, String)> {
+    /// The domain a `dataset` stage declares (source by default).
+    fn domain_of(&self, stage: &str) -> Domain {
+        self.spec.stage[stage]
+            .get_ref()
+            .domain
+            .as_ref()
+            .map(|d| *d.get_ref())
+            .unwrap_or(Domain::Source)
+    }
+
+    /// The names of the `dataset` stages upstream of `stage` (itself included), sorted.
+    fn upstream_datasets(&self, stage: &str, edges: &[EdgePlan]) -> Vec<String> {
         let mut out = Vec::new();
         let mut todo = vec![stage.to_string()];
         let mut seen = BTreeSet::new();
@@ -476,9 +471,7 @@ impl PipelineFile {
             }
             let st = self.spec.stage[&n].get_ref();
             if StageKind::parse(st.kind.get_ref()) == Some(StageKind::Dataset) {
-                if let Some(d) = &st.data {
-                    out.push((n.clone(), d.get_ref().clone()));
-                }
+                out.push(n.clone());
             }
             todo.extend(edges.iter().filter(|e| e.to == n).map(|e| e.from.clone()));
         }
@@ -515,14 +508,9 @@ impl PipelineFile {
             let mut sets: Vec<(String, Option<Domain>)> = self
                 .upstream_datasets(name, edges)
                 .into_iter()
-                .map(|(stage, data)| {
-                    let st = self.spec.stage[&stage].get_ref();
-                    let domain = st
-                        .domain
-                        .as_ref()
-                        .map(|d| *d.get_ref())
-                        .unwrap_or(Domain::Source);
-                    (data, Some(domain))
+                .filter_map(|stage| {
+                    let data = self.spec.stage[&stage].get_ref().data.as_ref()?;
+                    Some((data.get_ref().clone(), Some(self.domain_of(&stage))))
                 })
                 .collect();
             if let Some(train) = &self.spec.train {
