@@ -3,7 +3,9 @@
 
 use crate::kernels;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -96,11 +98,21 @@ impl DigitsGenerator {
     }
 }
 
-/// A 5x5 convolution without padding, through the CPU kernels where they apply.
+/// `layer` applied to `x`, through the CPU kernels when the layer is one they cover
+/// (bias, symmetric or no padding, no dilation, no groups), else burn's own forward.
 fn conv(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    match &layer.bias {
-        Some(bias) => kernels::conv2d(x, layer.weight.val(), bias.val(), layer.stride, [0, 0]),
-        None => layer.forward(x),
+    let padding = match layer.padding {
+        PaddingConfig2d::Valid => Some([0, 0]),
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
+            Some([top, left])
+        }
+        _ => None,
+    };
+    match (&layer.bias, padding) {
+        (Some(bias), Some(padding)) if layer.dilation == [1, 1] && layer.groups == 1 => {
+            kernels::conv2d(x, layer.weight.val(), bias.val(), layer.stride, padding)
+        }
+        _ => layer.forward(x),
     }
 }
 
