@@ -70,6 +70,38 @@ Ctrl-C stops after flushing metrics; --resume continues from the last checkpoint
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Train several pipelines one after the other with the same budget and seed, then print their accuracies side by side.
+    #[command(after_help = "\
+Example (source only against MCD on MNIST -> USPS, built-in data, a few minutes):
+  scarce compare pipelines/digits-source-only-mnist-usps.toml pipelines/digits-mcd-mnist-usps.toml --epochs 30
+
+Each pipeline gets a run folder OUT/NAME (default OUT: runs/compare-TIMESTAMP); the
+table gives the final and best accuracy on each pipeline's first evaluation set and the
+change of the final accuracy against the first pipeline, in points. Ctrl-C stops the
+current run after flushing its metrics; `scarce train --resume OUT/NAME` continues it.")]
+    Compare {
+        /// Pipeline files; the first is the baseline the others are compared with.
+        #[arg(required = true, num_args = 2..)]
+        pipelines: Vec<PathBuf>,
+        /// Folder for the run folders (default: runs/compare-TIMESTAMP).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Data directory (default: $SCARCE_DATA_DIR, else the built-in data/).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Seed of every run (default: each pipeline's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Epochs of every run (default: each pipeline's).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Compute device: cpu, tch, wgpu, wgpu:N, cuda:N (all but cpu need their cargo feature).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Evaluate a run's latest checkpoint: accuracy, per-class accuracy, confusion matrix.
     Eval {
         /// Run folder written by `scarce train`.
@@ -149,6 +181,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// A stop flag that the first Ctrl-C sets; a second one exits at once.
+fn stop_on_ctrl_c() -> StopFlag {
+    let stop = StopFlag::new();
+    let handler_stop = stop.clone();
+    let _ = ctrlc::set_handler(move || {
+        eprintln!(
+            "\nstopping: finishing the current step and flushing metrics (Ctrl-C again to force)"
+        );
+        if handler_stop.is_stopped() {
+            std::process::exit(130);
+        }
+        handler_stop.stop();
+    });
+    stop
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Train {
@@ -162,15 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stats,
             quiet,
         } => {
-            let stop = StopFlag::new();
-            let handler_stop = stop.clone();
-            let _ = ctrlc::set_handler(move || {
-                eprintln!("\nstopping: finishing the current step and flushing metrics (Ctrl-C again to force)");
-                if handler_stop.is_stopped() {
-                    std::process::exit(130);
-                }
-                handler_stop.stop();
-            });
+            let stop = stop_on_ctrl_c();
             let req = TrainRequest {
                 pipeline,
                 resume,
@@ -207,6 +247,66 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 return Ok(ExitCode::from(130));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare {
+            pipelines,
+            out,
+            data_dir,
+            seed,
+            epochs,
+            device,
+            quiet,
+        } => {
+            let stop = stop_on_ctrl_c();
+            let root = out.unwrap_or_else(|| {
+                PathBuf::from("runs").join(format!("compare-{}", session::timestamp()))
+            });
+            // every file is checked before the first run starts
+            for p in &pipelines {
+                session::load_pipeline(p, epochs)?;
+            }
+            let mut results = Vec::new();
+            for (i, p) in pipelines.iter().enumerate() {
+                let stem = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| format!("run{i}"));
+                let dir = root.join(format!("{}-{stem}", i + 1));
+                eprintln!(
+                    "[{}/{}] {} -> {}",
+                    i + 1,
+                    pipelines.len(),
+                    p.display(),
+                    dir.display()
+                );
+                let req = TrainRequest {
+                    pipeline: Some(p.clone()),
+                    resume: None,
+                    out: Some(dir.clone()),
+                    data_dir: data_dir.clone(),
+                    seed,
+                    epochs,
+                    device: device.clone(),
+                    quiet,
+                };
+                let outcome = session::train(&req, stop.clone())?;
+                if outcome.report.stopped || outcome.summary.status != "completed" {
+                    eprintln!(
+                        "interrupted after epoch {} of {}: continue with `scarce train --resume {}`",
+                        outcome.summary.epochs_done,
+                        p.display(),
+                        dir.display()
+                    );
+                    return Ok(ExitCode::from(130));
+                }
+                match scarce::results::read_run(&dir, None)? {
+                    Some(r) => results.push(r),
+                    None => anyhow::bail!("{} has no evaluation to compare", dir.display()),
+                }
+            }
+            println!("run folders: {}", root.display());
+            print!("{}", scarce::results::comparison(&results));
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval {

@@ -243,6 +243,44 @@ pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
     s
 }
 
+/// A plain-text table of runs side by side (as `scarce compare` prints it): method,
+/// evaluation set, final and best accuracy, wall time, and the change of the final
+/// accuracy against the first run in points (where both were evaluated on the same set).
+pub fn comparison(runs: &[RunResult]) -> String {
+    let mut s = String::new();
+    let wide = runs
+        .iter()
+        .map(|r| r.method.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let _ = writeln!(
+        s,
+        "{:<wide$}  {:<12} {:>8} {:>8} {:>9}  {:>6}",
+        "method", "evaluated on", "final", "best", "wall time", "change"
+    );
+    for (i, r) in runs.iter().enumerate() {
+        let change = if i == 0 {
+            "-".to_string()
+        } else if r.data != runs[0].data {
+            "n/a".to_string() // different evaluation sets do not compare
+        } else {
+            format!("{:+.1}", 100.0 * (r.final_acc - runs[0].final_acc))
+        };
+        let _ = writeln!(
+            s,
+            "{:<wide$}  {:<12} {:>7.2}% {:>7.2}% {:>7.1} s  {:>6}",
+            r.method,
+            r.data,
+            100.0 * r.final_acc,
+            100.0 * r.best.0,
+            r.wall_s,
+            change
+        );
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +302,29 @@ mod tests {
             time_to: Some(120.0),
             command: "scarce train pipelines/x.toml --seed N".into(),
         }
+    }
+
+    #[test]
+    fn comparison_reports_change_against_the_first_run() {
+        let mut base = r("so", 1, 0.605);
+        base.method = "source_only".into();
+        let t = comparison(&[base, r("mcd", 1, 0.93)]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert!(lines[0].starts_with("method"), "{t}");
+        assert!(
+            lines[1].starts_with("source_only") && lines[1].contains("60.50%"),
+            "{t}"
+        );
+        assert!(lines[1].trim_end().ends_with('-'), "{t}");
+        assert!(
+            lines[2].contains("93.00%") && lines[2].contains("+32.5"),
+            "{t}"
+        );
+        let mut other = r("mcd", 1, 0.93);
+        other.data = "mnist_test".into();
+        let t = comparison(&[r("so", 1, 0.6), other]);
+        assert!(t.lines().nth(2).unwrap().trim_end().ends_with("n/a"), "{t}");
     }
 
     #[test]

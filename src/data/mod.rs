@@ -119,6 +119,29 @@ impl ImageSet {
         }
     }
 
+    /// The same images with `pad` background (zero) pixels added on every side.
+    pub fn padded(&self, pad: usize) -> ImageSet {
+        if pad == 0 {
+            return self.clone();
+        }
+        let (h, w) = (self.height + 2 * pad, self.width + 2 * pad);
+        let mut pixels = vec![0.0f32; self.len() * h * w];
+        for (i, out) in pixels.chunks_exact_mut(h * w).enumerate() {
+            for (r, row) in self.image(i).chunks_exact(self.width).enumerate() {
+                let at = (r + pad) * w + pad;
+                out[at..at + self.width].copy_from_slice(row);
+            }
+        }
+        ImageSet {
+            name: self.name.clone(),
+            height: h,
+            width: w,
+            pixels,
+            labels: self.labels.clone(),
+            num_classes: self.num_classes,
+        }
+    }
+
     /// How many images each class has (`num_classes` entries).
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.num_classes];
@@ -193,10 +216,23 @@ pub fn digits_files(set: DigitsSet, split: Split) -> Vec<&'static str> {
 /// to [0, 1], then quantised like the reference: floor(x*255)/255). Both come out 28x28
 /// so one network serves both. The set is named "{set}-{split}", e.g. "usps-test".
 pub fn load_digits(data_dir: &Path, set: DigitsSet, split: Split) -> Result<ImageSet, DataError> {
+    load_digits_at(data_dir, set, split, DIGITS_SIDE)
+}
+
+/// [`load_digits`] with images of `side` x `side` pixels: USPS is resized once, from
+/// its 16x16 originals; MNIST from its 28x28 (`ImageSet::resized`).
+pub fn load_digits_at(
+    data_dir: &Path,
+    set: DigitsSet,
+    split: Split,
+    side: usize,
+) -> Result<ImageSet, DataError> {
     let files = digits_files(set, split);
     let result = match set {
-        DigitsSet::Mnist => load_mnist(&data_dir.join(files[0]), &data_dir.join(files[1])),
-        DigitsSet::Usps => load_usps(&data_dir.join(files[0])),
+        DigitsSet::Mnist => {
+            load_mnist(&data_dir.join(files[0]), &data_dir.join(files[1])).map(|m| m.resized(side))
+        }
+        DigitsSet::Usps => load_usps(&data_dir.join(files[0]), side),
     };
     let mut images = result.map_err(|e| e.in_data_dir(data_dir))?;
     images.name = format!("{set}-{split}");
@@ -250,17 +286,17 @@ fn load_mnist(images_path: &Path, labels_path: &Path) -> Result<ImageSet, DataEr
     })
 }
 
-/// Loads a USPS text file as 28x28 images in [0, 1].
-fn load_usps(path: &Path) -> Result<ImageSet, DataError> {
+/// Loads a USPS text file as `out` x `out` images in [0, 1].
+fn load_usps(path: &Path, out: usize) -> Result<ImageSet, DataError> {
     let raw = usps::read_usps(path)?;
     let side = usps::USPS_SIDE;
-    let mut pixels = Vec::with_capacity(raw.len() * DIGITS_SIDE * DIGITS_SIDE);
+    let mut pixels = Vec::with_capacity(raw.len() * out * out);
     let mut unit = vec![0.0f32; usps::USPS_PIXELS];
     for img in raw.pixels.chunks_exact(usps::USPS_PIXELS) {
         for (u, &v) in unit.iter_mut().zip(img) {
             *u = (v + 1.0) * 0.5;
         }
-        let big = usps::resize_bilinear(&unit, side, side, DIGITS_SIDE, DIGITS_SIDE);
+        let big = usps::resize_bilinear(&unit, side, side, out, out);
         // floor(x * 255) / 255; x * 255 >= 0, so truncating to an integer is the floor.
         pixels.extend(
             big.into_iter()
@@ -269,8 +305,8 @@ fn load_usps(path: &Path) -> Result<ImageSet, DataError> {
     }
     Ok(ImageSet {
         name: String::new(),
-        height: DIGITS_SIDE,
-        width: DIGITS_SIDE,
+        height: out,
+        width: out,
         pixels,
         labels: raw.labels,
         num_classes: DIGITS_CLASSES,
@@ -311,7 +347,17 @@ impl DataDir {
     /// [`load_digits`] from this directory; a "file not found" error also says where the
     /// directory came from.
     pub fn load_digits(&self, set: DigitsSet, split: Split) -> Result<ImageSet, DataError> {
-        load_digits(&self.path, set, split).map_err(|e| e.with_origin(self.origin))
+        self.load_digits_at(set, split, DIGITS_SIDE)
+    }
+
+    /// [`load_digits_at`] from this directory.
+    pub fn load_digits_at(
+        &self,
+        set: DigitsSet,
+        split: Split,
+        side: usize,
+    ) -> Result<ImageSet, DataError> {
+        load_digits_at(&self.path, set, split, side).map_err(|e| e.with_origin(self.origin))
     }
 }
 
@@ -488,6 +534,30 @@ mod tests {
         assert_eq!(sub.pixels, vec![0.4, 0.5, 0.0, 0.1, 0.4, 0.5]);
         assert_eq!(sub.class_counts(), vec![0, 0, 0, 3]);
         assert!(set.subset(&[]).is_empty());
+    }
+
+    #[test]
+    fn padding_frames_each_image_with_background() {
+        let set = ImageSet {
+            name: "t".into(),
+            height: 1,
+            width: 2,
+            pixels: vec![0.25, 0.5, 0.75, 1.0],
+            labels: vec![0, 1],
+            num_classes: 2,
+        };
+        assert_eq!(set.padded(0).pixels, set.pixels);
+        let p = set.padded(1);
+        assert_eq!((p.len(), p.height, p.width), (2, 3, 4));
+        #[rustfmt::skip]
+        let want = [
+            0.0, 0.0, 0.0, 0.0,
+            0.0, 0.75, 1.0, 0.0,
+            0.0, 0.0, 0.0, 0.0,
+        ];
+        assert_eq!(p.image(1), &want);
+        assert_eq!(p.image(0)[5..7], [0.25, 0.5]);
+        assert_eq!(p.labels, set.labels);
     }
 
     /// The committed built-in subset loads with the expected counts.

@@ -313,6 +313,29 @@ mod tests {
         let set = load_digits(tmp.path(), DigitsSet::Usps, Split::Train).unwrap();
         assert!(set.image(0).iter().all(|&v| v == 0.0));
         assert!(set.image(1).iter().all(|&v| v == 1.0));
+        // Any side straight from the 16x16 originals; 16 keeps them as they are.
+        let small =
+            crate::data::load_digits_at(tmp.path(), DigitsSet::Usps, Split::Train, 20).unwrap();
+        assert_eq!(
+            (small.height, small.width, small.pixels.len()),
+            (20, 20, 800)
+        );
+        assert!(small.image(1).iter().all(|&v| v == 1.0));
+        write_usps(
+            &p,
+            &[4],
+            &(0..256).map(|i| i as f32 / 127.5 - 1.0).collect::<Vec<_>>(),
+            true,
+        )
+        .unwrap();
+        let same =
+            crate::data::load_digits_at(tmp.path(), DigitsSet::Usps, Split::Train, 16).unwrap();
+        let want: Vec<f32> = (0..256u32).map(|i| i as f32 / 255.0).collect();
+        assert!(same
+            .pixels
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| (a - b).abs() < 1.5 / 255.0));
     }
 
     #[test]

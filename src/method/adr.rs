@@ -126,6 +126,10 @@ impl Method for Adr {
         )
     }
 
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.cfg.optimizer.lr = lr;
+    }
+
     fn export(&self) -> Result<Vec<u8>> {
         safetensors_bytes(self.net())
     }

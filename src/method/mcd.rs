@@ -135,6 +135,10 @@ impl Method for Mcd {
         )
     }
 
+    fn set_learning_rate(&mut self, lr: f64) {
+        self.cfg.optimizer.lr = lr;
+    }
+
     fn export(&self) -> Result<Vec<u8>> {
         safetensors_bytes(self.net())
     }

@@ -30,6 +30,21 @@ pub struct OptimizerConfig {
     /// L2 penalty added to the gradient (PyTorch `weight_decay`).
     #[serde(default = "default_wd")]
     pub weight_decay: f64,
+    /// How the learning rate changes from epoch to epoch.
+    #[serde(default)]
+    pub schedule: Schedule,
+}
+
+/// Learning-rate schedules, applied per epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// `lr` for every epoch (the reference protocols).
+    #[default]
+    Constant,
+    /// Half a cosine from `lr` at the first epoch towards 0 after the last:
+    /// `lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2`.
+    Cosine,
 }
 
 /// Optimizers a pipeline can name.
@@ -56,11 +71,23 @@ impl Default for OptimizerConfig {
             kind: default_opt_kind(),
             lr: default_lr(),
             weight_decay: default_wd(),
+            schedule: Schedule::Constant,
         }
     }
 }
 
 impl OptimizerConfig {
+    /// The learning rate of `epoch` (1-based) in a run of `epochs`.
+    pub fn lr_at(&self, epoch: usize, epochs: usize) -> f64 {
+        match self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Cosine => {
+                let t = epoch.saturating_sub(1) as f64 / epochs.max(1) as f64;
+                0.5 * self.lr * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+            }
+        }
+    }
+
     /// A fresh optimizer for this configuration.
     pub fn init(&self) -> burn::optim::ModuleOptimizer {
         match self.kind {
@@ -172,6 +199,8 @@ pub trait Method: Send {
     fn load(&mut self, dir: &Path) -> Result<()>;
     /// The networks' weights as safetensors bytes.
     fn export(&self) -> Result<Vec<u8>>;
+    /// Sets the learning rate of every optimizer for the following iterations.
+    fn set_learning_rate(&mut self, lr: f64);
 }
 
 /// Networks in eval mode, for evaluation and streaming.
@@ -342,6 +371,20 @@ mod tests {
         assert!(ab > 0.1);
         assert!((ab - ba).abs() < 1e-5);
         assert!(scalar(&symmetric_kl(a.clone(), a)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn cosine_schedule_starts_at_lr_and_falls_to_near_zero() {
+        let mut o = OptimizerConfig::default();
+        assert_eq!(o.lr_at(1, 200), o.lr);
+        assert_eq!(o.lr_at(200, 200), o.lr);
+        o.schedule = Schedule::Cosine;
+        assert!((o.lr_at(1, 200) - o.lr).abs() < 1e-15);
+        assert!((o.lr_at(101, 200) - o.lr / 2.0).abs() < 1e-12);
+        let last = o.lr_at(200, 200);
+        assert!(last > 0.0 && last < o.lr * 1e-3, "{last}");
+        let lrs: Vec<f64> = (1..=200).map(|e| o.lr_at(e, 200)).collect();
+        assert!(lrs.windows(2).all(|w| w[1] < w[0]));
     }
 
     #[test]

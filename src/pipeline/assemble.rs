@@ -55,12 +55,16 @@ impl PipelineFile {
                 )
             })?
             .get_ref();
-        let mut set = dir.load_digits(*spec.set.get_ref(), *spec.split.get_ref())?;
+        let mut set = dir.load_digits_at(
+            *spec.set.get_ref(),
+            *spec.split.get_ref(),
+            spec.resize_side(),
+        )?;
         if let Some(limit) = &spec.limit {
             let n = (*limit.get_ref()).min(set.len());
             set = set.subset(&(0..n).collect::<Vec<_>>());
         }
-        set = set.resized(spec.side());
+        set = set.padded(spec.pad());
         set.name = name.to_string();
         Ok(set)
     }

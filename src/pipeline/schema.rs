@@ -72,17 +72,30 @@ pub struct DataSpec {
     /// Use only the first N examples.
     pub limit: Option<Spanned<usize>>,
     /// Side of the square images after bilinear resizing, in pixels (default 28, the
-    /// digits sets' common size; USPS's 16x16 digits are always first brought to 28).
+    /// digits sets' common size; USPS is resized once, from its 16x16 originals).
     pub size: Option<Spanned<usize>>,
+    /// Background pixels added on every side after resizing (default 0): `size = 20`
+    /// with `pad = 4` puts USPS digits in MNIST's layout (a 20x20 digit in a 28x28 frame).
+    pub pad: Option<Spanned<usize>>,
 }
 
 impl DataSpec {
-    /// Side of the images this set yields.
-    pub fn side(&self) -> usize {
+    /// Side of the digit after resizing, before padding.
+    pub fn resize_side(&self) -> usize {
         self.size
             .as_ref()
             .map(|s| *s.get_ref())
             .unwrap_or(crate::data::DIGITS_SIDE)
+    }
+
+    /// Background pixels on every side.
+    pub fn pad(&self) -> usize {
+        self.pad.as_ref().map(|p| *p.get_ref()).unwrap_or(0)
+    }
+
+    /// Side of the images this set yields (resized, then padded).
+    pub fn side(&self) -> usize {
+        self.resize_side() + 2 * self.pad()
     }
 }
 

@@ -499,6 +499,18 @@ impl PipelineFile {
                     ));
                 }
             }
+            if let Some(pad) = &spec.get_ref().pad {
+                if *pad.get_ref() > 256 {
+                    return Err(self.error(
+                        pad.span(),
+                        Some(&format!("data.{name}.pad")),
+                        format!(
+                            "padding of {} pixels is out of range: give at most 256",
+                            pad.get_ref()
+                        ),
+                    ));
+                }
+            }
         }
         let input = crate::model::digits::INPUT_SIZE;
         for (name, kind) in kinds {
@@ -552,7 +564,7 @@ impl PipelineFile {
                     span,
                     Some(&format!("data.{data}.size")),
                     format!(
-                        "the {role} `{data}` gives 1x{side}x{side} images, but model stage `{name}` (digits network) takes 1x{input}x{input}{}: set `size = {input}` or remove the key",
+                        "the {role} `{data}` gives 1x{side}x{side} images, but model stage `{name}` (digits network) takes 1x{input}x{input}{}: set `size` (plus twice `pad`) to {input}",
                         if others.is_empty() { String::new() } else { format!(" and {}", others.join(", ")) }
                     ),
                 ));

@@ -94,7 +94,8 @@ fn data_dir_for(flag: Option<&Path>, recorded: Option<&Path>) -> DataDir {
     }
 }
 
-fn timestamp() -> String {
+/// The current UTC time as `YYYYMMDD-HHMMSS`, for run folder names.
+pub fn timestamp() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -112,6 +112,9 @@ impl Trainer {
                 .device
                 .seed(epoch_seed(self.setup.seed, epoch) ^ 1);
             crate::kernels::seed_dropout(epoch_seed(self.setup.seed, epoch) ^ 2);
+            // the learning rate of this epoch (a resumed run continues the schedule)
+            let lr = self.setup.method.optimizer.lr_at(epoch, self.setup.epochs);
+            self.method.set_learning_rate(lr);
             self.seeded_epoch = epoch;
             self.epoch_started = Some(Instant::now());
         }

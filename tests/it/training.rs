@@ -285,3 +285,71 @@ fn safetensors_parts(bytes: &[u8]) -> (Value, &[u8]) {
     header.as_object_mut().unwrap().remove("__metadata__");
     (header, &bytes[8 + n..])
 }
+
+#[test]
+fn compare_trains_each_pipeline_and_prints_the_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cmp");
+    let mcd = root().join("tests/pipelines/tiny-mcd.toml");
+    // the baseline evaluated on USPS first, like the MCD pipeline
+    let base = tmp.path().join("tiny.toml");
+    let text = std::fs::read_to_string(tiny_pipeline()).unwrap();
+    let swapped = text.replace(
+        r#"eval = ["mnist_test", "usps_test"]"#,
+        r#"eval = ["usps_test", "mnist_test"]"#,
+    );
+    assert_ne!(text, swapped);
+    std::fs::write(&base, swapped).unwrap();
+    let o = run(&[
+        "compare",
+        base.to_str().unwrap(),
+        mcd.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "stderr:\n{}", stderr(&o));
+    let text = stdout(&o);
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("method"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(rows[1].starts_with("source_only"), "{text}");
+    assert!(
+        rows[2].starts_with("mcd") && rows[2].contains("usps_test"),
+        "{text}"
+    );
+    // the change column is the difference of the two final accuracies
+    let pct = |row: &str| -> f64 {
+        row.split_whitespace()
+            .nth(2)
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap()
+    };
+    let change: f64 = rows[2].split_whitespace().last().unwrap().parse().unwrap();
+    assert!(
+        (change - (pct(rows[2]) - pct(rows[1]))).abs() < 0.051,
+        "{text}"
+    );
+    for d in ["1-tiny", "2-tiny-mcd"] {
+        assert!(out.join(d).join("summary.json").is_file(), "{d} missing");
+    }
+
+    // a bad pipeline anywhere in the list stops the comparison before any training
+    let out2 = tmp.path().join("cmp2");
+    let bad = root().join("tests/pipelines/bad/unknown_method.toml");
+    let o = run(&[
+        "compare",
+        tiny_pipeline().to_str().unwrap(),
+        bad.to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    assert_user_error(&o, &["unknown_method.toml"]);
+    assert!(!out2.exists());
+}
