@@ -44,6 +44,9 @@ pub struct RunResult {
     pub time_to: Option<f64>,
     /// The command line that reproduces the run, with `--seed N` for the seed.
     pub command: String,
+    /// The pipeline file as the run used it, without comments or layout: runs of a
+    /// file whose settings were edited are another row.
+    pub pipeline_text: String,
 }
 
 /// Finds run folders (folders with a `summary.json`) at or one level below each path.
@@ -130,7 +133,16 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
         wall_s: summary.elapsed_s,
         time_to,
         command,
+        pipeline_text: canonical(&file.text),
     }))
+}
+
+/// A pipeline's settings as text with comments, key order and layout removed.
+fn canonical(text: &str) -> String {
+    match toml::from_str::<toml::Table>(text) {
+        Ok(t) => t.to_string(),
+        Err(_) => text.to_string(),
+    }
 }
 
 /// `path` relative to the current directory where that is shorter (`../shared/data`).
@@ -166,11 +178,16 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 
 /// The Markdown table of `runs`, one row per pipeline (mean ± sample std over seeds).
 pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
-    // runs of one pipeline with the same command line (epochs, data) are seeds of one row
-    let mut groups: BTreeMap<(&str, &str), Vec<&RunResult>> = BTreeMap::new();
+    // runs of one pipeline file with the same command line (epochs, data) are seeds of
+    // one row
+    let mut groups: BTreeMap<(&str, &str, &str), Vec<&RunResult>> = BTreeMap::new();
     for r in runs {
         groups
-            .entry((r.pipeline.as_str(), r.command.as_str()))
+            .entry((
+                r.pipeline.as_str(),
+                r.command.as_str(),
+                r.pipeline_text.as_str(),
+            ))
             .or_default()
             .push(r);
     }
@@ -185,7 +202,7 @@ pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
     let _ = writeln!(s, " reference | command |");
     let cols = 11 + usize::from(threshold.is_some());
     let _ = writeln!(s, "|{}", "---|".repeat(cols));
-    for ((pipeline, command), rs) in groups {
+    for ((pipeline, command, _), rs) in groups {
         let pct = |f: fn(&RunResult) -> f64| {
             mean_std(&rs.iter().map(|r| 100.0 * f(r)).collect::<Vec<_>>())
         };
@@ -301,6 +318,7 @@ mod tests {
             wall_s: 600.0,
             time_to: Some(120.0),
             command: "scarce train pipelines/x.toml --seed N".into(),
+            pipeline_text: format!("[pipeline]\nname = \"{pipeline}\""),
         }
     }
 
@@ -345,5 +363,21 @@ mod tests {
         assert!(rows[2].contains("| 2.0 |"), "time to 90%: {t}");
         assert!(rows[3].contains("| 50.0 ± 0.0 |"), "{t}");
         assert!(rows[2].contains("`scarce train pipelines/x.toml --seed N`"));
+    }
+
+    #[test]
+    fn canonical_settings_ignore_comments_and_order() {
+        let a = canonical("# one\n[t]\nb = 2 # two\na = 1\n");
+        assert_eq!(a, canonical("[t]\na = 1\n\n\nb = 2\n"));
+        assert_ne!(a, canonical("[t]\na = 1\nb = 3\n"));
+    }
+
+    #[test]
+    fn runs_of_an_edited_pipeline_file_are_another_row() {
+        let mut edited = r("a", 3, 0.5);
+        edited.pipeline_text.push_str("\n# edited");
+        let t = table(&[r("a", 1, 0.9), r("a", 2, 0.9), edited], None);
+        assert_eq!(t.lines().count(), 4, "{t}");
+        assert!(t.contains("| 90.0 ± 0.0 |") && t.contains("| 50.0 ± 0.0 |"), "{t}");
     }
 }
