@@ -375,9 +375,12 @@ mod tests {
     #[test]
     fn runs_of_an_edited_pipeline_file_are_another_row() {
         let mut edited = r("a", 3, 0.5);
-        edited.pipeline_text.push_str("\n# edited");
+        edited.pipeline_text.push_str("\nepochs = 5");
         let t = table(&[r("a", 1, 0.9), r("a", 2, 0.9), edited], None);
         assert_eq!(t.lines().count(), 4, "{t}");
-        assert!(t.contains("| 90.0 ± 0.0 |") && t.contains("| 50.0 ± 0.0 |"), "{t}");
+        assert!(
+            t.contains("| 90.0 ± 0.0 |") && t.contains("| 50.0 ± 0.0 |"),
+            "{t}"
+        );
     }
 }
