@@ -307,6 +307,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             println!("run folders: {}", root.display());
             print!("{}", scarce::results::comparison(&results));
+            let mut panels = Vec::new();
+            for r in &results {
+                let e = session::load_embedding(&r.dir)?;
+                let title = format!(
+                    "{}: {:.1}% on {} (epoch {})",
+                    r.method,
+                    100.0 * r.final_acc,
+                    r.data,
+                    r.epochs
+                );
+                panels.push((title, e.points));
+            }
+            let svg = scarce::sink::plot::embedding_panels_svg(&panels)?;
+            let path = root.join(session::EMBED_FILE);
+            scarce::fsutil::write_atomic(&path, svg.as_bytes())?;
+            println!(
+                "generator features side by side (t-SNE): {}",
+                path.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval {

@@ -131,6 +131,19 @@ mod tests {
                 target: i % 3 == 0,
             })
             .collect();
+        let two = embedding_panels_svg(&[
+            ("before".to_string(), points.clone()),
+            ("after".to_string(), points[..10].to_vec()),
+        ])
+        .unwrap();
+        // 30 + 10 points plus two legend markers per panel, both titles
+        assert_eq!(two.matches("<circle").count(), 44);
+        let lines: Vec<&str> = two.lines().map(str::trim).collect();
+        assert!(
+            lines.contains(&"before") && lines.contains(&"after"),
+            "{two}"
+        );
+        assert!(two.contains("width=\"1280\""));
         let svg = embedding_svg("e", &points).unwrap();
         // 30 points plus two legend markers
         assert_eq!(svg.matches("<circle").count(), 32);
@@ -140,7 +153,7 @@ mod tests {
 }
 
 /// One point of an embedding plot.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EmbeddedPoint {
     /// Position in the plane.
     pub xy: [f64; 2],
@@ -151,51 +164,74 @@ pub struct EmbeddedPoint {
 /// Renders a 2-D embedding as an SVG scatter plot: source examples in blue, target
 /// examples in red.
 pub fn embedding_svg(title: &str, points: &[EmbeddedPoint]) -> anyhow::Result<String> {
+    embedding_panels_svg(&[(title.to_string(), points.to_vec())])
+}
+
+/// Several embeddings side by side (e.g. before and after adaptation), one panel each
+/// with its own title and axes.
+pub fn embedding_panels_svg(panels: &[(String, Vec<EmbeddedPoint>)]) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (640, 640)).into_drawing_area();
+        let side = 640u32;
+        let root = SVGBackend::with_string(&mut svg, (side * panels.len().max(1) as u32, side))
+            .into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
-        let span = |f: fn(&EmbeddedPoint) -> f64| {
-            let (lo, hi) = points
-                .iter()
-                .map(f)
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-                    (a.min(v), b.max(v))
-                });
-            if lo.is_finite() && hi > lo {
-                let pad = (hi - lo) * 0.05;
-                (lo - pad)..(hi + pad)
-            } else {
-                -1.0..1.0
-            }
-        };
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 16))
-            .margin(10)
-            .build_cartesian_2d(span(|p| p.xy[0]), span(|p| p.xy[1]))
-            .map_err(plot_err)?;
-        let source = RGBColor(31, 90, 200);
-        let target = RGBColor(210, 40, 40);
-        for (is_target, colour, name) in [(false, source, "source"), (true, target, "target")] {
-            chart
-                .draw_series(
-                    points
-                        .iter()
-                        .filter(|p| p.target == is_target)
-                        .map(|p| Circle::new((p.xy[0], p.xy[1]), 3, colour.mix(0.7).filled())),
-                )
-                .map_err(plot_err)?
-                .label(name)
-                .legend(move |(x, y)| Circle::new((x + 7, y), 4, colour.filled()));
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        for ((title, points), area) in panels.iter().zip(&areas) {
+            embedding_panel(area, title, points)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
         root.present().map_err(plot_err)?;
     }
     Ok(svg)
+}
+
+fn embedding_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    points: &[EmbeddedPoint],
+) -> anyhow::Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let span = |f: fn(&EmbeddedPoint) -> f64| {
+        let (lo, hi) = points
+            .iter()
+            .map(f)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+        if lo.is_finite() && hi > lo {
+            let pad = (hi - lo) * 0.05;
+            (lo - pad)..(hi + pad)
+        } else {
+            -1.0..1.0
+        }
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 16))
+        .margin(10)
+        .build_cartesian_2d(span(|p| p.xy[0]), span(|p| p.xy[1]))
+        .map_err(plot_err)?;
+    let source = RGBColor(31, 90, 200);
+    let target = RGBColor(210, 40, 40);
+    for (is_target, colour, name) in [(false, source, "source"), (true, target, "target")] {
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .filter(|p| p.target == is_target)
+                    .map(|p| Circle::new((p.xy[0], p.xy[1]), 3, colour.mix(0.7).filled())),
+            )
+            .map_err(plot_err)?
+            .label(name)
+            .legend(move |(x, y)| Circle::new((x + 7, y), 4, colour.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    Ok(())
 }

@@ -268,6 +268,8 @@ pub fn export_weights(
 pub const EMBED_POINTS: usize = 300;
 /// File name of the embedding plot.
 pub const EMBED_FILE: &str = "embedding.svg";
+/// File name of the embedding's points (JSON).
+pub const EMBED_POINTS_FILE: &str = "embedding.json";
 
 /// Embeds the generator's features of source and target examples in 2-D (t-SNE) and
 /// writes `RUN/embedding.svg`. Source: the first examples of the source dataset; target:
@@ -338,7 +340,29 @@ pub fn write_embedding(
     let svg = crate::sink::plot::embedding_svg(&title, &points)?;
     let path = run.join(EMBED_FILE);
     write_atomic(&path, svg.as_bytes())?;
+    let saved = SavedEmbedding { title, points };
+    write_atomic(
+        &run.join(EMBED_POINTS_FILE),
+        serde_json::to_string(&saved)?.as_bytes(),
+    )?;
     Ok(path)
+}
+
+/// The 2-D points of a run's embedding picture, kept beside it so that pictures of
+/// several runs can be drawn side by side without running t-SNE again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SavedEmbedding {
+    /// The picture's title.
+    pub title: String,
+    /// The points.
+    pub points: Vec<crate::sink::plot::EmbeddedPoint>,
+}
+
+/// Reads `RUN/embedding.json`.
+pub fn load_embedding(run: &Path) -> Result<SavedEmbedding> {
+    let path = run.join(EMBED_POINTS_FILE);
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
 }
 
 /// Redraws `RUN/embedding.svg` from the run's latest checkpoint.

@@ -315,6 +315,7 @@ fn compare_trains_each_pipeline_and_prints_the_change() {
     let rows: Vec<&str> = text
         .lines()
         .skip_while(|l| !l.starts_with("method"))
+        .take_while(|l| !l.starts_with("generator features"))
         .collect();
     assert_eq!(rows.len(), 3, "{text}");
     assert!(rows[1].starts_with("source_only"), "{text}");
@@ -338,7 +339,17 @@ fn compare_trains_each_pipeline_and_prints_the_change() {
     );
     for d in ["1-tiny", "2-tiny-mcd"] {
         assert!(out.join(d).join("summary.json").is_file(), "{d} missing");
+        assert!(
+            out.join(d).join("embedding.json").is_file(),
+            "{d} points missing"
+        );
     }
+    // both runs' features side by side: two panels, each titled with its method
+    let svg = std::fs::read_to_string(out.join("embedding.svg")).unwrap();
+    assert!(
+        svg.contains("source_only: ") && svg.contains("mcd: "),
+        "{svg}"
+    );
 
     // a bad pipeline anywhere in the list stops the comparison before any training
     let out2 = tmp.path().join("cmp2");
