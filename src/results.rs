@@ -42,6 +42,8 @@ pub struct RunResult {
     pub wall_s: f64,
     /// Seconds until the accuracy first reached the threshold, if asked and reached.
     pub time_to: Option<f64>,
+    /// The epoch at which the accuracy first reached the threshold.
+    pub epoch_to: Option<usize>,
     /// The command line that reproduces the run, with `--seed N` for the seed.
     pub command: String,
     /// The pipeline file as the run used it, without comments or layout: runs of a
@@ -99,7 +101,8 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
         .fold((f64::MIN, 0), |a, b| if b.0 > a.0 { b } else { a });
     let tail = &history[history.len().saturating_sub(50)..];
     let tail_acc = tail.iter().map(acc).sum::<f64>() / tail.len() as f64;
-    let time_to = threshold.and_then(|t| history.iter().find(|m| acc(m) >= t).map(|m| m.elapsed_s));
+    let reached = threshold.and_then(|t| history.iter().find(|m| acc(m) >= t));
+    let (time_to, epoch_to) = (reached.map(|m| m.elapsed_s), reached.map(|m| m.epoch));
     let mut command = format!("scarce train {}", settings.pipeline_source.display());
     let own_epochs = file
         .spec
@@ -132,6 +135,7 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
         best,
         wall_s: summary.elapsed_s,
         time_to,
+        epoch_to,
         command,
         pipeline_text: canonical(&file.text),
     }))
@@ -237,7 +241,17 @@ pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
                 .filter_map(|r| r.time_to.map(|t| t / 60.0))
                 .collect();
             if times.len() == rs.len() {
-                let _ = write!(s, " {:.1} |", mean_std(&times).0);
+                let epochs: Vec<f64> = rs
+                    .iter()
+                    .filter_map(|r| r.epoch_to)
+                    .map(|e| e as f64)
+                    .collect();
+                let _ = write!(
+                    s,
+                    " {:.1} (epoch {:.0}) |",
+                    mean_std(&times).0,
+                    mean_std(&epochs).0
+                );
             } else {
                 let _ = write!(
                     s,
@@ -317,6 +331,7 @@ mod tests {
             best: (acc + 0.01, 150),
             wall_s: 600.0,
             time_to: Some(120.0),
+            epoch_to: Some(40),
             command: "scarce train pipelines/x.toml --seed N".into(),
             pipeline_text: format!("[pipeline]\nname = \"{pipeline}\""),
         }
@@ -360,7 +375,7 @@ mod tests {
         assert_eq!(rows.len(), 4, "{t}");
         assert!(rows[2].contains("| 92.0 ± 2.0 |"), "{t}");
         assert!(rows[2].contains("| 1, 2, 3 |"), "{t}");
-        assert!(rows[2].contains("| 2.0 |"), "time to 90%: {t}");
+        assert!(rows[2].contains("| 2.0 (epoch 40) |"), "time to 90%: {t}");
         assert!(rows[3].contains("| 50.0 ± 0.0 |"), "{t}");
         assert!(rows[2].contains("`scarce train pipelines/x.toml --seed N`"));
     }

@@ -52,11 +52,15 @@ impl Adr {
     pub fn step_tensors(&mut self, xs: Tensor<4>, ys: Tensor<1, Int>, xt: Tensor<4>) -> StepStats {
         let lr = self.cfg.optimizer.lr;
         let DigitsNet { g, c } = self.net.take().expect("network present");
-        let count = ys.dims()[0];
         let t0 = std::time::Instant::now();
 
-        // G and C on source cross-entropy
-        let o = c.forward(g.forward(xs.clone()));
+        // G and C on source cross-entropy. As in the authors' code, G sees the source
+        // and target batches as one batch here and in the critic's step, so batch
+        // normalisation uses the statistics of both domains together.
+        let ns = ys.dims()[0];
+        let nt = xt.dims()[0];
+        let both = Tensor::cat(vec![xs, xt.clone()], 0);
+        let o = c.forward(g.forward(both.clone())).narrow(0, 0, ns);
         let correct = count_correct(&o, &ys);
         let loss = cross_entropy(o, ys.clone());
         let loss_s = scalar(&loss);
@@ -67,11 +71,12 @@ impl Adr {
         let c = self.opt_c.step(lr, c, gc);
 
         let t1 = std::time::Instant::now();
-        // C as the critic: classify source, be sensitive to dropout on target
-        let fs = g.forward(xs).detach();
-        let ft = g.forward(xt.clone()).detach();
-        let div = symmetric_kl(c.forward(ft.clone()), c.forward(ft));
-        let loss = cross_entropy(c.forward(fs), ys) - div;
+        // C as the critic: classify source, be sensitive to dropout on target (two
+        // passes through C, with independent dropout masks)
+        let f = g.forward(both).detach();
+        let (o1, o2) = (c.forward(f.clone()), c.forward(f));
+        let div = symmetric_kl(o1.clone().narrow(0, ns, nt), o2.narrow(0, ns, nt));
+        let loss = cross_entropy(o1.narrow(0, 0, ns), ys) - div;
         let gc = GradientsParams::from_grads(loss.backward(), &c);
         let c = self.opt_c.step(lr, c, gc);
 
@@ -91,7 +96,7 @@ impl Adr {
         StepStats {
             loss: loss_s,
             correct,
-            count,
+            count: ns,
             discrepancy: Some(d),
             phases: [
                 ("source", (t1 - t0).as_secs_f64()),
@@ -132,5 +137,46 @@ impl Method for Adr {
 
     fn export(&self) -> Result<Vec<u8>> {
         safetensors_bytes(self.net())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::method::{MethodKind, OptimizerConfig};
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn adr_learns_the_source_on_joint_batches() {
+        let device = Device::flex();
+        device.seed(3);
+        crate::kernels::seed_dropout(3);
+        let cfg = MethodConfig {
+            kind: MethodKind::Adr,
+            net: Default::default(),
+            optimizer: OptimizerConfig {
+                lr: 1e-3,
+                ..Default::default()
+            },
+            num_k: 2,
+        };
+        let mut adr = Adr::new(&cfg, &device.clone().autodiff());
+        let ad = device.autodiff();
+        let xs = Tensor::<4>::random([16, 1, 28, 28], Distribution::Normal(0.0, 1.0), &ad);
+        let labels: Vec<i64> = (0..16).map(|i| i % 4).collect();
+        let ys = Tensor::<1, Int>::from_data(TensorData::new(labels, [16]), &ad);
+        let xt = Tensor::<4>::random([16, 1, 28, 28], Distribution::Normal(0.5, 1.0), &ad);
+        let mut stats = Vec::new();
+        for _ in 0..25 {
+            stats.push(adr.step_tensors(xs.clone(), ys.clone(), xt.clone()));
+        }
+        let first = stats[..3].iter().map(|s| s.loss).sum::<f64>() / 3.0;
+        let last = stats[22..].iter().map(|s| s.loss).sum::<f64>() / 3.0;
+        assert!(last < 0.7 * first, "source loss {first} -> {last}");
+        for s in &stats {
+            let d = s.discrepancy.unwrap();
+            assert!(d.is_finite() && d >= 0.0, "divergence {d}");
+            assert_eq!(s.count, 16);
+        }
     }
 }

@@ -327,13 +327,21 @@ pub fn discrepancy(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
     (softmax(a, 1) - softmax(b, 1)).abs().mean()
 }
 
-/// ADR's divergence: symmetric KL between two probability outputs given as logits,
-/// averaged over the batch.
+/// ADR's divergence: symmetric KL, `KL(p_a || p_b) + KL(p_b || p_a)`, between two
+/// predictions given as logits, averaged over the batch.
+///
+/// As in the ADR authors' code, the reference distribution of each direction is held
+/// fixed (no gradient flows through it). The value is the symmetric KL; the gradient
+/// with respect to each side's logits is the bounded `p_a - p_b` (per example, over the
+/// batch size). Without that, a critic maximising the divergence drives logits apart
+/// without limit and forgets the source classes.
 pub fn symmetric_kl(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
     let (la, lb) = (log_softmax(a, 1), log_softmax(b, 1));
-    let (pa, pb) = (la.clone().exp(), lb.clone().exp());
-    let d = (pa - pb.clone()) * (la - lb);
-    d.sum_dim(1).mean()
+    let (la_fixed, lb_fixed) = (la.clone().detach(), lb.clone().detach());
+    let (pa_fixed, pb_fixed) = (la_fixed.clone().exp(), lb_fixed.clone().exp());
+    let kl_ab = pa_fixed * (la_fixed - lb); // KL(p_a || p_b), p_a fixed
+    let kl_ba = pb_fixed * (lb_fixed - la); // KL(p_b || p_a), p_b fixed
+    (kl_ab + kl_ba).sum_dim(1).mean()
 }
 
 /// A scalar tensor's value.
@@ -371,6 +379,35 @@ mod tests {
         assert!(ab > 0.1);
         assert!((ab - ba).abs() < 1e-5);
         assert!(scalar(&symmetric_kl(a.clone(), a)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn symmetric_kl_gradient_is_the_bounded_probability_difference() {
+        let d = Device::flex().autodiff();
+        let rows = [[9.0f32, -9.0, 0.0], [0.3, 0.2, -0.1]];
+        let other = [[-9.0f32, 9.0, 0.0], [0.0, 0.0, 0.0]];
+        let mk = |v: [[f32; 3]; 2]| {
+            Tensor::<2>::from_data(TensorData::new(v.concat(), [2, 3]), &d).require_grad()
+        };
+        let (a, b) = (mk(rows), mk(other));
+        let loss = symmetric_kl(a.clone(), b.clone());
+        // the value is the full symmetric KL: large for the first, confident pair
+        assert!(scalar(&loss) > 10.0);
+        let grads = loss.backward();
+        let ga: Vec<f32> = a.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        let gb: Vec<f32> = b.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        let soft = |v: [f32; 3]| {
+            let m: f32 = v.iter().map(|x| x.exp()).sum();
+            v.map(|x| x.exp() / m)
+        };
+        for r in 0..2 {
+            let (pa, pb) = (soft(rows[r]), soft(other[r]));
+            for k in 0..3 {
+                let want = (pa[k] - pb[k]) / 2.0; // mean over 2 examples
+                assert!((ga[r * 3 + k] - want).abs() < 1e-5, "{ga:?}");
+                assert!((gb[r * 3 + k] + want).abs() < 1e-5, "{gb:?}");
+            }
+        }
     }
 
     #[test]
