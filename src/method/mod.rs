@@ -394,8 +394,18 @@ mod tests {
         // the value is the full symmetric KL: large for the first, confident pair
         assert!(scalar(&loss) > 10.0);
         let grads = loss.backward();
-        let ga: Vec<f32> = a.grad(&grads).unwrap().into_data().to_vec().unwrap();
-        let gb: Vec<f32> = b.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        let ga: Vec<f32> = a
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let gb: Vec<f32> = b
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         let soft = |v: [f32; 3]| {
             let m: f32 = v.iter().map(|x| x.exp()).sum();
             v.map(|x| x.exp() / m)
