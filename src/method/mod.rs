@@ -327,20 +327,22 @@ pub fn discrepancy(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
     (softmax(a, 1) - softmax(b, 1)).abs().mean()
 }
 
-/// ADR's divergence: symmetric KL, `KL(p_a || p_b) + KL(p_b || p_a)`, between two
-/// predictions given as logits, averaged over the batch.
+/// ADR's divergence between two predictions given as logits: the symmetric KL,
+/// `KL(q_a || q_b) + KL(q_b || q_a)`, of `q = softmax(p)` where `p` are the softmax
+/// outputs, averaged over the batch.
 ///
-/// As in the ADR authors' code, the reference distribution of each direction is held
-/// fixed (no gradient flows through it). The value is the symmetric KL; the gradient
-/// with respect to each side's logits is the bounded `p_a - p_b` (per example, over the
-/// batch size). Without that, a critic maximising the divergence drives logits apart
-/// without limit and forgets the source classes.
+/// The second softmax is the authors' code's (it applies `log_softmax` to the class
+/// probabilities): with probabilities as logits the divergence is bounded (at most about
+/// 0.29 for ten classes, for two opposite one-hot predictions), so the critic that
+/// maximises it cannot run away from the source task, and it is zero when the two
+/// predictions agree. As in that code, the reference distribution of each direction is
+/// held fixed (no gradient flows through it).
 pub fn symmetric_kl(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
-    let (la, lb) = (log_softmax(a, 1), log_softmax(b, 1));
+    let (la, lb) = (log_softmax(softmax(a, 1), 1), log_softmax(softmax(b, 1), 1));
     let (la_fixed, lb_fixed) = (la.clone().detach(), lb.clone().detach());
-    let (pa_fixed, pb_fixed) = (la_fixed.clone().exp(), lb_fixed.clone().exp());
-    let kl_ab = pa_fixed * (la_fixed - lb); // KL(p_a || p_b), p_a fixed
-    let kl_ba = pb_fixed * (lb_fixed - la); // KL(p_b || p_a), p_b fixed
+    let (qa_fixed, qb_fixed) = (la_fixed.clone().exp(), lb_fixed.clone().exp());
+    let kl_ab = qa_fixed * (la_fixed - lb); // KL(q_a || q_b), q_a fixed
+    let kl_ba = qb_fixed * (lb_fixed - la); // KL(q_b || q_a), q_b fixed
     (kl_ab + kl_ba).sum_dim(1).mean()
 }
 
@@ -382,41 +384,46 @@ mod tests {
     }
 
     #[test]
-    fn symmetric_kl_gradient_is_the_bounded_probability_difference() {
+    fn symmetric_kl_is_bounded_and_its_references_are_fixed() {
+        // opposite, confident predictions: the largest value, about 2 (e - 1) / (e + 9)
+        let mut a = vec![-30.0f32; 10];
+        let mut b = vec![-30.0f32; 10];
+        a[0] = 30.0;
+        b[1] = 30.0;
+        let (ta, tb) = (t(&a, 1), t(&b, 1));
+        let e = std::f64::consts::E;
+        let max = 2.0 * (e - 1.0) / (e + 9.0);
+        assert!((scalar(&symmetric_kl(ta, tb)) - max).abs() < 1e-4);
+
+        // the gradient of each side is that of KL(fixed || own side) alone
         let d = Device::flex().autodiff();
-        let rows = [[9.0f32, -9.0, 0.0], [0.3, 0.2, -0.1]];
-        let other = [[-9.0f32, 9.0, 0.0], [0.0, 0.0, 0.0]];
-        let mk = |v: [[f32; 3]; 2]| {
-            Tensor::<2>::from_data(TensorData::new(v.concat(), [2, 3]), &d).require_grad()
+        let mk = |v: &[f32]| {
+            Tensor::<2>::from_data(TensorData::new(v.to_vec(), [1, 3]), &d).require_grad()
         };
-        let (a, b) = (mk(rows), mk(other));
-        let loss = symmetric_kl(a.clone(), b.clone());
-        // the value is the full symmetric KL: large for the first, confident pair
-        assert!(scalar(&loss) > 10.0);
-        let grads = loss.backward();
-        let ga: Vec<f32> = a
-            .grad(&grads)
-            .unwrap()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let gb: Vec<f32> = b
-            .grad(&grads)
-            .unwrap()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let soft = |v: [f32; 3]| {
-            let m: f32 = v.iter().map(|x| x.exp()).sum();
-            v.map(|x| x.exp() / m)
+        let (za, zb) = ([2.0f32, -1.0, 0.5], [0.0f32, 1.0, -0.5]);
+        let (x, y) = (mk(&za), mk(&zb));
+        let grads = symmetric_kl(x.clone(), y.clone()).backward();
+        let gx: Vec<f32> = x.grad(&grads).unwrap().into_data().try_to_vec().unwrap();
+        // finite differences of KL(q_b || q_a) in z_a, with q_b fixed
+        let q = |z: [f32; 3]| {
+            let p: Vec<f64> = {
+                let m: f64 = z.iter().map(|v| (*v as f64).exp()).sum();
+                z.iter().map(|v| (*v as f64).exp() / m).collect()
+            };
+            let m: f64 = p.iter().map(|v| v.exp()).sum();
+            p.iter().map(|v| v.exp() / m).collect::<Vec<f64>>()
         };
-        for r in 0..2 {
-            let (pa, pb) = (soft(rows[r]), soft(other[r]));
-            for k in 0..3 {
-                let want = (pa[k] - pb[k]) / 2.0; // mean over 2 examples
-                assert!((ga[r * 3 + k] - want).abs() < 1e-5, "{ga:?}");
-                assert!((gb[r * 3 + k] + want).abs() < 1e-5, "{gb:?}");
-            }
+        let qb = q(zb);
+        let kl = |z: [f32; 3]| -> f64 {
+            let qa = q(z);
+            (0..3).map(|k| qb[k] * (qb[k].ln() - qa[k].ln())).sum()
+        };
+        for k in 0..3 {
+            let (mut up, mut down) = (za, za);
+            up[k] += 1e-3;
+            down[k] -= 1e-3;
+            let want = (kl(up) - kl(down)) / 2e-3;
+            assert!((gx[k] as f64 - want).abs() < 1e-4, "{gx:?} vs {want}");
         }
     }
 
