@@ -121,11 +121,22 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
         );
     }
     command.push_str(" --seed N");
+    // The task and reference texts come from the pipeline file the command names, where
+    // it still exists with the same settings (its descriptions may have been reworded).
+    let described = match PipelineFile::load(&settings.pipeline_source) {
+        Ok(current)
+            if current.spec.pipeline.name == file.spec.pipeline.name
+                && canonical(&current.text) == canonical(&file.text) =>
+        {
+            current.spec.pipeline.clone()
+        }
+        _ => file.spec.pipeline.clone(),
+    };
     Ok(Some(RunResult {
         dir: dir.to_path_buf(),
         pipeline: summary.pipeline,
-        task: file.spec.pipeline.task.clone(),
-        reference: file.spec.pipeline.reference.clone(),
+        task: described.task,
+        reference: described.reference,
         method,
         seed: summary.seed,
         epochs: summary.epochs_done,
@@ -142,9 +153,16 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
 }
 
 /// A pipeline's settings as text with comments, key order and layout removed.
+/// The `[pipeline]` table's descriptions (`description`, `task`, `reference`) are left
+/// out: rewording them does not change what a run does.
 fn canonical(text: &str) -> String {
     match toml::from_str::<toml::Table>(text) {
-        Ok(t) => t.to_string(),
+        Ok(mut t) => {
+            if let Some(toml::Value::Table(p)) = t.get_mut("pipeline") {
+                p.retain(|k, _| k == "name");
+            }
+            t.to_string()
+        }
         Err(_) => text.to_string(),
     }
 }
@@ -385,6 +403,9 @@ mod tests {
         let a = canonical("# one\n[t]\nb = 2 # two\na = 1\n");
         assert_eq!(a, canonical("[t]\na = 1\n\n\nb = 2\n"));
         assert_ne!(a, canonical("[t]\na = 1\nb = 3\n"));
+        let p = canonical("[pipeline]\nname = \"x\"\ntask = \"A\"\n");
+        assert_eq!(p, canonical("[pipeline]\nname = \"x\"\ntask = \"B\"\n"));
+        assert_ne!(p, canonical("[pipeline]\nname = \"y\"\ntask = \"A\"\n"));
     }
 
     #[test]

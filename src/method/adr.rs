@@ -8,6 +8,11 @@
 //!   data (it learns to be sensitive there, finding features near its boundary);
 //! - with C fixed, G minimises the divergence, `num_k` times (it moves target features
 //!   away from the boundary).
+//!
+//! Two details follow the authors' code: in the first two steps G sees the source and
+//! target batches as one batch (batch normalisation with both domains' statistics), and
+//! the divergence is bounded ([`super::symmetric_kl`]), which keeps the critic from
+//! trading the source task for an ever larger divergence.
 
 use super::{
     count_correct, cross_entropy, load_two, pair_tensors, save_two, scalar, symmetric_kl, Method,
