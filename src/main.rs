@@ -28,6 +28,26 @@ struct Cli {
     command: Command,
 }
 
+/// Options shared by the commands that train.
+#[derive(clap::Args, Debug)]
+struct RunOptions {
+    /// Data directory (default: $SCARCE_DATA_DIR, else the built-in data/).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Seed for weights, dropout and data order (default: the pipeline's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Number of epochs (default: the pipeline's).
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Compute device: cpu, tch, wgpu, wgpu:N, cuda:N (all but cpu need their cargo feature).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Train a pipeline; writes a run folder with metrics, checkpoints, summary and plots.
@@ -51,34 +71,23 @@ Ctrl-C stops after flushing metrics; --resume continues from the last checkpoint
         /// Run folder to create (default: runs/NAME-TIMESTAMP).
         #[arg(long, value_name = "DIR", conflicts_with = "resume")]
         out: Option<PathBuf>,
-        /// Data directory (default: $SCARCE_DATA_DIR, else the built-in data/).
-        #[arg(long, value_name = "DIR")]
-        data_dir: Option<PathBuf>,
-        /// Seed for weights, dropout and data order (default: the pipeline's).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Override the number of epochs.
-        #[arg(long)]
-        epochs: Option<usize>,
-        /// Compute device: cpu, tch, wgpu, wgpu:N, cuda:N (all but cpu need their cargo feature).
-        #[arg(long, default_value = "cpu")]
-        device: String,
+        #[command(flatten)]
+        run: RunOptions,
         /// Print the per-stage graph metrics at the end.
         #[arg(long)]
         stats: bool,
-        /// No progress output.
-        #[arg(long, short)]
-        quiet: bool,
     },
     /// Train several pipelines one after the other with the same budget and seed, then print their accuracies side by side.
     #[command(after_help = "\
 Example (source only against MCD on MNIST -> USPS, built-in data, a few minutes):
   scarce compare pipelines/digits-source-only-mnist-usps.toml pipelines/digits-mcd-mnist-usps.toml --epochs 30
 
-Each pipeline gets a run folder OUT/NAME (default OUT: runs/compare-TIMESTAMP); the
-table gives the final and best accuracy on each pipeline's first evaluation set and the
-change of the final accuracy against the first pipeline, in points. Ctrl-C stops the
-current run after flushing its metrics; `scarce train --resume OUT/NAME` continues it.")]
+Each pipeline gets a run folder OUT/N-FILE, N its place in the list and FILE the pipeline
+file's name (default OUT: runs/compare-TIMESTAMP). The table gives the final and best
+accuracy on each pipeline's first evaluation set and the change of the final accuracy
+against the first pipeline, in points; OUT/embedding.svg draws the runs' generator
+features side by side (t-SNE). Ctrl-C stops the current run after flushing its metrics;
+`scarce train --resume OUT/N-FILE` continues it.")]
     Compare {
         /// Pipeline files; the first is the baseline the others are compared with.
         #[arg(required = true, num_args = 2..)]
@@ -86,21 +95,8 @@ current run after flushing its metrics; `scarce train --resume OUT/NAME` continu
         /// Folder for the run folders (default: runs/compare-TIMESTAMP).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// Data directory (default: $SCARCE_DATA_DIR, else the built-in data/).
-        #[arg(long, value_name = "DIR")]
-        data_dir: Option<PathBuf>,
-        /// Seed of every run (default: each pipeline's).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Epochs of every run (default: each pipeline's).
-        #[arg(long)]
-        epochs: Option<usize>,
-        /// Compute device: cpu, tch, wgpu, wgpu:N, cuda:N (all but cpu need their cargo feature).
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// No progress output.
-        #[arg(long, short)]
-        quiet: bool,
+        #[command(flatten)]
+        run: RunOptions,
     },
     /// Evaluate a run's latest checkpoint: accuracy, per-class accuracy, confusion matrix.
     Eval {
@@ -203,23 +199,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pipeline,
             resume,
             out,
-            data_dir,
-            seed,
-            epochs,
-            device,
+            run,
             stats,
-            quiet,
         } => {
             let stop = stop_on_ctrl_c();
             let req = TrainRequest {
                 pipeline,
                 resume,
                 out,
-                data_dir,
-                seed,
-                epochs,
-                device,
-                quiet,
+                data_dir: run.data_dir,
+                seed: run.seed,
+                epochs: run.epochs,
+                device: run.device,
+                quiet: run.quiet,
             };
             let outcome = session::train(&req, stop.clone())?;
             if stats {
@@ -252,11 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compare {
             pipelines,
             out,
-            data_dir,
-            seed,
-            epochs,
-            device,
-            quiet,
+            run,
         } => {
             let stop = stop_on_ctrl_c();
             let root = out.unwrap_or_else(|| {
@@ -264,7 +252,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             // every file is checked before the first run starts
             for p in &pipelines {
-                session::load_pipeline(p, epochs)?;
+                session::load_pipeline(p, run.epochs)?;
             }
             let mut results = Vec::new();
             for (i, p) in pipelines.iter().enumerate() {
@@ -284,11 +272,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     pipeline: Some(p.clone()),
                     resume: None,
                     out: Some(dir.clone()),
-                    data_dir: data_dir.clone(),
-                    seed,
-                    epochs,
-                    device: device.clone(),
-                    quiet,
+                    data_dir: run.data_dir.clone(),
+                    seed: run.seed,
+                    epochs: run.epochs,
+                    device: run.device.clone(),
+                    quiet: run.quiet,
                 };
                 let outcome = session::train(&req, stop.clone())?;
                 if outcome.report.stopped || outcome.summary.status != "completed" {
