@@ -98,7 +98,7 @@ fn bench_device(c: &mut Criterion, group: &str, base: Device, with_breakdown: bo
 
     let cfg = MethodConfig {
         kind: MethodKind::SourceOnly,
-        net: DigitsNetConfig::default(),
+        net: DigitsNetConfig::default().into(),
         optimizer: OptimizerConfig::default(),
         num_k: 4,
     };

@@ -1,7 +1,11 @@
-//! Evaluation of a classifier on a labelled image set: accuracy, per-class accuracy and
-//! the confusion matrix. Runs the network in eval mode (no dropout, BatchNorm running
-//! statistics) in large batches, with the preprocessing the model was trained with.
+//! Evaluation of a classifier on a labelled image set or sound set: accuracy, per-class
+//! accuracy and the confusion matrix. Runs the network in eval mode (no dropout,
+//! BatchNorm running statistics) in large batches, with the preprocessing the model was
+//! trained with. Sound clips are classified by the mean softmax output of ten crops
+//! spread evenly over the clip.
 
+use crate::audio::{CropConfig, TEST_CROPS};
+use crate::data::sound::SoundSet;
 use crate::data::ImageSet;
 use crate::method::Predictor;
 use crate::stage::normalize::Normalize;
@@ -160,6 +164,141 @@ pub fn evaluate(
             Evaluation::from_predictions(&name, set.num_classes, &set.labels, &pred)
         })
         .collect()
+}
+
+/// A set evaluated after every epoch, with its test-time preprocessing.
+#[derive(Clone, Debug)]
+pub enum EvalSet {
+    /// Images, through the normalisation of the training path.
+    Images(std::sync::Arc<ImageSet>),
+    /// Sound clips, ten crops each.
+    Sound(std::sync::Arc<SoundSet>, CropConfig),
+}
+
+impl EvalSet {
+    /// Evaluates every head of `net` on the set.
+    pub fn evaluate(
+        &self,
+        net: &dyn Predictor,
+        normalize: Option<Normalize>,
+        device: &Device,
+    ) -> Vec<Evaluation> {
+        match self {
+            EvalSet::Images(set) => evaluate(net, set, normalize, device),
+            EvalSet::Sound(set, crop) => evaluate_sound(net, set, crop, device),
+        }
+    }
+}
+
+impl EvalSet {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        match self {
+            EvalSet::Images(s) => s.len(),
+            EvalSet::Sound(s, _) => s.len(),
+        }
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The network inputs of the first `n` examples, for feature pictures: images after
+    /// `normalize`, or the middle test crop of each clip.
+    pub fn inputs(&self, n: usize, normalize: Option<Normalize>, device: &Device) -> Tensor<4> {
+        let n = n.min(self.len());
+        match self {
+            EvalSet::Images(s) => image_batch(s, 0..n, normalize, device),
+            EvalSet::Sound(s, crop) => {
+                let mut buf = Vec::with_capacity(n * crop.length);
+                let mid = TEST_CROPS / 2;
+                for clip in &s.clips[..n] {
+                    let crops = crop.test_crops(clip);
+                    buf.extend_from_slice(&crops[mid * crop.length..(mid + 1) * crop.length]);
+                }
+                Tensor::<4>::from_data(TensorData::new(buf, [n, 1, 1, crop.length]), device)
+            }
+        }
+    }
+}
+
+/// Clips per inference batch (times ten crops).
+const SOUND_EVAL_CLIPS: usize = 32;
+
+/// Mean class probabilities over the ten test crops of each clip of `set`, for each
+/// head: `[head][clip][class]`.
+pub fn predict_sound(
+    net: &dyn Predictor,
+    set: &SoundSet,
+    crop: &CropConfig,
+    device: &Device,
+) -> Vec<Vec<Vec<f32>>> {
+    let heads = net.heads().len();
+    let mut out = vec![Vec::with_capacity(set.len()); heads];
+    for start in (0..set.len()).step_by(SOUND_EVAL_CLIPS) {
+        let end = (start + SOUND_EVAL_CLIPS).min(set.len());
+        let mut buf = Vec::with_capacity((end - start) * TEST_CROPS * crop.length);
+        for clip in &set.clips[start..end] {
+            buf.extend(crop.test_crops(clip));
+        }
+        let n = (end - start) * TEST_CROPS;
+        let x = Tensor::<4>::from_data(TensorData::new(buf, [n, 1, 1, crop.length]), device);
+        for (h, probs) in net.predict(x).into_iter().enumerate() {
+            let classes = probs.dims()[1];
+            let p: Vec<f32> = probs
+                .into_data()
+                .try_to_vec::<f32>()
+                .expect("f32 probabilities");
+            for clip in p.chunks(TEST_CROPS * classes) {
+                let mut mean = vec![0.0f32; classes];
+                for row in clip.chunks(classes) {
+                    for (m, v) in mean.iter_mut().zip(row) {
+                        *m += v / TEST_CROPS as f32;
+                    }
+                }
+                out[h].push(mean);
+            }
+        }
+    }
+    out
+}
+
+/// Evaluates every head of `net` on the clips of `set` (ten crops each).
+pub fn evaluate_sound(
+    net: &dyn Predictor,
+    set: &SoundSet,
+    crop: &CropConfig,
+    device: &Device,
+) -> Vec<Evaluation> {
+    let heads = net.heads();
+    predict_sound(net, set, crop, device)
+        .into_iter()
+        .enumerate()
+        .map(|(i, probs)| {
+            let pred: Vec<u8> = probs.iter().map(|p| argmax(p) as u8).collect();
+            let name = if i == 0 {
+                set.name.clone()
+            } else {
+                format!("{}/{}", set.name, heads[i])
+            };
+            Evaluation::from_predictions(&name, set.num_classes, &set.labels, &pred)
+        })
+        .collect()
+}
+
+/// Index of the largest value (the first on ties).
+pub fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv {
+                (i, x)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
 }
 
 #[cfg(test)]

@@ -70,6 +70,31 @@ pub struct Example {
     pub epoch: usize,
     /// Domain of the data set it comes from.
     pub domain: Domain,
+    /// A between-class mix: the second class and the ratio `r` of the first, so the
+    /// soft label is `r` for `label` and `1 - r` for the second class.
+    pub mix: Option<(u8, f32)>,
+}
+
+impl Example {
+    /// An unmixed example.
+    pub fn new(
+        pixels: Vec<f32>,
+        height: usize,
+        width: usize,
+        label: u8,
+        epoch: usize,
+        domain: Domain,
+    ) -> Self {
+        Self {
+            pixels,
+            height,
+            width,
+            label,
+            epoch,
+            domain,
+            mix: None,
+        }
+    }
 }
 
 /// A batch of examples in one contiguous buffer, `[len, 1, height, width]`.
@@ -87,6 +112,9 @@ pub struct Batch {
     pub epoch: usize,
     /// Domain of the examples.
     pub domain: Domain,
+    /// The second class and ratio of each example (see [`Example::mix`]; `(label, 1.0)`
+    /// for a plain example); may be empty for a batch of plain examples.
+    pub mix: Vec<(u8, f32)>,
 }
 
 /// A source batch with a target batch of the same epoch: one iteration of an adapting
@@ -107,6 +135,23 @@ impl Batch {
     /// Whether the batch holds no examples.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
+    }
+
+    /// Soft labels `[len, classes]`, row after row: one-hot for plain examples, `r` and
+    /// `1 - r` for between-class mixes.
+    pub fn soft_labels(&self, classes: usize) -> Vec<f32> {
+        let mut t = vec![0.0f32; self.len() * classes];
+        for (i, &l) in self.labels.iter().enumerate() {
+            let row = &mut t[i * classes..(i + 1) * classes];
+            match self.mix.get(i) {
+                Some(&(second, r)) => {
+                    row[(l as usize).min(classes - 1)] += r;
+                    row[(second as usize).min(classes - 1)] += 1.0 - r;
+                }
+                None => row[(l as usize).min(classes - 1)] = 1.0,
+            }
+        }
+        t
     }
 }
 

@@ -7,9 +7,11 @@
 //! files and assembles graphs, [`data`] reads data sets, [`model`] and [`method`] hold
 //! the networks and training objectives, [`train`] drives training runs and run folders.
 
+pub mod audio;
 pub mod data;
 pub mod embed;
 pub mod eval;
+pub mod fetch;
 pub mod fsutil;
 pub mod graph;
 pub mod item;

@@ -46,6 +46,10 @@ struct RunOptions {
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
+    /// Held-out fold of a sound set with folds (FSDD: 1-6, one per speaker; ESC-50: 1-5;
+    /// UrbanSound8K: 1-10); default: the pipeline's `[train] fold`, else 1.
+    #[arg(long)]
+    fold: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -99,6 +103,27 @@ features side by side (t-SNE). Ctrl-C stops the current run after flushing its m
         run: RunOptions,
     },
     /// Evaluate a run's latest checkpoint: accuracy, per-class accuracy, confusion matrix.
+    /// Cross-validate a sound pipeline: train and test once per held-out fold, then print
+    /// the error rate per fold and its mean ± std.
+    #[command(after_help = "\
+Example (FSDD, leave one speaker out: six runs):
+  scarce cv pipelines/fsdd-envnet2-standard.toml --data-dir ../shared/data
+
+Each fold gets a run folder OUT/fold-K (default OUT: runs/cv-NAME). Running the same
+command again skips finished folds and resumes an interrupted one, so a long
+cross-validation can be stopped with Ctrl-C and continued.")]
+    Cv {
+        /// Pipeline file (with a sound data set that has folds).
+        pipeline: PathBuf,
+        /// Folds to hold out, e.g. `1,2,3` (default: all).
+        #[arg(long, value_delimiter = ',')]
+        folds: Vec<usize>,
+        /// Folder for the fold run folders.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunOptions,
+    },
     Eval {
         /// Run folder written by `scarce train`.
         run: PathBuf,
@@ -152,11 +177,37 @@ Each PATH is a run folder or a folder of run folders; unfinished runs are skippe
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// Show where data is read from and which data sets are present.
+    /// Show where data is read from and which data sets are present; fetch data sets.
+    #[command(after_help = "\
+Examples:
+  scarce data --data-dir ../shared/data
+  scarce data fetch esc50 --data-dir ~/data")]
     Data {
-        /// Data directory to inspect.
-        #[arg(long, value_name = "DIR")]
+        /// Data directory to inspect (or to fetch into).
+        #[arg(long, value_name = "DIR", global = true)]
         data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<DataAction>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataAction {
+    /// Download a public data set into the data directory (SHA-256 checked, unpacked
+    /// atomically).
+    #[command(after_help = "\
+Data sets: esc50 (ESC-50 and ESC-10), fsdd. The archive's SHA-256 is printed; pin it
+with --sha256 to have a later fetch refuse anything else. UrbanSound8K is behind a
+download form: unpack it by hand as DATA/UrbanSound8K/.")]
+    Fetch {
+        /// Which data set.
+        name: String,
+        /// Download from this address instead (a mirror; a .tar.gz of the same layout).
+        #[arg(long)]
+        url: Option<String>,
+        /// Expected SHA-256 of the archive, in hex.
+        #[arg(long)]
+        sha256: Option<String>,
     },
 }
 
@@ -210,6 +261,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 data_dir: run.data_dir,
                 seed: run.seed,
                 epochs: run.epochs,
+                fold: run.fold,
                 device: run.device,
                 quiet: run.quiet,
             };
@@ -275,6 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     data_dir: run.data_dir.clone(),
                     seed: run.seed,
                     epochs: run.epochs,
+                    fold: run.fold,
                     device: run.device.clone(),
                     quiet: run.quiet,
                 };
@@ -314,6 +367,78 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "generator features side by side (t-SNE): {}",
                 path.display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cv {
+            pipeline,
+            folds,
+            out,
+            run,
+        } => {
+            anyhow::ensure!(
+                run.fold.is_none(),
+                "`scarce cv` chooses the folds itself: use --folds 1,2,... instead of --fold"
+            );
+            let stop = stop_on_ctrl_c();
+            let (file, _) = session::load_pipeline(&pipeline, run.epochs)?;
+            let data_dir = resolve_data_dir(run.data_dir.as_deref());
+            let available = session::fold_count(&file, &data_dir)?;
+            let folds = if folds.is_empty() {
+                (1..=available).collect()
+            } else {
+                folds
+            };
+            if let Some(bad) = folds.iter().find(|f| !(1..=available).contains(*f)) {
+                anyhow::bail!("fold {bad} does not exist: this data set has folds 1-{available}");
+            }
+            let root = out.unwrap_or_else(|| {
+                PathBuf::from("runs").join(format!("cv-{}", file.spec.pipeline.name))
+            });
+            let mut results = Vec::new();
+            for (i, &fold) in folds.iter().enumerate() {
+                let dir = root.join(format!("fold-{fold}"));
+                let done = scarce::results::read_run(&dir, None).ok().flatten();
+                if let Some(r) = done {
+                    eprintln!(
+                        "[{}/{}] fold {fold}: finished earlier ({})",
+                        i + 1,
+                        folds.len(),
+                        dir.display()
+                    );
+                    results.push(r);
+                    continue;
+                }
+                let resume = scarce::train::checkpoint::latest(&dir)?.is_some();
+                eprintln!(
+                    "[{}/{}] fold {fold} -> {}{}",
+                    i + 1,
+                    folds.len(),
+                    dir.display(),
+                    if resume { " (resuming)" } else { "" }
+                );
+                let req = TrainRequest {
+                    pipeline: (!resume).then(|| pipeline.clone()),
+                    resume: resume.then(|| dir.clone()),
+                    out: (!resume).then(|| dir.clone()),
+                    data_dir: run.data_dir.clone(),
+                    seed: run.seed,
+                    epochs: run.epochs,
+                    fold: Some(fold),
+                    device: run.device.clone(),
+                    quiet: run.quiet,
+                };
+                let outcome = session::train(&req, stop.clone())?;
+                if outcome.report.stopped || outcome.summary.status != "completed" {
+                    eprintln!("interrupted in fold {fold}: run the same command again to continue");
+                    return Ok(ExitCode::from(130));
+                }
+                match scarce::results::read_run(&dir, None)? {
+                    Some(r) => results.push(r),
+                    None => anyhow::bail!("{} has no evaluation", dir.display()),
+                }
+            }
+            println!("run folders: {}", root.display());
+            print!("{}", scarce::results::cv_table(&results));
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval {
@@ -360,7 +485,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .join(", ")
                 );
             }
-            print!("{}", scarce::results::table(&runs, threshold));
+            if runs.iter().any(|r| r.fold.is_none()) {
+                print!("{}", scarce::results::table(&runs, threshold));
+            }
+            if runs.iter().any(|r| r.fold.is_some()) {
+                if runs.iter().any(|r| r.fold.is_none()) {
+                    println!();
+                }
+                print!("{}", scarce::results::cv_table(&runs));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { pipeline, data_dir } => {
@@ -380,7 +513,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Data { data_dir } => {
+        Command::Data {
+            data_dir,
+            action: Some(DataAction::Fetch { name, url, sha256 }),
+        } => {
+            let archive = scarce::fetch::find(&name)?;
+            let dir = resolve_data_dir(data_dir.as_deref());
+            if dir.origin == scarce::data::DataDirOrigin::BuiltIn {
+                anyhow::bail!(
+                    "say where to put {name}: --data-dir DIR or {DATA_DIR_ENV}=DIR (the built-in data/ folder holds only the small default subset)"
+                );
+            }
+            eprintln!(
+                "fetching {} ({}) from {}",
+                archive.name,
+                archive.about,
+                url.as_deref().unwrap_or(archive.url)
+            );
+            let got = scarce::fetch::fetch(
+                archive,
+                &dir.path,
+                url.as_deref(),
+                sha256.as_deref(),
+                std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            )?;
+            println!(
+                "{}: {} bytes, SHA-256 {} ({})",
+                got.folder.display(),
+                got.bytes,
+                got.sha256,
+                if got.verified {
+                    "verified"
+                } else {
+                    "no checksum known: pin it with --sha256 next time"
+                }
+            );
+            println!("licence: {}", archive.licence);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Data {
+            data_dir,
+            action: None,
+        } => {
             let dir = resolve_data_dir(data_dir.as_deref());
             println!(
                 "data directory: {} ({})",
@@ -407,6 +581,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         format!("{split:?}").to_lowercase()
                     );
                 }
+            }
+            use scarce::data::sound::{self, SoundSetKind};
+            for kind in [
+                SoundSetKind::Fsdd,
+                SoundSetKind::Esc50,
+                SoundSetKind::Esc10,
+                SoundSetKind::Us8k,
+            ] {
+                let status = match sound::list(kind, &dir.path) {
+                    Ok(l) => format!(
+                        "present: {} recordings, {} folds",
+                        l.entries.len(),
+                        l.folds.len()
+                    ),
+                    Err(e) => format!("missing ({e})"),
+                };
+                println!("  {:<13} {status}", kind.name());
             }
             Ok(ExitCode::SUCCESS)
         }

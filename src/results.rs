@@ -49,22 +49,32 @@ pub struct RunResult {
     /// The pipeline file as the run used it, without comments or layout: runs of a
     /// file whose settings were edited are another row.
     pub pipeline_text: String,
+    /// The held-out fold, for cross-validated (sound) pipelines.
+    pub fold: Option<usize>,
 }
 
-/// Finds run folders (folders with a `summary.json`) at or one level below each path.
+/// Finds run folders (folders with a `summary.json`) at or up to two levels below each
+/// path (`runs/NAME`, and `runs/CV/fold-K` of `scarce cv`).
 pub fn find_runs(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(p: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+        if p.join(SUMMARY_FILE).is_file() {
+            out.push(p.to_path_buf());
+        } else if depth > 0 {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                let mut v: Vec<PathBuf> = rd
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|d| d.is_dir())
+                    .collect();
+                v.sort();
+                for d in v {
+                    walk(&d, depth - 1, out);
+                }
+            }
+        }
+    }
     let mut out = Vec::new();
     for p in paths {
-        if p.join(SUMMARY_FILE).is_file() {
-            out.push(p.clone());
-        } else if let Ok(rd) = std::fs::read_dir(p) {
-            let mut v: Vec<PathBuf> = rd
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|d| d.join(SUMMARY_FILE).is_file())
-                .collect();
-            v.sort();
-            out.extend(v);
-        }
+        walk(p, 2, &mut out);
     }
     out
 }
@@ -95,15 +105,27 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
         return Ok(None);
     };
     let acc = |m: &EpochMetrics| m.eval.first().map(|e| e.1).unwrap_or(0.0);
-    let best = history
+    // epochs without evaluation (`eval_every`) do not count
+    let evaluated: Vec<&EpochMetrics> = history.iter().filter(|m| !m.eval.is_empty()).collect();
+    let best = evaluated
         .iter()
         .map(|m| (acc(m), m.epoch))
         .fold((f64::MIN, 0), |a, b| if b.0 > a.0 { b } else { a });
-    let tail = &history[history.len().saturating_sub(50)..];
-    let tail_acc = tail.iter().map(acc).sum::<f64>() / tail.len() as f64;
-    let reached = threshold.and_then(|t| history.iter().find(|m| acc(m) >= t));
+    let tail = &evaluated[evaluated.len().saturating_sub(50)..];
+    let tail_acc = tail.iter().map(|m| acc(m)).sum::<f64>() / tail.len() as f64;
+    let reached = threshold.and_then(|t| evaluated.iter().find(|m| acc(m) >= t));
     let (time_to, epoch_to) = (reached.map(|m| m.elapsed_s), reached.map(|m| m.epoch));
-    let mut command = format!("scarce train {}", settings.pipeline_source.display());
+    let cross_validated = file
+        .spec
+        .data
+        .values()
+        .any(|d| d.get_ref().set.get_ref().sound().is_some());
+    let fold = cross_validated.then(|| settings.fold.unwrap_or_else(|| file.fold()));
+    let mut command = format!(
+        "scarce {} {}",
+        if cross_validated { "cv" } else { "train" },
+        settings.pipeline_source.display()
+    );
     let own_epochs = file
         .spec
         .train
@@ -120,7 +142,20 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
             relative_to_cwd(&settings.data_dir).display()
         );
     }
-    command.push_str(" --seed N");
+    if cross_validated {
+        if settings.seed
+            != file
+                .spec
+                .train
+                .as_ref()
+                .map(|t| t.get_ref().seed)
+                .unwrap_or(1)
+        {
+            let _ = write!(command, " --seed {}", settings.seed);
+        }
+    } else {
+        command.push_str(" --seed N");
+    }
     // The task and reference texts come from the pipeline file the command names, where
     // it still exists with the same settings (its descriptions may have been reworded).
     let described = match PipelineFile::load(&settings.pipeline_source) {
@@ -149,6 +184,7 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
         epoch_to,
         command,
         pipeline_text: canonical(&file.text),
+        fold,
     }))
 }
 
@@ -198,12 +234,69 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// The Markdown table of cross-validated runs, one row per pipeline and seed: error rate
+/// (100 - accuracy) on the held-out fold as mean ± sample std over folds, each fold's
+/// error, epochs, wall time per fold.
+pub fn cv_table(runs: &[RunResult]) -> String {
+    let mut groups: BTreeMap<(&str, &str, &str), Vec<&RunResult>> = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.fold.is_some()) {
+        groups
+            .entry((
+                r.pipeline.as_str(),
+                r.command.as_str(),
+                r.pipeline_text.as_str(),
+            ))
+            .or_default()
+            .push(r);
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "| task | method | error % (mean ± std over folds) | error % per fold | best-epoch error % (mean) | folds | epochs | wall time per fold (min) | reference | command |"
+    );
+    let _ = writeln!(s, "|{}", "---|".repeat(10));
+    for ((pipeline, command, _), mut rs) in groups {
+        rs.sort_by_key(|r| r.fold);
+        let errs: Vec<f64> = rs.iter().map(|r| 100.0 * (1.0 - r.final_acc)).collect();
+        let (m, sd) = mean_std(&errs);
+        let (best, _) = mean_std(
+            &rs.iter()
+                .map(|r| 100.0 * (1.0 - r.best.0))
+                .collect::<Vec<_>>(),
+        );
+        let (wall, _) = mean_std(&rs.iter().map(|r| r.wall_s / 60.0).collect::<Vec<_>>());
+        let first = rs[0];
+        let task = if first.task.is_empty() {
+            pipeline
+        } else {
+            first.task.as_str()
+        };
+        let _ = writeln!(
+            s,
+            "| {task} | {} | {m:.1} ± {sd:.1} | {} | {best:.1} | {} | {} | {wall:.1} | {} | `{command}` |",
+            first.method,
+            errs.iter().map(|e| format!("{e:.1}")).collect::<Vec<_>>().join(" / "),
+            rs.iter()
+                .map(|r| r.fold.unwrap_or(0).to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            first.epochs,
+            if first.reference.is_empty() {
+                "-"
+            } else {
+                first.reference.as_str()
+            },
+        );
+    }
+    s
+}
+
 /// The Markdown table of `runs`, one row per pipeline (mean ± sample std over seeds).
 pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
     // runs of one pipeline file with the same command line (epochs, data) are seeds of
     // one row
     let mut groups: BTreeMap<(&str, &str, &str), Vec<&RunResult>> = BTreeMap::new();
-    for r in runs {
+    for r in runs.iter().filter(|r| r.fold.is_none()) {
         groups
             .entry((
                 r.pipeline.as_str(),
@@ -351,6 +444,7 @@ mod tests {
             time_to: Some(120.0),
             epoch_to: Some(40),
             command: "scarce train pipelines/x.toml --seed N".into(),
+            fold: None,
             pipeline_text: format!("[pipeline]\nname = \"{pipeline}\""),
         }
     }

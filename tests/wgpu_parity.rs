@@ -61,7 +61,7 @@ fn wgpu_matches_cpu_on_inference_and_a_training_step() {
         let ad = device.clone().autodiff();
         let mcfg = MethodConfig {
             kind: MethodKind::SourceOnly,
-            net: cfg.clone(),
+            net: cfg.clone().into(),
             optimizer: OptimizerConfig::default(),
             num_k: 1,
         };

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod idx;
+pub mod sound;
 pub mod usps;
 
 use std::ffi::OsString;
@@ -156,6 +157,59 @@ impl ImageSet {
     }
 }
 
+/// An in-memory data set a source stage emits: images, or sound clips.
+#[derive(Clone, Debug)]
+pub enum Dataset {
+    /// Fixed-size single-channel images.
+    Images(std::sync::Arc<ImageSet>),
+    /// Variable-length mono clips.
+    Sound(std::sync::Arc<sound::SoundSet>),
+}
+
+impl From<std::sync::Arc<ImageSet>> for Dataset {
+    fn from(s: std::sync::Arc<ImageSet>) -> Self {
+        Dataset::Images(s)
+    }
+}
+
+impl From<std::sync::Arc<sound::SoundSet>> for Dataset {
+    fn from(s: std::sync::Arc<sound::SoundSet>) -> Self {
+        Dataset::Sound(s)
+    }
+}
+
+impl Dataset {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        match self {
+            Dataset::Images(s) => s.len(),
+            Dataset::Sound(s) => s.len(),
+        }
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Name of the set.
+    pub fn name(&self) -> &str {
+        match self {
+            Dataset::Images(s) => &s.name,
+            Dataset::Sound(s) => &s.name,
+        }
+    }
+
+    /// Example `i` as `(values, height, width, label)`: an image, or a whole clip as one
+    /// row.
+    pub fn example(&self, i: usize) -> (Vec<f32>, usize, usize, u8) {
+        match self {
+            Dataset::Images(s) => (s.image(i).to_vec(), s.height, s.width, s.labels[i]),
+            Dataset::Sound(s) => (s.clips[i].clone(), 1, s.clips[i].len(), s.labels[i]),
+        }
+    }
+}
+
 /// The digit sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -172,6 +226,65 @@ impl fmt::Display for DigitsSet {
             DigitsSet::Mnist => "mnist",
             DigitsSet::Usps => "usps",
         })
+    }
+}
+
+/// Every data set a pipeline can name in `[data.NAME] set = ...`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SetName {
+    /// MNIST digits (images).
+    Mnist,
+    /// USPS digits (images).
+    Usps,
+    /// Free Spoken Digit Dataset (sound).
+    Fsdd,
+    /// ESC-50 (sound).
+    Esc50,
+    /// ESC-10 (sound).
+    Esc10,
+    /// UrbanSound8K (sound).
+    Us8k,
+}
+
+impl SetName {
+    /// The digit set, for image sets.
+    pub fn digits(self) -> Option<DigitsSet> {
+        match self {
+            SetName::Mnist => Some(DigitsSet::Mnist),
+            SetName::Usps => Some(DigitsSet::Usps),
+            _ => None,
+        }
+    }
+
+    /// The sound set, for sound sets.
+    pub fn sound(self) -> Option<sound::SoundSetKind> {
+        match self {
+            SetName::Fsdd => Some(sound::SoundSetKind::Fsdd),
+            SetName::Esc50 => Some(sound::SoundSetKind::Esc50),
+            SetName::Esc10 => Some(sound::SoundSetKind::Esc10),
+            SetName::Us8k => Some(sound::SoundSetKind::Us8k),
+            _ => None,
+        }
+    }
+
+    /// Default sample rate of a sound set (0 for image sets).
+    pub fn native_rate(self) -> u32 {
+        match self {
+            SetName::Fsdd => 8_000,
+            SetName::Esc50 | SetName::Esc10 | SetName::Us8k => 44_100,
+            SetName::Mnist | SetName::Usps => 0,
+        }
+    }
+}
+
+impl fmt::Display for SetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.digits(), self.sound()) {
+            (Some(d), _) => d.fmt(f),
+            (_, Some(s)) => s.fmt(f),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -41,7 +41,7 @@ impl Adr {
         Self {
             cfg: cfg.clone(),
             device: device.clone(),
-            net: Some(cfg.net.init(device)),
+            net: Some(cfg.net.digits().init(device)),
             opt_g: cfg.optimizer.init(),
             opt_c: cfg.optimizer.init(),
         }

@@ -38,7 +38,7 @@ impl Mcd {
         Self {
             cfg: cfg.clone(),
             device: device.clone(),
-            net: Some(cfg.net.init_twin(device)),
+            net: Some(cfg.net.digits().init_twin(device)),
             opt_g: cfg.optimizer.init(),
             opt_c: cfg.optimizer.init(),
         }

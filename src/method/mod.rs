@@ -10,7 +10,7 @@ pub mod mcd;
 pub mod source_only;
 
 use crate::item::{Batch, ItemType, PairBatch};
-use crate::model::digits::DigitsNetConfig;
+use crate::model::NetConfig;
 use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
@@ -33,6 +33,22 @@ pub struct OptimizerConfig {
     /// How the learning rate changes from epoch to epoch.
     #[serde(default)]
     pub schedule: Schedule,
+    /// `step` schedule: the fractions of the epochs after which the rate is multiplied
+    /// by `gamma` (default `[0.5, 0.75]`, the EnvNet-v2 reference's).
+    #[serde(default = "default_milestones")]
+    pub milestones: Vec<f64>,
+    /// `step` schedule: the factor at each milestone (default 0.1).
+    #[serde(default = "default_gamma")]
+    pub gamma: f64,
+    /// Epochs at the start trained with a tenth of the rate (default 0).
+    #[serde(default)]
+    pub warmup: usize,
+    /// SGD momentum (default 0.9).
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    /// SGD with Nesterov momentum (default true).
+    #[serde(default = "default_nesterov")]
+    pub nesterov: bool,
 }
 
 /// Learning-rate schedules, applied per epoch.
@@ -45,6 +61,8 @@ pub enum Schedule {
     /// Half a cosine from `lr` at the first epoch towards 0 after the last:
     /// `lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2`.
     Cosine,
+    /// `lr` times `gamma` for every milestone passed (`epoch > milestone * epochs`).
+    Step,
 }
 
 /// Optimizers a pipeline can name.
@@ -53,6 +71,8 @@ pub enum Schedule {
 pub enum OptimizerKind {
     /// Adam (Kingma and Ba, 2015) with beta (0.9, 0.999).
     Adam,
+    /// Stochastic gradient descent with momentum (Nesterov by default), no dampening.
+    Sgd,
 }
 
 fn default_opt_kind() -> OptimizerKind {
@@ -64,6 +84,18 @@ fn default_lr() -> f64 {
 fn default_wd() -> f64 {
     5e-4
 }
+fn default_milestones() -> Vec<f64> {
+    vec![0.5, 0.75]
+}
+fn default_gamma() -> f64 {
+    0.1
+}
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_nesterov() -> bool {
+    true
+}
 
 impl Default for OptimizerConfig {
     fn default() -> Self {
@@ -72,6 +104,11 @@ impl Default for OptimizerConfig {
             lr: default_lr(),
             weight_decay: default_wd(),
             schedule: Schedule::Constant,
+            milestones: default_milestones(),
+            gamma: default_gamma(),
+            warmup: 0,
+            momentum: default_momentum(),
+            nesterov: default_nesterov(),
         }
     }
 }
@@ -79,11 +116,22 @@ impl Default for OptimizerConfig {
 impl OptimizerConfig {
     /// The learning rate of `epoch` (1-based) in a run of `epochs`.
     pub fn lr_at(&self, epoch: usize, epochs: usize) -> f64 {
+        if epoch <= self.warmup {
+            return self.lr * 0.1;
+        }
         match self.schedule {
             Schedule::Constant => self.lr,
             Schedule::Cosine => {
                 let t = epoch.saturating_sub(1) as f64 / epochs.max(1) as f64;
                 0.5 * self.lr * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+            }
+            Schedule::Step => {
+                let passed = self
+                    .milestones
+                    .iter()
+                    .filter(|m| epoch as f64 > **m * epochs as f64)
+                    .count();
+                self.lr * self.gamma.powi(passed as i32)
             }
         }
     }
@@ -93,6 +141,20 @@ impl OptimizerConfig {
         match self.kind {
             OptimizerKind::Adam => {
                 let mut cfg = burn::optim::AdamConfig::new().with_epsilon(1e-8);
+                if self.weight_decay > 0.0 {
+                    cfg = cfg.with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(
+                        self.weight_decay as f32,
+                    )));
+                }
+                cfg.init()
+            }
+            OptimizerKind::Sgd => {
+                let mut cfg = burn::optim::SgdConfig::new().with_momentum(Some(
+                    burn::optim::momentum::MomentumConfig::new()
+                        .with_momentum(self.momentum)
+                        .with_dampening(0.0)
+                        .with_nesterov(self.nesterov),
+                ));
                 if self.weight_decay > 0.0 {
                     cfg = cfg.with_weight_decay(Some(burn::optim::decay::WeightDecayConfig::new(
                         self.weight_decay as f32,
@@ -128,11 +190,19 @@ pub enum MethodKind {
     Mcd,
     /// Adversarial dropout regularization (Saito et al., ICLR 2018).
     Adr,
+    /// Between-class learning (Tokozume et al., ICLR 2018): KL loss on the soft labels of
+    /// a `bc_mix` stage.
+    Bc,
 }
 
 impl MethodKind {
     /// Every method.
-    pub const ALL: [MethodKind; 3] = [MethodKind::SourceOnly, MethodKind::Mcd, MethodKind::Adr];
+    pub const ALL: [MethodKind; 4] = [
+        MethodKind::SourceOnly,
+        MethodKind::Mcd,
+        MethodKind::Adr,
+        MethodKind::Bc,
+    ];
 
     /// Name in pipeline files.
     pub fn name(self) -> &'static str {
@@ -140,6 +210,7 @@ impl MethodKind {
             MethodKind::SourceOnly => "source_only",
             MethodKind::Mcd => "mcd",
             MethodKind::Adr => "adr",
+            MethodKind::Bc => "bc",
         }
     }
 
@@ -151,7 +222,7 @@ impl MethodKind {
     /// What the model stage takes: batches of source data, or source/target pairs.
     pub fn input(self) -> ItemType {
         match self {
-            MethodKind::SourceOnly => ItemType::Batch,
+            MethodKind::SourceOnly | MethodKind::Bc => ItemType::Batch,
             MethodKind::Mcd | MethodKind::Adr => ItemType::Pair,
         }
     }
@@ -160,7 +231,7 @@ impl MethodKind {
     pub fn heads(self) -> usize {
         match self {
             MethodKind::Mcd => 2,
-            MethodKind::SourceOnly | MethodKind::Adr => 1,
+            MethodKind::SourceOnly | MethodKind::Adr | MethodKind::Bc => 1,
         }
     }
 }
@@ -171,7 +242,7 @@ pub struct MethodConfig {
     /// Which method.
     pub kind: MethodKind,
     /// Network hyper-parameters.
-    pub net: DigitsNetConfig,
+    pub net: NetConfig,
     /// Optimizer settings (one optimizer each for the generator and the classifiers).
     pub optimizer: OptimizerConfig,
     /// Generator updates per iteration (MCD step C, ADR generator step); default 4.
@@ -217,7 +288,7 @@ pub trait Predictor {
 pub fn build(cfg: &MethodConfig, device: &Device) -> Box<dyn Method> {
     let ad = device.clone().autodiff();
     match cfg.kind {
-        MethodKind::SourceOnly => Box::new(source_only::SourceOnly::new(cfg, &ad)),
+        MethodKind::SourceOnly | MethodKind::Bc => Box::new(source_only::SourceOnly::new(cfg, &ad)),
         MethodKind::Mcd => Box::new(mcd::Mcd::new(cfg, &ad)),
         MethodKind::Adr => Box::new(adr::Adr::new(cfg, &ad)),
     }
@@ -439,6 +510,24 @@ mod tests {
         assert!(last > 0.0 && last < o.lr * 1e-3, "{last}");
         let lrs: Vec<f64> = (1..=200).map(|e| o.lr_at(e, 200)).collect();
         assert!(lrs.windows(2).all(|w| w[1] < w[0]));
+    }
+
+    #[test]
+    fn step_schedule_with_warmup() {
+        let o = OptimizerConfig {
+            lr: 0.1,
+            schedule: Schedule::Step,
+            warmup: 2,
+            ..OptimizerConfig::default()
+        };
+        let lrs: Vec<f64> = [1, 2, 3, 50, 51, 75, 76, 100]
+            .iter()
+            .map(|&e| o.lr_at(e, 100))
+            .collect();
+        let want = [0.01, 0.01, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001];
+        for (a, b) in lrs.iter().zip(want) {
+            assert!((a - b).abs() < 1e-12, "{lrs:?}");
+        }
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl DigitsGenerator {
 
 /// `layer` applied to `x`, through the CPU kernels when the layer is one they cover
 /// (bias, symmetric or no padding, no dilation, no groups), else burn's own forward.
-fn conv(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+pub(crate) fn conv(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let padding = match layer.padding {
         PaddingConfig2d::Valid => Some([0, 0]),
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {

@@ -2,15 +2,21 @@
 //! the data sets it uses and building the model stage on the chosen device.
 
 use super::{PipelineFile, Plan, StageKind};
-use crate::data::{DataDir, ImageSet};
+use crate::audio::CropConfig;
+use crate::data::{sound, DataDir, Dataset, ImageSet, Split};
+use crate::eval::EvalSet;
 use crate::graph::{EdgeSpec, Graph, NodeId};
 use crate::item::{Domain, EpochMetrics, Item, ItemType};
 use crate::method::{MethodConfig, MethodKind};
 use crate::model::digits::DigitsNetConfig;
+use crate::model::envnet::{EnvNetConfig, EnvNetVariant};
+use crate::model::NetConfig;
 use crate::sink::metrics::MetricsSink;
 use crate::sink::progress::ProgressSink;
 use crate::stage::batcher::Batcher;
+use crate::stage::crop::Crop;
 use crate::stage::dataset::DatasetSource;
+use crate::stage::mix::BcMix;
 use crate::stage::normalize::Normalize;
 use crate::stage::pair::Pair;
 use crate::train::checkpoint::CheckpointState;
@@ -42,7 +48,102 @@ pub struct RunContext {
 }
 
 impl PipelineFile {
-    /// Loads one `[data.NAME]` set (with its `limit`), named after the entry.
+    /// The held-out fold of sound sets (`[train] fold`, default 1).
+    pub fn fold(&self) -> usize {
+        self.spec
+            .train
+            .as_ref()
+            .and_then(|t| t.get_ref().fold.as_ref().map(|f| *f.get_ref()))
+            .unwrap_or(1)
+    }
+
+    /// Sets the held-out fold (`--fold`).
+    pub fn set_fold(&mut self, fold: usize) {
+        if let Some(t) = self.spec.train.as_mut() {
+            t.get_mut().fold = Some(toml::Spanned::new(0..0, fold));
+        }
+    }
+
+    /// Loads one `[data.NAME]` set, images or sound, named after the entry.
+    pub fn load_dataset(&self, name: &str, dir: &DataDir) -> Result<Dataset> {
+        let spec = self
+            .spec
+            .data
+            .get(name)
+            .with_context(|| {
+                format!(
+                    "data set `{name}` is not declared in {}",
+                    self.path.display()
+                )
+            })?
+            .get_ref();
+        let Some(kind) = spec.set.get_ref().sound() else {
+            return Ok(Dataset::Images(Arc::new(self.load_data(name, dir)?)));
+        };
+        let listing = sound::list(kind, &dir.path)?;
+        let fold = self.fold();
+        anyhow::ensure!(
+            (1..=listing.folds.len()).contains(&fold),
+            "fold {fold} does not exist: {kind} has folds 1-{} ({})",
+            listing.folds.len(),
+            listing.folds.join(", ")
+        );
+        let sel = sound::Selection {
+            fold,
+            train: *spec.split.get_ref() == Split::Train,
+            per_class_per_fold: spec.per_class_per_fold.as_ref().map(|n| *n.get_ref()),
+        };
+        let mut set = sound::load(&listing, &sel, spec.rate(), spec.skip_bad_files)
+            .with_context(|| format!("loading data set `{name}`"))?;
+        if let Some(limit) = &spec.limit {
+            let n = (*limit.get_ref()).min(set.len());
+            set.clips.truncate(n);
+            set.labels.truncate(n);
+            set.folds.truncate(n);
+        }
+        set.name = name.to_string();
+        Ok(Dataset::Sound(Arc::new(set)))
+    }
+
+    /// The crop settings of the `crop` stage upstream of `stage`, if there is one.
+    pub fn crop_before(&self, plan: &Plan, stage: &str) -> Option<CropConfig> {
+        let mut cur = stage.to_string();
+        while let Some(e) = plan.edges.iter().find(|e| e.to == cur) {
+            cur = e.from.clone();
+            let st = self.spec.stage[&cur].get_ref();
+            if StageKind::parse(st.kind.get_ref()) == Some(StageKind::Crop) {
+                return Some(crop_config(st));
+            }
+        }
+        None
+    }
+
+    /// The `[data]` entry read by the first dataset source upstream of `stage`.
+    fn source_data_before(&self, plan: &Plan, stage: &str) -> Option<&super::DataSpec> {
+        let mut cur = stage.to_string();
+        while let Some(e) = plan.edges.iter().find(|e| e.to == cur) {
+            cur = e.from.clone();
+        }
+        let st = self.spec.stage[&cur].get_ref();
+        let data = st.data.as_ref()?;
+        self.spec.data.get(data.get_ref()).map(|d| d.get_ref())
+    }
+
+    /// An evaluation set with its test-time preprocessing.
+    pub fn eval_set(&self, plan: &Plan, name: &str, dir: &DataDir) -> Result<EvalSet> {
+        let train = plan.train_stage()?;
+        Ok(match self.load_dataset(name, dir)? {
+            Dataset::Images(s) => EvalSet::Images(s),
+            Dataset::Sound(s) => {
+                let crop = self
+                    .crop_before(plan, &train.name)
+                    .context("a sound model needs a `crop` stage before it")?;
+                EvalSet::Sound(s, crop)
+            }
+        })
+    }
+
+    /// Loads one `[data.NAME]` image set (with its `limit`), named after the entry.
     pub fn load_data(&self, name: &str, dir: &DataDir) -> Result<ImageSet> {
         let spec = self
             .spec
@@ -55,11 +156,11 @@ impl PipelineFile {
                 )
             })?
             .get_ref();
-        let mut set = dir.load_digits_at(
-            *spec.set.get_ref(),
-            *spec.split.get_ref(),
-            spec.resize_side(),
-        )?;
+        let digits =
+            spec.set.get_ref().digits().with_context(|| {
+                format!("data set `{name}` is a sound set, not a set of images")
+            })?;
+        let mut set = dir.load_digits_at(digits, *spec.split.get_ref(), spec.resize_side())?;
         if let Some(limit) = &spec.limit {
             let n = (*limit.get_ref()).min(set.len());
             set = set.subset(&(0..n).collect::<Vec<_>>());
@@ -112,7 +213,7 @@ impl PipelineFile {
     }
 
     /// The network configuration of the model stage.
-    pub fn network_config(&self, plan: &Plan) -> Result<DigitsNetConfig> {
+    pub fn network_config(&self, plan: &Plan) -> Result<NetConfig> {
         let st = plan.train_stage()?;
         let n = self.spec.stage[&st.name]
             .get_ref()
@@ -120,12 +221,38 @@ impl PipelineFile {
             .as_ref()
             .expect("validated")
             .get_ref();
+        if n.is_sound() {
+            let crop = self
+                .crop_before(plan, &st.name)
+                .context("a sound model needs a `crop` stage before it")?;
+            let data = self
+                .source_data_before(plan, &st.name)
+                .context("a sound model needs a dataset source")?;
+            let variant = if n.kind.get_ref() == "envnet2" {
+                EnvNetVariant::V2
+            } else {
+                EnvNetVariant::Small
+            };
+            let classes = data
+                .set
+                .get_ref()
+                .sound()
+                .map(|k| k.num_classes())
+                .unwrap_or(10);
+            return Ok(NetConfig::EnvNet(EnvNetConfig {
+                variant,
+                input: crop.length,
+                rate: data.rate(),
+                num_classes: n.num_classes.unwrap_or(classes),
+                dropout: n.dropout.unwrap_or(0.5),
+            }));
+        }
         let d = DigitsNetConfig::default();
-        Ok(DigitsNetConfig {
+        Ok(NetConfig::Digits(DigitsNetConfig {
             num_classes: n.num_classes.unwrap_or(d.num_classes),
             dropout: n.dropout.unwrap_or(d.dropout),
             hidden: n.hidden.unwrap_or(d.hidden),
-        })
+        }))
     }
 
     /// Builds the graph of a training run.
@@ -138,12 +265,12 @@ impl PipelineFile {
             .get_ref();
         let epochs = *train.epochs.get_ref();
         let first_epoch = ctx.resume.as_ref().map(|(_, s)| s.epoch + 1).unwrap_or(1);
-        let mut sets: BTreeMap<String, Arc<ImageSet>> = BTreeMap::new();
-        let mut load = |name: &str| -> Result<Arc<ImageSet>> {
+        let mut sets: BTreeMap<String, Dataset> = BTreeMap::new();
+        let load = |sets: &mut BTreeMap<String, Dataset>, name: &str| -> Result<Dataset> {
             if let Some(s) = sets.get(name) {
                 return Ok(s.clone());
             }
-            let s = Arc::new(self.load_data(name, &ctx.data_dir)?);
+            let s = self.load_dataset(name, &ctx.data_dir)?;
             sets.insert(name.to_string(), s.clone());
             Ok(s)
         };
@@ -155,7 +282,7 @@ impl PipelineFile {
             let st = self.spec.stage[&sp.name].get_ref();
             let id = match sp.kind {
                 StageKind::Dataset => {
-                    let set = load(st.data.as_ref().expect("validated").get_ref())?;
+                    let set = load(&mut sets, st.data.as_ref().expect("validated").get_ref())?;
                     lens.push(set.len());
                     let shuffle = st.shuffle.as_ref().map(|s| *s.get_ref()).unwrap_or(true);
                     let domain = st
@@ -169,6 +296,14 @@ impl PipelineFile {
                     )
                 }
                 StageKind::Pair => graph.add_stage(&sp.name, Pair::new()),
+                StageKind::Crop => graph.add_stage(&sp.name, Crop::new(crop_config(st), ctx.seed)),
+                StageKind::BcMix => {
+                    let rate = self
+                        .source_data_before(plan, &sp.name)
+                        .map(|d| d.rate())
+                        .context("a `bc_mix` stage needs a sound dataset upstream")?;
+                    graph.add_stage(&sp.name, BcMix::new(rate, ctx.seed))
+                }
                 StageKind::Normalize => graph.add_stage(
                     &sp.name,
                     Normalize {
@@ -198,10 +333,19 @@ impl PipelineFile {
                     } else {
                         len.div_ceil(batch)
                     };
+                    let crop = self.crop_before(plan, &sp.name);
                     let eval_sets = train
                         .eval
                         .iter()
-                        .map(|e| load(e.get_ref()))
+                        .map(|e| {
+                            Ok(match load(&mut sets, e.get_ref())? {
+                                Dataset::Images(s) => EvalSet::Images(s),
+                                Dataset::Sound(s) => EvalSet::Sound(
+                                    s,
+                                    crop.context("a sound model needs a `crop` stage")?,
+                                ),
+                            })
+                        })
                         .collect::<Result<Vec<_>>>()?;
                     let setup = TrainerSetup {
                         method,
@@ -218,21 +362,40 @@ impl PipelineFile {
                             .as_ref()
                             .map(|c| *c.get_ref())
                             .unwrap_or(1),
+                        eval_every: train.eval_every.as_ref().map(|c| *c.get_ref()).unwrap_or(1),
                         resume_from: ctx.resume.clone(),
                     };
                     graph.add_stage(&sp.name, Trainer::new(setup)?)
                 }
-                StageKind::Metrics => graph.add_sink(
-                    &sp.name,
-                    MetricsSink::new(
-                        &ctx.run_dir,
-                        ctx.history.clone(),
-                        &self.spec.pipeline.name,
-                        epochs,
-                        ctx.seed,
-                        &ctx.device_name,
-                    ),
-                ),
+                StageKind::Metrics => {
+                    // the sets are loaded by the time the sinks come (sinks are last)
+                    let skipped: Vec<String> = sets
+                        .values()
+                        .filter_map(|d| match d {
+                            Dataset::Sound(s) => Some(s.skipped.clone()),
+                            Dataset::Images(_) => None,
+                        })
+                        .flatten()
+                        .collect();
+                    if !skipped.is_empty() {
+                        log::warn!(
+                            "{} unreadable data file(s) skipped (skip_bad_files)",
+                            skipped.len()
+                        );
+                    }
+                    graph.add_sink(
+                        &sp.name,
+                        MetricsSink::new(
+                            &ctx.run_dir,
+                            ctx.history.clone(),
+                            &self.spec.pipeline.name,
+                            epochs,
+                            ctx.seed,
+                            &ctx.device_name,
+                        )
+                        .with_skipped(skipped),
+                    )
+                }
                 StageKind::Progress => graph.add_sink(
                     &sp.name,
                     ProgressSink::new(
@@ -253,6 +416,14 @@ impl PipelineFile {
             )?;
         }
         Ok(graph)
+    }
+
+    /// Whether a data set named in the pipeline is a sound set.
+    pub fn is_sound_data(&self, name: &str) -> bool {
+        self.spec
+            .data
+            .get(name)
+            .is_some_and(|d| d.get_ref().set.get_ref().sound().is_some())
     }
 
     fn upstream_batcher(&self, plan: &Plan, stage: &str) -> Option<&super::StageSpec> {
@@ -278,5 +449,15 @@ impl PipelineFile {
         self.upstream_batcher(plan, stage)
             .and_then(|b| b.drop_last.as_ref().map(|s| *s.get_ref()))
             .unwrap_or(false)
+    }
+}
+
+/// The settings of a `crop` stage.
+pub fn crop_config(st: &super::StageSpec) -> CropConfig {
+    CropConfig {
+        length: st.length.as_ref().map(|l| *l.get_ref()).unwrap_or(0),
+        level: st.level.as_ref().map(|l| *l.get_ref()).unwrap_or_default(),
+        max_scale: st.max_scale.as_ref().map(|m| *m.get_ref()).unwrap_or(1.0),
+        gain_db: st.gain_db.as_ref().map(|g| *g.get_ref()).unwrap_or(0.0),
     }
 }

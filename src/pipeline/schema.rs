@@ -1,7 +1,8 @@
 //! The pipeline file schema. Every table rejects unknown keys; values that errors must
 //! point at are kept with their position ([`Spanned`]).
 
-use crate::data::{DigitsSet, Split};
+use crate::audio::Level;
+use crate::data::{SetName, Split};
 use crate::item::{Domain, ItemType};
 use crate::method::OptimizerConfig;
 use serde::Deserialize;
@@ -55,6 +56,11 @@ pub struct TrainSpec {
     /// Data sets (names from `[data]`) evaluated after every epoch.
     #[serde(default)]
     pub eval: Vec<Spanned<String>>,
+    /// Evaluate every N epochs only (default 1; the last epoch is always evaluated).
+    pub eval_every: Option<Spanned<usize>>,
+    /// Sound sets with folds: the held-out fold (1-based, default 1; `--fold` overrides
+    /// it). `split = "test"` is that fold, `split = "train"` the others.
+    pub fold: Option<Spanned<usize>>,
 }
 
 fn default_seed() -> u64 {
@@ -65,9 +71,9 @@ fn default_seed() -> u64 {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
-    /// Which data set: `mnist` or `usps`.
-    pub set: Spanned<DigitsSet>,
-    /// `train` or `test`.
+    /// Which data set: `mnist`, `usps` (images); `fsdd`, `esc50`, `esc10`, `us8k` (sound).
+    pub set: Spanned<SetName>,
+    /// `train` or `test` (sound sets: the training folds or the held-out fold).
     pub split: Spanned<Split>,
     /// Use only the first N examples.
     pub limit: Option<Spanned<usize>>,
@@ -77,9 +83,27 @@ pub struct DataSpec {
     /// Background pixels added on every side after resizing (default 0): `size = 20`
     /// with `pad = 4` puts USPS digits in MNIST's layout (a 20x20 digit in a 28x28 frame).
     pub pad: Option<Spanned<usize>>,
+    /// Sound: sample rate to resample to, Hz (default: the set's own, 8 kHz for FSDD,
+    /// 44.1 kHz for the others).
+    pub rate: Option<Spanned<u32>>,
+    /// Sound: keep at most N recordings per class in each fold (FSDD: per digit per
+    /// speaker), the lowest-numbered first; for "limited data" experiments.
+    pub per_class_per_fold: Option<Spanned<usize>>,
+    /// Sound: leave out files that cannot be decoded, with a warning and a count in the
+    /// summary, instead of stopping with an error (default false).
+    #[serde(default)]
+    pub skip_bad_files: bool,
 }
 
 impl DataSpec {
+    /// Sample rate of a sound set after resampling.
+    pub fn rate(&self) -> u32 {
+        self.rate
+            .as_ref()
+            .map(|r| *r.get_ref())
+            .unwrap_or_else(|| self.set.get_ref().native_rate())
+    }
+
     /// Side of the digit after resizing, before padding.
     pub fn resize_side(&self) -> usize {
         self.size
@@ -132,6 +156,16 @@ pub struct StageSpec {
     pub num_k: Option<Spanned<usize>>,
     /// `progress`: print nothing.
     pub quiet: Option<Spanned<bool>>,
+    /// `crop`: input length of the network, in samples.
+    pub length: Option<Spanned<usize>>,
+    /// `crop`: level normalisation of each clip, `none` (default) or `peak`.
+    pub level: Option<Spanned<Level>>,
+    /// `crop`: "strong" augmentation, random time scale in `[1 / s, s]` (1 = off, default;
+    /// the EnvNet-v2 reference uses 1.25).
+    pub max_scale: Option<Spanned<f64>>,
+    /// `crop`: "strong" augmentation, random gain in `[-g, g]` dB (0 = off, default; the
+    /// reference uses 6).
+    pub gain_db: Option<Spanned<f64>>,
 }
 
 /// `network = { kind = "digits", ... }` of a model stage.
@@ -148,6 +182,13 @@ pub struct NetworkSpec {
     pub hidden: Option<usize>,
     /// Classifier heads; must match the method (MCD: 2, others: 1).
     pub heads: Option<Spanned<usize>>,
+}
+
+impl NetworkSpec {
+    /// Whether this is a raw-waveform EnvNet.
+    pub fn is_sound(&self) -> bool {
+        self.kind.get_ref().starts_with("envnet")
+    }
 }
 
 /// Where a stage sits in the graph.
@@ -172,6 +213,10 @@ pub enum StageKind {
     Batcher,
     /// Joins a source batch and a target batch.
     Pair,
+    /// Sound clip -> training crop of the network's input length.
+    Crop,
+    /// Between-class mixing of two sounds of different classes.
+    BcMix,
     /// Model stage: trains a method on batches or source/target pairs, evaluates each epoch.
     Train,
     /// Sink: metrics.jsonl, summary.json, learning curve.
@@ -182,9 +227,11 @@ pub enum StageKind {
 
 impl StageKind {
     /// Every kind, for messages and `--help`.
-    pub const ALL: [StageKind; 7] = [
+    pub const ALL: [StageKind; 9] = [
         StageKind::Dataset,
         StageKind::Normalize,
+        StageKind::Crop,
+        StageKind::BcMix,
         StageKind::Batcher,
         StageKind::Pair,
         StageKind::Train,
@@ -199,6 +246,8 @@ impl StageKind {
             StageKind::Normalize => "normalize",
             StageKind::Batcher => "batcher",
             StageKind::Pair => "pair",
+            StageKind::Crop => "crop",
+            StageKind::BcMix => "bc_mix",
             StageKind::Train => "train",
             StageKind::Metrics => "metrics",
             StageKind::Progress => "progress",
@@ -214,9 +263,12 @@ impl StageKind {
     pub fn role(self) -> Role {
         match self {
             StageKind::Dataset => Role::Source,
-            StageKind::Normalize | StageKind::Batcher | StageKind::Pair | StageKind::Train => {
-                Role::Stage
-            }
+            StageKind::Normalize
+            | StageKind::Batcher
+            | StageKind::Pair
+            | StageKind::Crop
+            | StageKind::BcMix
+            | StageKind::Train => Role::Stage,
             StageKind::Metrics | StageKind::Progress => Role::Sink,
         }
     }
@@ -226,7 +278,9 @@ impl StageKind {
     pub fn input(self) -> Option<ItemType> {
         match self {
             StageKind::Dataset => None,
-            StageKind::Normalize | StageKind::Batcher => Some(ItemType::Example),
+            StageKind::Normalize | StageKind::Batcher | StageKind::Crop | StageKind::BcMix => {
+                Some(ItemType::Example)
+            }
             StageKind::Pair | StageKind::Train => Some(ItemType::Batch),
             StageKind::Metrics | StageKind::Progress => Some(ItemType::Report),
         }
@@ -235,7 +289,9 @@ impl StageKind {
     /// Item type emitted on the output.
     pub fn output(self) -> Option<ItemType> {
         match self {
-            StageKind::Dataset | StageKind::Normalize => Some(ItemType::Example),
+            StageKind::Dataset | StageKind::Normalize | StageKind::Crop | StageKind::BcMix => {
+                Some(ItemType::Example)
+            }
             StageKind::Batcher => Some(ItemType::Batch),
             StageKind::Pair => Some(ItemType::Pair),
             StageKind::Train => Some(ItemType::Report),
@@ -249,7 +305,8 @@ impl StageKind {
             StageKind::Dataset => (&["data", "shuffle", "domain"], &["data"]),
             StageKind::Normalize => (&["mean", "std"], &["mean", "std"]),
             StageKind::Batcher => (&["batch_size", "drop_last"], &["batch_size"]),
-            StageKind::Pair => (&[], &[]),
+            StageKind::Pair | StageKind::BcMix => (&[], &[]),
+            StageKind::Crop => (&["length", "level", "max_scale", "gain_db"], &["length"]),
             StageKind::Train => (
                 &["network", "method", "optimizer", "num_k"],
                 &["network", "method"],
@@ -270,6 +327,12 @@ impl StageKind {
             StageKind::Pair => {
                 "batch -> pair: joins a source batch and a target batch of the same epoch"
             }
+            StageKind::Crop => {
+                "example -> example: sound clip -> random crop of the input length (pad, level, augment)"
+            }
+            StageKind::BcMix => {
+                "example -> example: mixes two sounds of different classes (A-weighted, soft label)"
+            }
             StageKind::Train => {
                 "batch or pair -> report: trains a method, evaluates and checkpoints each epoch"
             }
@@ -282,7 +345,7 @@ impl StageKind {
 }
 
 /// Networks a `train` stage can build.
-pub const NETWORKS: [&str; 1] = ["digits"];
+pub const NETWORKS: [&str; 3] = ["digits", "envnet2", "envnet2_small"];
 
 impl StageSpec {
     /// The keys that are set, with their spans (for per-kind checks).
@@ -297,7 +360,7 @@ impl StageSpec {
         }
         key!(
             data, shuffle, domain, mean, std, batch_size, drop_last, network, method, optimizer,
-            num_k, quiet
+            num_k, quiet, length, level, max_scale, gain_db
         );
         v
     }

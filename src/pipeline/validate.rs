@@ -331,6 +331,17 @@ impl PipelineFile {
             for e in &t.eval {
                 self.data_ref(e.get_ref(), e.span(), "train.eval")?;
             }
+            for (key, v) in [("eval_every", &t.eval_every), ("fold", &t.fold)] {
+                if let Some(v) = v {
+                    if *v.get_ref() == 0 {
+                        return Err(self.error(
+                            v.span(),
+                            Some(&format!("train.{key}")),
+                            format!("{key} must be at least 1"),
+                        ));
+                    }
+                }
+            }
         }
         Ok(Plan { stages, edges })
     }
@@ -415,6 +426,35 @@ impl PipelineFile {
                 ));
             }
         }
+        if let Some(l) = &st.length {
+            if !(256..=10_000_000).contains(l.get_ref()) {
+                return Err(self.error(
+                    l.span(),
+                    Some(&format!("stage.{name}.length")),
+                    format!("crop length {} is out of range: give the network's input length in samples (256 to 10,000,000)", l.get_ref()),
+                ));
+            }
+        }
+        if let Some(m) = &st.max_scale {
+            let v = *m.get_ref();
+            if !(1.0..=4.0).contains(&v) {
+                return Err(self.error(
+                    m.span(),
+                    Some(&format!("stage.{name}.max_scale")),
+                    format!("max_scale {v} is out of range: 1 turns time scaling off, the reference uses 1.25 (at most 4)"),
+                ));
+            }
+        }
+        if let Some(g) = &st.gain_db {
+            let v = *g.get_ref();
+            if !(0.0..=60.0).contains(&v) {
+                return Err(self.error(
+                    g.span(),
+                    Some(&format!("stage.{name}.gain_db")),
+                    format!("gain_db {v} is out of range: 0 turns random gain off, the reference uses 6 (at most 60)"),
+                ));
+            }
+        }
         if let Some(o) = &st.optimizer {
             let lr = o.get_ref().lr;
             if !(lr > 0.0 && lr.is_finite()) {
@@ -487,6 +527,60 @@ impl PipelineFile {
         edges: &[EdgePlan],
     ) -> Result<(), PipelineError> {
         for (name, spec) in &self.spec.data {
+            let d = spec.get_ref();
+            let sound = d.set.get_ref().sound().is_some();
+            let misplaced: Vec<(&str, std::ops::Range<usize>)> = if sound {
+                [
+                    ("size", d.size.as_ref().map(|v| v.span())),
+                    ("pad", d.pad.as_ref().map(|v| v.span())),
+                ]
+                .into_iter()
+                .filter_map(|(k, sp)| sp.map(|sp| (k, sp)))
+                .collect()
+            } else {
+                [
+                    ("rate", d.rate.as_ref().map(|v| v.span())),
+                    (
+                        "per_class_per_fold",
+                        d.per_class_per_fold.as_ref().map(|v| v.span()),
+                    ),
+                ]
+                .into_iter()
+                .filter_map(|(k, sp)| sp.map(|sp| (k, sp)))
+                .collect()
+            };
+            if let Some((k, sp)) = misplaced.into_iter().next() {
+                return Err(self.error(
+                    sp,
+                    Some(&format!("data.{name}.{k}")),
+                    format!(
+                        "`{k}` does not apply to {} set `{}` (images take size and pad; sound takes rate, per_class_per_fold and skip_bad_files)",
+                        if sound { "sound" } else { "the image" },
+                        d.set.get_ref()
+                    ),
+                ));
+            }
+            if let Some(r) = &d.rate {
+                if !(1000..=192_000).contains(r.get_ref()) {
+                    return Err(self.error(
+                        r.span(),
+                        Some(&format!("data.{name}.rate")),
+                        format!(
+                            "sample rate {} Hz is out of range (1,000 to 192,000)",
+                            r.get_ref()
+                        ),
+                    ));
+                }
+            }
+            if let Some(n) = &d.per_class_per_fold {
+                if *n.get_ref() == 0 {
+                    return Err(self.error(
+                        n.span(),
+                        Some(&format!("data.{name}.per_class_per_fold")),
+                        "per_class_per_fold must be at least 1",
+                    ));
+                }
+            }
             if let Some(size) = &spec.get_ref().size {
                 if !(8..=512).contains(size.get_ref()) {
                     return Err(self.error(
@@ -516,6 +610,23 @@ impl PipelineFile {
         for (name, kind) in kinds {
             if *kind != StageKind::Train {
                 continue;
+            }
+            let st = self.spec.stage[name].get_ref();
+            let network = st.network.as_ref().map(|n| n.get_ref());
+            let method = st
+                .method
+                .as_ref()
+                .and_then(|m| MethodKind::parse(m.get_ref()));
+            if network.is_some_and(|n| n.is_sound()) {
+                self.check_sound_model(name, edges, method)?;
+                continue;
+            }
+            if method == Some(MethodKind::Bc) {
+                return Err(self.error(
+                    st.method.as_ref().expect("parsed").span(),
+                    Some(&format!("stage.{name}.method")),
+                    "method `bc` (between-class learning) mixes sounds: use it with an EnvNet network (kind = \"envnet2\" or \"envnet2_small\") after `crop` and `bc_mix` stages",
+                ));
             }
             let mut sets: Vec<(String, Option<Domain>)> = self
                 .upstream_datasets(name, edges)
@@ -569,6 +680,133 @@ impl PipelineFile {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// A sound model: a `crop` stage upstream, sound data only (training and
+    /// evaluation), an input length the network can take, and for BC learning a
+    /// `bc_mix` stage after the crop.
+    fn check_sound_model(
+        &self,
+        name: &str,
+        edges: &[EdgePlan],
+        method: Option<MethodKind>,
+    ) -> Result<(), PipelineError> {
+        let st = self.spec.stage[name].get_ref();
+        let net = st.network.as_ref().expect("checked");
+        let at = |key: &str, msg: String| {
+            self.error(net.span(), Some(&format!("stage.{name}.{key}")), msg)
+        };
+        if matches!(method, Some(MethodKind::Mcd | MethodKind::Adr)) {
+            return Err(at(
+                "method",
+                format!(
+                    "method `{}` is implemented for the digits network only; sound models train with `source_only` or `bc`",
+                    method.expect("matched").name()
+                ),
+            ));
+        }
+        // the chain upstream of the model stage, nearest first
+        let mut chain = Vec::new();
+        let mut cur = name.to_string();
+        while let Some(e) = edges.iter().find(|e| e.to == cur) {
+            cur = e.from.clone();
+            chain.push(cur.clone());
+        }
+        let kind_of = |n: &str| StageKind::parse(self.spec.stage[n].get_ref().kind.get_ref());
+        let crop = chain
+            .iter()
+            .position(|n| kind_of(n) == Some(StageKind::Crop));
+        let mix = chain
+            .iter()
+            .position(|n| kind_of(n) == Some(StageKind::BcMix));
+        let Some(crop_at) = crop else {
+            return Err(at(
+                "input",
+                format!("sound model stage `{name}` needs a `crop` stage upstream (kind = \"crop\", length = the network's input in samples) to turn clips into inputs"),
+            ));
+        };
+        match (method, mix) {
+            (Some(MethodKind::Bc), None) => {
+                return Err(at(
+                    "method",
+                    "method `bc` trains on between-class mixes: put a `bc_mix` stage between the `crop` stage and the batcher".into(),
+                ))
+            }
+            (Some(MethodKind::Bc), Some(m)) if m > crop_at => {
+                return Err(at(
+                    "input",
+                    "`bc_mix` must come after `crop`: it mixes crops of equal length".into(),
+                ))
+            }
+            (Some(MethodKind::SourceOnly), Some(_)) => {
+                return Err(at(
+                    "method",
+                    "this model stage is fed by a `bc_mix` stage, whose soft labels only `method = \"bc\"` uses".into(),
+                ))
+            }
+            _ => {}
+        }
+        let crop_stage = self.spec.stage[&chain[crop_at]].get_ref();
+        let length = crop_stage
+            .length
+            .as_ref()
+            .map(|l| *l.get_ref())
+            .unwrap_or(0);
+        let mut sets: Vec<String> = chain
+            .iter()
+            .filter_map(|n| {
+                self.spec.stage[n]
+                    .get_ref()
+                    .data
+                    .as_ref()
+                    .map(|d| d.get_ref().clone())
+            })
+            .collect();
+        if let Some(train) = &self.spec.train {
+            sets.extend(train.get_ref().eval.iter().map(|e| e.get_ref().clone()));
+        }
+        let mut rate = None;
+        for data in &sets {
+            let Some(spec) = self.spec.data.get(data) else {
+                continue;
+            };
+            let spec = spec.get_ref();
+            if spec.set.get_ref().sound().is_none() {
+                return Err(self.error(
+                    spec.set.span(),
+                    Some(&format!("data.{data}.set")),
+                    format!("model stage `{name}` is a sound network, but `{data}` is the image set `{}`", spec.set.get_ref()),
+                ));
+            }
+            if rate.is_some_and(|r| r != spec.rate()) {
+                return Err(self.error(
+                    spec.set.span(),
+                    Some(&format!("data.{data}.rate")),
+                    format!("`{data}` is at {} Hz but the other data of model stage `{name}` at {} Hz: give them the same `rate`", spec.rate(), rate.unwrap_or(0)),
+                ));
+            }
+            rate = Some(spec.rate());
+        }
+        let variant = if net.get_ref().kind.get_ref() == "envnet2" {
+            crate::model::envnet::EnvNetVariant::V2
+        } else {
+            crate::model::envnet::EnvNetVariant::Small
+        };
+        let cfg = crate::model::envnet::EnvNetConfig {
+            variant,
+            input: length,
+            rate: rate.unwrap_or(16_000),
+            num_classes: 10,
+            dropout: 0.5,
+        };
+        if let Err(why) = cfg.feature_shape() {
+            return Err(self.error(
+                crop_stage.length.as_ref().map(|l| l.span()).unwrap_or(net.span()),
+                Some(&format!("stage.{}.length", chain[crop_at])),
+                format!("{why}: give a longer crop (the published EnvNet-v2 takes 66,650 samples; the small variant about 0.6 s or more)"),
+            ));
         }
         Ok(())
     }
@@ -751,7 +989,22 @@ impl PipelineFile {
     pub fn check_data(&self, dir: &DataDir) -> Result<(), PipelineError> {
         for (name, d) in &self.spec.data {
             let spec = d.get_ref();
-            for f in digits_files(*spec.set.get_ref(), *spec.split.get_ref()) {
+            let Some(digits) = spec.set.get_ref().digits() else {
+                let kind = spec.set.get_ref().sound().expect("sound or images");
+                if let Err(e) = crate::data::sound::list(kind, &dir.path) {
+                    return Err(self.error(
+                        spec.set.span(),
+                        Some(&format!("data.{name}")),
+                        format!(
+                            "data set `{name}`: {e} (data directory {}, {})",
+                            dir.path.display(),
+                            origin_words(dir)
+                        ),
+                    ));
+                }
+                continue;
+            };
+            for f in digits_files(digits, *spec.split.get_ref()) {
                 let p = dir.path.join(f);
                 if !p.is_file() {
                     return Err(self.error(

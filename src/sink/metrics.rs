@@ -39,6 +39,9 @@ pub struct Summary {
     pub best_eval: Vec<(String, f64, usize)>,
     /// Training wall time, seconds (over resumed sessions too).
     pub elapsed_s: f64,
+    /// Data files left out as unreadable (`skip_bad_files`), with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_files: Vec<String>,
 }
 
 /// Reads the epochs already in a run's `metrics.jsonl`, keeping only epochs up to
@@ -73,6 +76,7 @@ pub fn load_history(run: &Path, up_to: usize) -> anyhow::Result<Vec<EpochMetrics
 
 /// Writes the run's metrics files.
 pub struct MetricsSink {
+    skipped: Vec<String>,
     run: PathBuf,
     file: Option<File>,
     history: Vec<EpochMetrics>,
@@ -93,6 +97,7 @@ impl MetricsSink {
         device: &str,
     ) -> Self {
         Self {
+            skipped: Vec::new(),
             run: run.to_path_buf(),
             file: None,
             history,
@@ -151,7 +156,14 @@ impl MetricsSink {
             final_eval: last.map(|m| m.eval.clone()).unwrap_or_default(),
             best_eval: best,
             elapsed_s: last.map(|m| m.elapsed_s).unwrap_or(0.0),
+            skipped_files: self.skipped.clone(),
         }
+    }
+
+    /// Names data files that were skipped as unreadable, for the summary.
+    pub fn with_skipped(mut self, skipped: Vec<String>) -> Self {
+        self.skipped = skipped;
+        self
     }
 }
 

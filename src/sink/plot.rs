@@ -63,7 +63,8 @@ pub fn learning_curve_svg(title: &str, history: &[EpochMetrics]) -> anyhow::Resu
             .label("train")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 15, y)], RED));
         let names: Vec<String> = history
-            .first()
+            .iter()
+            .find(|m| !m.eval.is_empty())
             .map(|m| m.eval.iter().map(|(n, _)| n.clone()).collect())
             .unwrap_or_default();
         for (i, name) in names.iter().enumerate() {

@@ -55,9 +55,11 @@ impl Stage<Item> for Batcher {
                     width: ex.width,
                     epoch: ex.epoch,
                     domain: ex.domain,
+                    mix: Vec::new(),
                 });
                 b.pixels.extend_from_slice(&ex.pixels);
                 b.labels.push(ex.label);
+                b.mix.push(ex.mix.unwrap_or((ex.label, 1.0)));
                 if b.len() == self.batch_size {
                     self.flush(ex.domain, out);
                 }
@@ -84,14 +86,14 @@ mod tests {
     use crate::item::{Domain, Example};
 
     fn ex(v: f32) -> Item {
-        Item::Example(Arc::new(Example {
-            pixels: vec![v; 4],
-            height: 2,
-            width: 2,
-            label: v as u8,
-            epoch: 1,
-            domain: Domain::Source,
-        }))
+        Item::Example(Arc::new(Example::new(
+            vec![v; 4],
+            2,
+            2,
+            v as u8,
+            1,
+            Domain::Source,
+        )))
     }
 
     fn sizes(drop_last: bool) -> Vec<usize> {

@@ -1,10 +1,11 @@
-//! Dataset source: emits the examples of an in-memory [`ImageSet`] epoch after epoch,
+//! Dataset source: emits the examples of an in-memory [`Dataset`] (images, or whole
+//! sound clips as `1 x len` examples) epoch after epoch,
 //! reshuffled each epoch, followed by an [`Item::EpochEnd`] marker.
 //!
 //! The order of epoch `e` depends only on the seed and `e`, so a resumed run sees the
 //! same data order as an uninterrupted one.
 
-use crate::data::ImageSet;
+use crate::data::Dataset;
 use crate::graph::{BoxError, Source};
 use crate::item::{Domain, Example, Item};
 use rand::seq::SliceRandom;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 /// Emits `epochs` passes over a data set, from `first_epoch` on.
 pub struct DatasetSource {
-    set: Arc<ImageSet>,
+    set: Dataset,
     domain: Domain,
     shuffle: bool,
     seed: u64,
@@ -29,7 +30,7 @@ impl DatasetSource {
     /// examples with `domain`. A target-domain source's data order has its own seed, so
     /// that source and target batches are not drawn in lockstep.
     pub fn new(
-        set: Arc<ImageSet>,
+        set: impl Into<Dataset>,
         domain: Domain,
         shuffle: bool,
         seed: u64,
@@ -41,7 +42,7 @@ impl DatasetSource {
             Domain::Target => seed ^ 0x5EED_7A26_E700_0000,
         };
         let mut s = Self {
-            set,
+            set: set.into(),
             domain,
             shuffle,
             seed,
@@ -84,20 +85,22 @@ impl Source<Item> for DatasetSource {
         }
         let i = self.order[self.pos];
         self.pos += 1;
-        Ok(Some(Item::Example(Arc::new(Example {
-            pixels: self.set.image(i).to_vec(),
-            height: self.set.height,
-            width: self.set.width,
-            label: self.set.labels[i],
-            epoch: self.epoch,
-            domain: self.domain,
-        }))))
+        let (pixels, height, width, label) = self.set.example(i);
+        Ok(Some(Item::Example(Arc::new(Example::new(
+            pixels,
+            height,
+            width,
+            label,
+            self.epoch,
+            self.domain,
+        )))))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::ImageSet;
 
     fn set(n: usize) -> Arc<ImageSet> {
         Arc::new(ImageSet {

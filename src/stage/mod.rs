@@ -3,7 +3,9 @@
 //! test on plain vectors without a graph.
 
 pub mod batcher;
+pub mod crop;
 pub mod dataset;
+pub mod mix;
 pub mod normalize;
 pub mod pair;
 

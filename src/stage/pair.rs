@@ -90,6 +90,7 @@ mod tests {
             width: 2,
             epoch,
             domain,
+            mix: Vec::new(),
         }))
     }
 

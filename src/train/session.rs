@@ -4,7 +4,7 @@
 
 use super::checkpoint::{self, CheckpointState};
 use crate::data::{resolve_data_dir, DataDir, DataDirOrigin};
-use crate::eval::{evaluate, Evaluation};
+use crate::eval::Evaluation;
 use crate::fsutil::write_atomic;
 use crate::graph::{RunReport, StopFlag};
 use crate::pipeline::assemble::RunContext;
@@ -35,6 +35,20 @@ pub struct RunSettings {
     pub data_dir: PathBuf,
     /// Where the pipeline came from.
     pub pipeline_source: PathBuf,
+    /// Held-out fold of sound sets (`--fold`; `None`: the pipeline's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fold: Option<usize>,
+}
+
+impl RunSettings {
+    /// The run's pipeline copy, with the run's epochs and fold applied.
+    pub fn pipeline(&self, run: &Path) -> Result<(PipelineFile, Plan)> {
+        let (mut file, plan) = load_pipeline(&run.join(PIPELINE_FILE), Some(self.epochs))?;
+        if let Some(f) = self.fold {
+            file.set_fold(f);
+        }
+        Ok((file, plan))
+    }
 }
 
 impl RunSettings {
@@ -67,6 +81,8 @@ pub struct TrainRequest {
     pub seed: Option<u64>,
     /// `--epochs`.
     pub epochs: Option<usize>,
+    /// `--fold`: the held-out fold of sound sets.
+    pub fold: Option<usize>,
     /// `--device`.
     pub device: String,
     /// No progress output.
@@ -132,6 +148,19 @@ pub fn load_pipeline(path: &Path, epochs: Option<usize>) -> Result<(PipelineFile
     Ok((file, plan))
 }
 
+/// The number of folds of the first sound data set of a pipeline (an error for a
+/// pipeline without one).
+pub fn fold_count(file: &PipelineFile, data_dir: &DataDir) -> Result<usize> {
+    let kind = file
+        .spec
+        .data
+        .values()
+        .find_map(|d| d.get_ref().set.get_ref().sound())
+        .context("this pipeline has no sound data set with folds to cross-validate")?;
+    let listing = crate::data::sound::list(kind, &data_dir.path)?;
+    Ok(listing.folds.len())
+}
+
 /// Runs (or resumes) a training session. `stop` is set by Ctrl-C.
 pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
     let choice: crate::model::device::DeviceChoice = req.device.parse()?;
@@ -148,7 +177,10 @@ pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
             .pipeline
             .as_ref()
             .context("give a pipeline file, or --resume RUN_DIR")?;
-        let (file, _) = load_pipeline(pipeline, req.epochs)?;
+        let (mut file, _) = load_pipeline(pipeline, req.epochs)?;
+        if let Some(f) = req.fold {
+            file.set_fold(f);
+        }
         let train = file
             .spec
             .train
@@ -177,6 +209,7 @@ pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
             device: choice.to_string(),
             data_dir: fs::canonicalize(&data_dir.path).unwrap_or(data_dir.path.clone()),
             pipeline_source: pipeline.clone(),
+            fold: req.fold,
         };
         write_atomic(&run_dir.join(PIPELINE_FILE), file.text.as_bytes())?;
         (run_dir, settings, None)
@@ -203,7 +236,7 @@ fn run_session(
     choice: &crate::model::device::DeviceChoice,
 ) -> Result<TrainOutcome> {
     let run_dir = run_dir.to_path_buf();
-    let (file, plan) = load_pipeline(&run_dir.join(PIPELINE_FILE), Some(settings.epochs))?;
+    let (file, plan) = settings.pipeline(&run_dir)?;
     let data_dir = data_dir_for(req.data_dir.as_deref(), Some(&settings.data_dir));
     file.check_data(&data_dir)?;
     let embed_dir = data_dir.clone();
@@ -315,9 +348,9 @@ pub fn write_embedding(
     let mut targets = Vec::new();
     let mut dim = 0;
     for (name, target) in &chosen {
-        let set = file.load_data(name, data_dir)?;
+        let set = file.eval_set(plan, name, data_dir)?;
         let n = set.len().min(EMBED_POINTS);
-        let x = crate::eval::image_batch(&set, 0..n, normalize, device);
+        let x = set.inputs(n, normalize, device);
         let f = net.features(x);
         dim = f.dims()[1];
         features.extend(f.into_data().iter::<f32>());
@@ -368,7 +401,7 @@ pub fn load_embedding(run: &Path) -> Result<SavedEmbedding> {
 /// Redraws `RUN/embedding.svg` from the run's latest checkpoint.
 pub fn embed_run(run: &Path, data_dir: Option<&Path>, device: &str) -> Result<PathBuf> {
     let settings = RunSettings::load(run)?;
-    let (file, plan) = load_pipeline(&run.join(PIPELINE_FILE), Some(settings.epochs))?;
+    let (file, plan) = settings.pipeline(run)?;
     let device = device
         .parse::<crate::model::device::DeviceChoice>()?
         .device()?;
@@ -385,7 +418,7 @@ pub fn evaluate_run(
     device: &str,
 ) -> Result<Vec<Evaluation>> {
     let settings = RunSettings::load(run)?;
-    let (file, plan) = load_pipeline(&run.join(PIPELINE_FILE), Some(settings.epochs))?;
+    let (file, plan) = settings.pipeline(run)?;
     let (ckpt, _) = checkpoint::require_latest(run)?;
     let device = device
         .parse::<crate::model::device::DeviceChoice>()?
@@ -436,8 +469,8 @@ pub fn evaluate_run(
                         .join(", ")
                 );
             }
-            let set = file.load_data(n, &data_dir)?;
-            Ok(evaluate(net.as_ref(), &set, normalize, &device))
+            let set = file.eval_set(&plan, n, &data_dir)?;
+            Ok(set.evaluate(net.as_ref(), normalize, &device))
         })
         .collect::<Result<Vec<_>>>()
         .map(|v| v.into_iter().flatten().collect())

@@ -3,8 +3,7 @@
 //! evaluates, checkpoints and reports.
 
 use super::checkpoint::{self, CheckpointState};
-use crate::data::ImageSet;
-use crate::eval::evaluate;
+use crate::eval::EvalSet;
 use crate::graph::{BoxError, Stage};
 use crate::item::{EpochMetrics, Item, Report};
 use crate::method::{self, Method, MethodConfig, StepInput, StepStats};
@@ -12,7 +11,6 @@ use crate::stage::dataset::epoch_seed;
 use crate::stage::normalize::Normalize;
 use burn::prelude::*;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Everything the trainer needs, resolved from the pipeline and the command line.
@@ -30,13 +28,15 @@ pub struct TrainerSetup {
     /// Iterations per epoch, for progress reporting.
     pub iterations_per_epoch: usize,
     /// Evaluation sets, evaluated after every epoch.
-    pub eval_sets: Vec<Arc<ImageSet>>,
+    pub eval_sets: Vec<EvalSet>,
     /// Preprocessing applied before the network (the same as on the training path).
     pub normalize: Option<Normalize>,
     /// Run folder; checkpoints go to `RUN/checkpoints`.
     pub run_dir: PathBuf,
     /// Save a checkpoint every N epochs (and always after the last one).
     pub checkpoint_every: usize,
+    /// Evaluate every N epochs (and always after the last one).
+    pub eval_every: usize,
     /// Checkpoint to resume from.
     pub resume_from: Option<(PathBuf, CheckpointState)>,
 }
@@ -149,17 +149,12 @@ impl Trainer {
             .unwrap_or(0.0);
         let t_eval = Instant::now();
         let predictor = self.method.predictor();
-        let eval = self
-            .setup
-            .eval_sets
+        let evaluate = epoch % self.setup.eval_every.max(1) == 0 || epoch == self.setup.epochs;
+        let sets: &[crate::eval::EvalSet] = if evaluate { &self.setup.eval_sets } else { &[] };
+        let eval = sets
             .iter()
             .flat_map(|set| {
-                evaluate(
-                    predictor.as_ref(),
-                    set,
-                    self.setup.normalize,
-                    &self.setup.device,
-                )
+                set.evaluate(predictor.as_ref(), self.setup.normalize, &self.setup.device)
             })
             .map(|e| (e.data, e.accuracy))
             .collect();

@@ -35,12 +35,16 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-/// Asserts a user error: exit code 2, an `error:` message that mentions every needle,
-/// and no panic.
+/// Asserts a user error: exit code 2, an `error:` message (at the start of stderr or of
+/// a line after progress lines) that mentions every needle, and no panic.
 pub fn assert_user_error(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert_eq!(o.status.code(), Some(2), "exit code; stderr:\n{err}");
-    assert!(err.starts_with("error: "), "stderr:\n{err}");
+    let all = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "exit code; stderr:\n{all}");
+    let at = all
+        .find("error: ")
+        .filter(|&i| i == 0 || all[..i].ends_with('\n'));
+    assert!(at.is_some(), "stderr:\n{all}");
+    let err = all[at.unwrap_or(0)..].to_string();
     assert!(!err.contains("panicked"), "stderr:\n{err}");
     for n in needles {
         assert!(err.contains(n), "missing {n:?} in stderr:\n{err}");
@@ -70,4 +74,41 @@ fn copy_dir(from: &Path, to: &Path) {
 /// The small test pipeline.
 pub fn tiny_pipeline() -> PathBuf {
     root().join("tests/pipelines/tiny.toml")
+}
+
+/// A data folder with tiny sound sets in their published layouts: FSDD (6 speakers x
+/// 10 digits, one 0.3 s tone each) and ESC-50 (one clip per fold), for checking sound
+/// pipelines without the real data.
+pub fn sound_fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("fsdd/recordings");
+    std::fs::create_dir_all(&rec).unwrap();
+    let tone = |f: f32, rate: f32, n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| 0.3 * (2.0 * std::f32::consts::PI * f * i as f32 / rate).sin())
+            .collect()
+    };
+    for speaker in ["ann", "bob", "cy", "dee", "eve", "fay"] {
+        for digit in 0..10 {
+            let x = tone(200.0 + 100.0 * digit as f32, 8000.0, 2400);
+            scarce::audio::write_wav_i16(&rec.join(format!("{digit}_{speaker}_0.wav")), &x, 8000)
+                .unwrap();
+        }
+    }
+    let esc = dir.path().join("esc50");
+    std::fs::create_dir_all(esc.join("meta")).unwrap();
+    std::fs::create_dir_all(esc.join("audio")).unwrap();
+    let mut csv = String::from("filename,fold,target,category,esc10,src_file,take\n");
+    for fold in 1..=5 {
+        let name = format!("{fold}-1-A-0.wav");
+        csv += &format!("{name},{fold},0,dog,True,1,A\n");
+        scarce::audio::write_wav_i16(
+            &esc.join("audio").join(&name),
+            &tone(440.0, 44_100.0, 4410),
+            44_100,
+        )
+        .unwrap();
+    }
+    std::fs::write(esc.join("meta/esc50.csv"), csv).unwrap();
+    dir
 }

@@ -3,5 +3,7 @@
 
 mod common;
 mod data_errors;
+mod fetch;
 mod pipelines;
+mod sound;
 mod training;

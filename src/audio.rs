@@ -1,0 +1,544 @@
+//! Sound for between-class learning: WAV reading, resampling, A-weighted gain, the BC
+//! mixing formula, padding and cropping (random for training, ten even crops for
+//! testing) and the "strong" augmentation of EnvNet-v2 (random time scale and gain).
+//!
+//! Signals are mono `f32` in [-1, 1]. Formulas follow Tokozume, Ushiku and Harada,
+//! "Learning from Between-class Examples for Deep Sound Recognition" (ICLR 2018).
+
+use rand::Rng;
+use realfft::{RealFftPlanner, RealToComplex};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A decoded recording: mono samples in [-1, 1] at `rate` Hz.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Clip {
+    /// Samples, channels averaged.
+    pub samples: Vec<f32>,
+    /// Sample rate in Hz.
+    pub rate: u32,
+}
+
+/// A sound file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    /// Not a WAV file, or a damaged one.
+    #[error("{}: not a readable WAV file: {reason}", .path.display())]
+    BadWav {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// A WAV file without samples.
+    #[error("{}: the WAV file holds no samples", .path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A sample format WAV allows but this reader does not.
+    #[error("{}: unsupported WAV sample format: {what}", .path.display())]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// The format, in words.
+        what: String,
+    },
+    /// Resampling failed.
+    #[error("cannot resample from {from} Hz to {to} Hz: {reason}")]
+    Resample {
+        /// Input rate.
+        from: u32,
+        /// Output rate.
+        to: u32,
+        /// What the resampler said.
+        reason: String,
+    },
+}
+
+/// Reads a WAV file (8, 16, 24 or 32-bit PCM, or 32-bit float; any number of channels),
+/// averages its channels to mono and scales integer samples to [-1, 1].
+pub fn read_wav(path: &Path) -> Result<Clip, AudioError> {
+    let bad = |e: hound::Error| AudioError::BadWav {
+        path: path.to_path_buf(),
+        reason: match e {
+            hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                "the file is cut short".to_string()
+            }
+            other => other.to_string(),
+        },
+    };
+    let reader = hound::WavReader::open(path).map_err(bad)?;
+    let spec = reader.spec();
+    let channels = spec.channels.max(1) as usize;
+    let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) => reader
+            .into_samples::<f32>()
+            .collect::<Result<_, _>>()
+            .map_err(bad)?,
+        (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
+            let scale = 1.0 / (1u64 << (bits - 1)) as f64;
+            reader
+                .into_samples::<i32>()
+                .map(|s| s.map(|v| (v as f64 * scale) as f32))
+                .collect::<Result<_, _>>()
+                .map_err(bad)?
+        }
+        (format, bits) => {
+            return Err(AudioError::Unsupported {
+                path: path.to_path_buf(),
+                what: format!("{bits}-bit {format:?}"),
+            })
+        }
+    };
+    if interleaved.len() < channels {
+        return Err(AudioError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let samples = if channels == 1 {
+        interleaved
+    } else {
+        interleaved
+            .chunks_exact(channels)
+            .map(|f| f.iter().sum::<f32>() / channels as f32)
+            .collect()
+    };
+    Ok(Clip {
+        samples,
+        rate: spec.sample_rate,
+    })
+}
+
+/// Writes mono samples in [-1, 1] as a 16-bit PCM WAV file (for tests and fixtures).
+pub fn write_wav_i16(path: &Path, samples: &[f32], rate: u32) -> std::io::Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).map_err(std::io::Error::other)?;
+    for &s in samples {
+        let v = (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
+        w.write_sample(v).map_err(std::io::Error::other)?;
+    }
+    w.finalize().map_err(std::io::Error::other)
+}
+
+/// `samples` resampled from `from` Hz to `to` Hz (band-limited, FFT resampler), with the
+/// resampler's delay removed, so the output has `ceil(len * to / from)` samples aligned
+/// with the input.
+pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
+    use rubato::audioadapter_buffers::direct::InterleavedSlice;
+    use rubato::{Fft, FixedSync, Resampler};
+    if from == to || samples.is_empty() {
+        return Ok(samples.to_vec());
+    }
+    let err = |e: &dyn std::fmt::Display| AudioError::Resample {
+        from,
+        to,
+        reason: e.to_string(),
+    };
+    let mut r = Fft::<f32>::new(from as usize, to as usize, 1024, 1, FixedSync::Input)
+        .map_err(|e| err(&e))?;
+    let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| err(&e))?;
+    let out = r
+        .process_all(&input, samples.len(), None)
+        .map_err(|e| err(&e))?;
+    Ok(out.take_data())
+}
+
+/// The standard A-weighting curve in dB at `freq` Hz (IEC 61672: 0 dB at 1 kHz).
+pub fn a_weighting_db(freq: f64) -> f64 {
+    let f2 = freq * freq;
+    let ra = 12194f64.powi(2) * f2 * f2
+        / ((f2 + 20.6f64.powi(2))
+            * ((f2 + 107.7f64.powi(2)) * (f2 + 737.9f64.powi(2))).sqrt()
+            * (f2 + 12194f64.powi(2)));
+    20.0 * ra.max(1e-30).log10() + 2.0
+}
+
+/// Lowest gain (dB) a frame can have: silence is not minus infinity.
+pub const MIN_GAIN_DB: f64 = -80.0;
+
+/// Measures a signal's A-weighted sound pressure: the power spectrum of Hann-windowed
+/// frames (about 128 ms, half overlapping) weighted by the A curve, summed per frame, in
+/// dB. Reuses its FFT plan and buffers; one per thread.
+pub struct GainMeter {
+    n_fft: usize,
+    window: Vec<f32>,
+    weights: Vec<f32>,
+    fft: Arc<dyn RealToComplex<f32>>,
+    frame: Vec<f32>,
+    spectrum: Vec<realfft::num_complex::Complex<f32>>,
+}
+
+impl GainMeter {
+    /// A meter for signals at `rate` Hz: frames of the power of two nearest 128 ms.
+    pub fn new(rate: u32) -> Self {
+        let n_fft = 1usize << ((rate as f64 * 0.128).max(16.0).log2().round() as u32);
+        let mut planner = RealFftPlanner::<f32>::new();
+        let fft = planner.plan_fft_forward(n_fft);
+        // periodic Hann window
+        let window = (0..n_fft)
+            .map(|i| {
+                (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n_fft as f64).cos()) as f32
+            })
+            .collect();
+        let weights = (0..=n_fft / 2)
+            .map(|k| {
+                let f = k as f64 * rate as f64 / n_fft as f64;
+                let db = if k == 0 {
+                    MIN_GAIN_DB
+                } else {
+                    a_weighting_db(f).max(MIN_GAIN_DB)
+                };
+                10f64.powf(db / 10.0) as f32
+            })
+            .collect();
+        let spectrum = fft.make_output_vec();
+        Self {
+            n_fft,
+            window,
+            weights,
+            frame: vec![0.0; n_fft],
+            spectrum,
+            fft,
+        }
+    }
+
+    /// Frame length in samples.
+    pub fn frame_len(&self) -> usize {
+        self.n_fft
+    }
+
+    /// A-weighted gain of every frame, in dB (a signal shorter than one frame is
+    /// zero-padded to one).
+    pub fn frame_gains(&mut self, x: &[f32]) -> Vec<f64> {
+        let n = self.n_fft;
+        let stride = n / 2;
+        let frames = if x.len() <= n {
+            1
+        } else {
+            (x.len() - n) / stride + 1
+        };
+        let floor = 10f64.powf(MIN_GAIN_DB / 10.0);
+        (0..frames)
+            .map(|i| {
+                let start = i * stride;
+                for (k, v) in self.frame.iter_mut().enumerate() {
+                    *v = x.get(start + k).copied().unwrap_or(0.0) * self.window[k];
+                }
+                self.fft
+                    .process(&mut self.frame, &mut self.spectrum)
+                    .expect("buffers are sized by the plan");
+                let g: f64 = self
+                    .spectrum
+                    .iter()
+                    .zip(&self.weights)
+                    .map(|(c, w)| c.norm_sqr() as f64 * *w as f64)
+                    .sum();
+                10.0 * g.max(floor).log10()
+            })
+            .collect()
+    }
+
+    /// The signal's gain: the loudest frame's A-weighted power, in dB.
+    pub fn gain(&mut self, x: &[f32]) -> f64 {
+        self.frame_gains(x)
+            .into_iter()
+            .fold(MIN_GAIN_DB, |a, b| a.max(b))
+    }
+}
+
+/// The mixing weight of the first sound for a ratio `r` (the share of the first class in
+/// the label) given the two sounds' gains in dB:
+/// `p = 1 / (1 + 10^((g1 - g2) / 20) * (1 - r) / r)`, so that the first sound is
+/// perceived with ratio `r` whatever the two recording levels.
+pub fn mix_weight(g1: f64, g2: f64, r: f64) -> f64 {
+    if r <= 0.0 {
+        return 0.0;
+    }
+    1.0 / (1.0 + 10f64.powf((g1 - g2) / 20.0) * (1.0 - r) / r)
+}
+
+/// Between-class mix of two equally long sounds: `(p x1 + (1 - p) x2) / sqrt(p^2 +
+/// (1 - p)^2)` with `p` from [`mix_weight`].
+pub fn bc_mix(x1: &[f32], x2: &[f32], g1: f64, g2: f64, r: f64) -> Vec<f32> {
+    let p = mix_weight(g1, g2, r);
+    let norm = (p * p + (1.0 - p) * (1.0 - p)).sqrt();
+    let (a, b) = ((p / norm) as f32, ((1.0 - p) / norm) as f32);
+    x1.iter().zip(x2).map(|(u, v)| a * u + b * v).collect()
+}
+
+/// How clips are levelled before cropping.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// As recorded.
+    #[default]
+    None,
+    /// Each clip scaled so that its largest absolute sample is 1 (silent clips unchanged).
+    Peak,
+}
+
+/// Cropping and augmentation settings of a `crop` stage, shared by training (random
+/// crops) and evaluation (ten even crops), so both see the same preprocessing.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CropConfig {
+    /// Input length of the network, in samples.
+    pub length: usize,
+    /// Level normalisation of each clip.
+    pub level: Level,
+    /// Random time scale factor range `[1 / s, s]` (strong augmentation), 1 = off.
+    pub max_scale: f64,
+    /// Random gain in `[-g, g]` dB after cropping (strong augmentation), 0 = off.
+    pub gain_db: f64,
+}
+
+impl CropConfig {
+    /// The clip after level normalisation, padded with `length / 2` zeros on each side.
+    pub fn padded(&self, clip: &[f32]) -> Vec<f32> {
+        let half = self.length / 2;
+        let scale = match self.level {
+            Level::None => 1.0,
+            Level::Peak => {
+                let peak = clip.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                if peak > 0.0 {
+                    1.0 / peak
+                } else {
+                    1.0
+                }
+            }
+        };
+        let mut out = vec![0.0f32; clip.len() + 2 * half];
+        for (o, v) in out[half..].iter_mut().zip(clip) {
+            *o = v * scale;
+        }
+        out
+    }
+
+    /// A training crop: level, optional random time scaling, padding, a random window of
+    /// `length` samples, optional random gain.
+    pub fn train_crop(&self, clip: &[f32], rng: &mut impl Rng) -> Vec<f32> {
+        let scaled;
+        let clip = if self.max_scale > 1.0 {
+            let s = self.max_scale.powf(rng.random_range(-1.0..=1.0));
+            scaled = time_scale(clip, s);
+            &scaled[..]
+        } else {
+            clip
+        };
+        let padded = self.padded(clip);
+        let start = rng.random_range(0..=padded.len() - self.length);
+        let mut out = padded[start..start + self.length].to_vec();
+        if self.gain_db > 0.0 {
+            let g = 10f32.powf(rng.random_range(-self.gain_db..=self.gain_db) as f32 / 20.0);
+            out.iter_mut().for_each(|v| *v *= g);
+        }
+        out
+    }
+
+    /// The ten test crops of a clip, evenly spaced over the padded clip, one after the
+    /// other (`10 * length` samples).
+    pub fn test_crops(&self, clip: &[f32]) -> Vec<f32> {
+        let padded = self.padded(clip);
+        let step = (padded.len() - self.length) / (TEST_CROPS - 1);
+        let mut out = Vec::with_capacity(TEST_CROPS * self.length);
+        for k in 0..TEST_CROPS {
+            out.extend_from_slice(&padded[k * step..k * step + self.length]);
+        }
+        out
+    }
+}
+
+/// Crops per test clip.
+pub const TEST_CROPS: usize = 10;
+
+/// `x` stretched in time by `scale` (output length `floor(len * scale)`) with linear
+/// interpolation.
+pub fn time_scale(x: &[f32], scale: f64) -> Vec<f32> {
+    let n = (x.len() as f64 * scale) as usize;
+    (0..n)
+        .map(|i| {
+            let pos = i as f64 / scale;
+            let j = pos as usize;
+            let frac = (pos - j as f64) as f32;
+            let a = x.get(j).copied().unwrap_or(0.0);
+            let b = x.get(j + 1).copied().unwrap_or(0.0);
+            a * (1.0 - frac) + b * frac
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn sine(freq: f64, rate: u32, n: usize, amp: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| {
+                amp * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin() as f32
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_weighting_matches_the_standard_curve() {
+        // IEC 61672-1 table values
+        assert!((a_weighting_db(100.0) - (-19.1)).abs() < 0.1);
+        assert!(a_weighting_db(1000.0).abs() < 0.01);
+        assert!((a_weighting_db(10_000.0) - (-2.5)).abs() < 0.1);
+        assert!((a_weighting_db(31.5) - (-39.4)).abs() < 0.2);
+    }
+
+    #[test]
+    fn mixing_weight_and_formula() {
+        // equal gains: p = r
+        assert!((mix_weight(-20.0, -20.0, 0.3) - 0.3).abs() < 1e-12);
+        // first sound 20 dB louder: p = 1 / (1 + 10 (1 - r) / r)
+        let p = mix_weight(0.0, -20.0, 0.5);
+        assert!((p - 1.0 / 11.0).abs() < 1e-12);
+        let x1 = [1.0f32, 0.0, 2.0];
+        let x2 = [0.0f32, 1.0, 2.0];
+        let m = bc_mix(&x1, &x2, 0.0, -20.0, 0.5);
+        let norm = (p * p + (1.0 - p) * (1.0 - p)).sqrt();
+        assert!((m[0] as f64 - p / norm).abs() < 1e-6);
+        assert!((m[1] as f64 - (1.0 - p) / norm).abs() < 1e-6);
+        assert!((m[2] as f64 - 2.0 / norm).abs() < 1e-5);
+        // r = 1 is the first sound alone
+        assert_eq!(bc_mix(&x1, &x2, 0.0, 0.0, 1.0), x1.to_vec());
+    }
+
+    #[test]
+    fn gain_is_a_weighted_and_follows_the_level() {
+        let rate = 16_000;
+        let mut m = GainMeter::new(rate);
+        assert_eq!(m.frame_len(), 2048);
+        let loud = m.gain(&sine(1000.0, rate, 8000, 0.5));
+        let quiet = m.gain(&sine(1000.0, rate, 8000, 0.05));
+        assert!((loud - quiet - 20.0).abs() < 0.01, "{loud} {quiet}");
+        // the same level at 100 Hz reads about 19 dB lower than at 1 kHz
+        let low = m.gain(&sine(100.0, rate, 8000, 0.5));
+        assert!((loud - low - 19.1).abs() < 1.0, "{loud} {low}");
+        assert_eq!(m.gain(&vec![0.0; 4000]), MIN_GAIN_DB);
+        assert_eq!(GainMeter::new(44_100).frame_len(), 4096);
+        assert_eq!(GainMeter::new(8_000).frame_len(), 1024);
+    }
+
+    #[test]
+    fn crops_cover_the_padded_clip() {
+        let cfg = CropConfig {
+            length: 4,
+            level: Level::Peak,
+            max_scale: 1.0,
+            gain_db: 0.0,
+        };
+        let clip: Vec<f32> = (1..=10).map(|v| v as f32 / 20.0).collect();
+        let padded = cfg.padded(&clip);
+        assert_eq!(padded.len(), 14);
+        assert_eq!(&padded[..2], &[0.0, 0.0]);
+        assert!((padded[11] - 1.0).abs() < 1e-6, "peak levelled to 1");
+        let crops = cfg.test_crops(&clip);
+        assert_eq!(crops.len(), 40);
+        assert_eq!(&crops[..4], &padded[..4]);
+        assert_eq!(&crops[36..], &padded[9..13]); // step (14 - 4) / 9 = 1
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        for _ in 0..50 {
+            let c = cfg.train_crop(&clip, &mut rng);
+            assert_eq!(c.len(), 4);
+            assert!(padded.windows(4).any(|w| w == &c[..]));
+        }
+    }
+
+    #[test]
+    fn strong_augmentation_scales_time_and_gain() {
+        let x: Vec<f32> = (0..100).map(|v| v as f32).collect();
+        let y = time_scale(&x, 1.25);
+        assert_eq!(y.len(), 125);
+        assert!((y[5] - 4.0).abs() < 1e-6);
+        let z = time_scale(&x, 0.8);
+        assert_eq!(z.len(), 80);
+        assert!((z[4] - 5.0).abs() < 1e-5);
+        let cfg = CropConfig {
+            length: 50,
+            level: Level::None,
+            max_scale: 1.25,
+            gain_db: 6.0,
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let ones = vec![1.0f32; 400];
+        let mut gains = Vec::new();
+        for _ in 0..100 {
+            let c = cfg.train_crop(&ones, &mut rng);
+            gains.extend(c.iter().copied().filter(|v| *v > 0.0));
+        }
+        let (lo, hi) = gains
+            .iter()
+            .fold((f32::MAX, 0.0f32), |(a, b), v| (a.min(*v), b.max(*v)));
+        assert!(lo >= 0.5 && hi <= 2.0 && hi / lo > 2.0, "{lo} {hi}");
+    }
+
+    #[test]
+    fn wav_round_trip_downmix_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.wav");
+        let x = sine(440.0, 8000, 800, 0.5);
+        write_wav_i16(&p, &x, 8000).unwrap();
+        let c = read_wav(&p).unwrap();
+        assert_eq!(c.rate, 8000);
+        assert_eq!(c.samples.len(), 800);
+        assert!(c.samples.iter().zip(&x).all(|(a, b)| (a - b).abs() < 1e-4));
+
+        // stereo 24-bit: channels averaged
+        let p2 = dir.path().join("b.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 44_100,
+            bits_per_sample: 24,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&p2, spec).unwrap();
+        for _ in 0..10 {
+            w.write_sample(1 << 22).unwrap(); // 0.5
+            w.write_sample(0).unwrap();
+        }
+        w.finalize().unwrap();
+        let c2 = read_wav(&p2).unwrap();
+        assert_eq!(c2.samples, vec![0.25; 10]);
+
+        let junk = dir.path().join("junk.wav");
+        std::fs::write(&junk, b"this is not a wav file at all").unwrap();
+        let e = read_wav(&junk).unwrap_err().to_string();
+        assert!(
+            e.contains("junk.wav") && e.contains("not a readable WAV"),
+            "{e}"
+        );
+        let short = dir.path().join("short.wav");
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&short, &bytes[..bytes.len() / 2]).unwrap();
+        let e = read_wav(&short).unwrap_err().to_string();
+        assert!(e.contains("short.wav"), "{e}");
+        let empty = dir.path().join("empty.wav");
+        write_wav_i16(&empty, &[], 8000).unwrap();
+        assert!(matches!(read_wav(&empty), Err(AudioError::Empty { .. })));
+    }
+
+    #[test]
+    fn resampling_keeps_a_tone_and_its_length() {
+        let x = sine(440.0, 8000, 8000, 0.5);
+        let y = resample(&x, 8000, 16_000).unwrap();
+        assert_eq!(y.len(), 16_000);
+        let want = sine(440.0, 16_000, 16_000, 0.5);
+        let err = y[200..15_000]
+            .iter()
+            .zip(&want[200..15_000])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(err < 1e-3, "{err}");
+        let z = resample(&x, 8000, 8000).unwrap();
+        assert_eq!(z, x);
+    }
+}

@@ -1,0 +1,200 @@
+//! Between-class mixer for sound: each incoming example is mixed with an earlier one of
+//! a *different* class, drawn at random from a small pool, with a random ratio
+//! `r ~ U(0, 1)`, using the A-weighted gains of both crops
+//! ([`crate::audio::bc_mix`]). The output carries the soft label
+//! `r * t1 + (1 - r) * t2` ([`crate::item::Example::mix`]).
+//!
+//! An epoch emits as many mixes as it received examples: an example that finds no
+//! partner yet (the first of an epoch) is made up for at the epoch's end with a mix of
+//! two pooled examples. The pool never spans epochs, and its randomness depends only on
+//! the seed and the epoch, so resumed runs repeat it.
+
+use super::unexpected;
+use crate::audio::{bc_mix, GainMeter};
+use crate::graph::{BoxError, Stage};
+use crate::item::{Example, Item};
+use crate::stage::dataset::epoch_seed;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
+
+/// Examples kept as partners.
+pub const POOL: usize = 64;
+
+/// The BC mixing stage.
+pub struct BcMix {
+    meter: GainMeter,
+    seed: u64,
+    epoch: usize,
+    rng: ChaCha8Rng,
+    /// Candidate partners with their gains in dB.
+    pool: Vec<(Arc<Example>, f64)>,
+    /// Examples of this epoch not yet matched by an output.
+    owed: usize,
+}
+
+impl BcMix {
+    /// A mixer for sounds at `rate` Hz.
+    pub fn new(rate: u32, seed: u64) -> Self {
+        Self {
+            meter: GainMeter::new(rate),
+            seed,
+            epoch: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            pool: Vec::with_capacity(POOL),
+            owed: 0,
+        }
+    }
+
+    fn partner(&mut self, label: u8, skip: Option<usize>) -> Option<usize> {
+        let n = self
+            .pool
+            .iter()
+            .enumerate()
+            .filter(|(i, (e, _))| e.label != label && Some(*i) != skip)
+            .count();
+        if n == 0 {
+            return None;
+        }
+        let k = self.rng.random_range(0..n);
+        self.pool
+            .iter()
+            .enumerate()
+            .filter(|(i, (e, _))| e.label != label && Some(*i) != skip)
+            .nth(k)
+            .map(|(i, _)| i)
+    }
+
+    fn mix(&mut self, a: &Example, ga: f64, b: &Example, gb: f64) -> Item {
+        // r in (0, 1]: the share of the first example's class
+        let r = 1.0 - self.rng.random::<f64>();
+        let pixels = bc_mix(&a.pixels, &b.pixels, ga, gb, r);
+        Item::Example(Arc::new(Example {
+            pixels,
+            mix: Some((b.label, r as f32)),
+            ..a.clone()
+        }))
+    }
+
+    fn remember(&mut self, ex: Arc<Example>, gain: f64) {
+        if self.pool.len() < POOL {
+            self.pool.push((ex, gain));
+        } else {
+            let i = self.rng.random_range(0..POOL);
+            self.pool[i] = (ex, gain);
+        }
+    }
+}
+
+impl Stage<Item> for BcMix {
+    fn process(&mut self, item: Item, out: &mut Vec<Item>) -> Result<(), BoxError> {
+        match item {
+            Item::Example(ex) => {
+                if ex.epoch != self.epoch {
+                    self.epoch = ex.epoch;
+                    self.rng = ChaCha8Rng::seed_from_u64(epoch_seed(self.seed, ex.epoch) ^ 0xBC);
+                    self.pool.clear();
+                    self.owed = 0;
+                }
+                let gain = self.meter.gain(&ex.pixels);
+                match self.partner(ex.label, None) {
+                    Some(j) => {
+                        let (other, g2) = self.pool[j].clone();
+                        let mixed = self.mix(&ex, gain, &other, g2);
+                        out.push(mixed);
+                    }
+                    None => self.owed += 1,
+                }
+                self.remember(ex, gain);
+            }
+            Item::EpochEnd(..) => {
+                while self.owed > 0 && self.pool.len() > 1 {
+                    let i = self.rng.random_range(0..self.pool.len());
+                    let (a, ga) = self.pool[i].clone();
+                    let Some(j) = self.partner(a.label, Some(i)) else {
+                        break; // a single class in the pool: nothing to mix
+                    };
+                    let (b, gb) = self.pool[j].clone();
+                    let mixed = self.mix(&a, ga, &b, gb);
+                    out.push(mixed);
+                    self.owed -= 1;
+                }
+                self.pool.clear();
+                self.owed = 0;
+                out.push(item);
+            }
+            other => return Err(unexpected("bc_mix", &other)),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::Domain;
+
+    fn tone(freq: f32, amp: f32) -> Vec<f32> {
+        (0..2048).map(|i| amp * (i as f32 * freq).sin()).collect()
+    }
+
+    #[test]
+    fn every_example_yields_one_mix_of_two_different_classes() {
+        let mut m = BcMix::new(16_000, 1);
+        let mut out = Vec::new();
+        let n = 40;
+        for i in 0..n {
+            let label = (i % 4) as u8;
+            let ex = Example::new(
+                tone(0.01 * (label + 1) as f32, 0.5),
+                1,
+                2048,
+                label,
+                1,
+                Domain::Source,
+            );
+            m.process(Item::Example(Arc::new(ex)), &mut out).unwrap();
+        }
+        m.process(Item::EpochEnd(1, Domain::Source), &mut out)
+            .unwrap();
+        assert!(matches!(out.last(), Some(Item::EpochEnd(1, _))));
+        let mixes: Vec<_> = out
+            .iter()
+            .filter_map(|i| match i {
+                Item::Example(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(mixes.len(), n);
+        let mut rs = Vec::new();
+        for e in &mixes {
+            let (second, r) = e.mix.expect("every output is a mix");
+            assert_ne!(second, e.label);
+            assert!(r > 0.0 && r <= 1.0);
+            assert_eq!(e.pixels.len(), 2048);
+            rs.push(r);
+        }
+        let mean = rs.iter().sum::<f32>() / rs.len() as f32;
+        assert!((0.3..0.7).contains(&mean), "r ~ U(0, 1): mean {mean}");
+    }
+
+    #[test]
+    fn equal_gains_mix_with_the_ratio() {
+        let mut m = BcMix::new(16_000, 2);
+        let a = Arc::new(Example::new(tone(0.05, 0.5), 1, 2048, 0, 1, Domain::Source));
+        let b = Arc::new(Example::new(tone(0.05, 0.5), 1, 2048, 1, 1, Domain::Source));
+        let mut out = Vec::new();
+        m.process(Item::Example(a.clone()), &mut out).unwrap();
+        m.process(Item::Example(b.clone()), &mut out).unwrap();
+        let Item::Example(e) = &out[0] else {
+            panic!("expected a mix")
+        };
+        // b mixed with a (same sound, same gain): p = r, output = x / sqrt(r^2 + (1-r)^2)
+        let (second, r) = e.mix.unwrap();
+        assert_eq!((e.label, second), (1, 0));
+        let r = r as f64;
+        let want = 1.0 / (r * r + (1.0 - r) * (1.0 - r)).sqrt();
+        let got = e.pixels[100] as f64 / a.pixels[100] as f64;
+        assert!((got - want).abs() < 1e-3, "{got} {want}");
+    }
+}
