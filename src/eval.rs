@@ -151,17 +151,34 @@ pub fn evaluate(
     normalize: Option<Normalize>,
     device: &Device,
 ) -> Vec<Evaluation> {
+    per_head(
+        net,
+        &set.name,
+        set.num_classes,
+        &set.labels,
+        predict(net, set, normalize, device),
+    )
+}
+
+/// One evaluation per head: the first named after the data set, the others `DATA/HEAD`.
+fn per_head(
+    net: &dyn Predictor,
+    data: &str,
+    num_classes: usize,
+    labels: &[u8],
+    predictions: Vec<Vec<u8>>,
+) -> Vec<Evaluation> {
     let heads = net.heads();
-    predict(net, set, normalize, device)
+    predictions
         .into_iter()
         .enumerate()
         .map(|(i, pred)| {
             let name = if i == 0 {
-                set.name.clone()
+                data.to_string()
             } else {
-                format!("{}/{}", set.name, heads[i])
+                format!("{data}/{}", heads[i])
             };
-            Evaluation::from_predictions(&name, set.num_classes, &set.labels, &pred)
+            Evaluation::from_predictions(&name, num_classes, labels, &pred)
         })
         .collect()
 }
@@ -271,20 +288,11 @@ pub fn evaluate_sound(
     crop: &CropConfig,
     device: &Device,
 ) -> Vec<Evaluation> {
-    let heads = net.heads();
-    predict_sound(net, set, crop, device)
+    let predictions = predict_sound(net, set, crop, device)
         .into_iter()
-        .enumerate()
-        .map(|(i, probs)| {
-            let pred: Vec<u8> = probs.iter().map(|p| argmax(p) as u8).collect();
-            let name = if i == 0 {
-                set.name.clone()
-            } else {
-                format!("{}/{}", set.name, heads[i])
-            };
-            Evaluation::from_predictions(&name, set.num_classes, &set.labels, &pred)
-        })
-        .collect()
+        .map(|probs| probs.iter().map(|p| argmax(p) as u8).collect())
+        .collect();
+    per_head(net, &set.name, set.num_classes, &set.labels, predictions)
 }
 
 /// Index of the largest value (the first on ties).

@@ -234,12 +234,12 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// The Markdown table of cross-validated runs, one row per pipeline and seed: error rate
-/// (100 - accuracy) on the held-out fold as mean ± sample std over folds, each fold's
-/// error, epochs, wall time per fold.
-pub fn cv_table(runs: &[RunResult]) -> String {
-    let mut groups: BTreeMap<(&str, &str, &str), Vec<&RunResult>> = BTreeMap::new();
-    for r in runs.iter().filter(|r| r.fold.is_some()) {
+/// Runs by (pipeline, command, settings): the seeds or folds of one row.
+type Groups<'a> = BTreeMap<(&'a str, &'a str, &'a str), Vec<&'a RunResult>>;
+
+fn group<'a>(runs: impl Iterator<Item = &'a RunResult>) -> Groups<'a> {
+    let mut groups = Groups::new();
+    for r in runs {
         groups
             .entry((
                 r.pipeline.as_str(),
@@ -249,6 +249,14 @@ pub fn cv_table(runs: &[RunResult]) -> String {
             .or_default()
             .push(r);
     }
+    groups
+}
+
+/// The Markdown table of cross-validated runs, one row per pipeline and seed: error rate
+/// (100 - accuracy) on the held-out fold as mean ± sample std over folds, each fold's
+/// error, epochs, wall time per fold.
+pub fn cv_table(runs: &[RunResult]) -> String {
+    let groups = group(runs.iter().filter(|r| r.fold.is_some()));
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -295,17 +303,7 @@ pub fn cv_table(runs: &[RunResult]) -> String {
 pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
     // runs of one pipeline file with the same command line (epochs, data) are seeds of
     // one row
-    let mut groups: BTreeMap<(&str, &str, &str), Vec<&RunResult>> = BTreeMap::new();
-    for r in runs.iter().filter(|r| r.fold.is_none()) {
-        groups
-            .entry((
-                r.pipeline.as_str(),
-                r.command.as_str(),
-                r.pipeline_text.as_str(),
-            ))
-            .or_default()
-            .push(r);
-    }
+    let groups = group(runs.iter().filter(|r| r.fold.is_none()));
     let mut s = String::new();
     let _ = write!(
         s,

@@ -57,40 +57,36 @@ impl SourceOnly {
 
     /// One iteration on tensors: `x` `[batch, 1, 28, 28]`, `y` `[batch]`.
     pub fn step_tensors(&mut self, x: Tensor<4>, y: Tensor<1, Int>) -> StepStats {
-        let net = self
-            .net
-            .take()
-            .expect("the network is only taken during a step");
-        let count = y.dims()[0];
-        let t0 = std::time::Instant::now();
-        let logits = net.forward(x); // [b, classes]
-        let correct = count_correct(&logits, &y);
-        let loss = cross_entropy(logits, y);
-        let loss_value = scalar(&loss);
-        let grads = GradientsParams::from_grads(loss.backward(), &net);
-        self.net = Some(self.optimizer.step(self.cfg.optimizer.lr, net, grads));
-        StepStats {
-            loss: loss_value,
-            correct,
-            count,
-            discrepancy: None,
-            phases: [("step", t0.elapsed().as_secs_f64()), ("", 0.0), ("", 0.0)],
-        }
+        self.step_with(x, |logits| {
+            (count_correct(&logits, &y), cross_entropy(logits, y.clone()))
+        })
     }
 
     /// One BC iteration: `x` `[batch, 1, h, w]`, soft labels `t` `[batch, classes]`
     /// (rows summing to 1). Accuracy counts the larger share of each mix.
     pub fn step_soft(&mut self, x: Tensor<4>, t: Tensor<2>) -> StepStats {
+        let major = t.clone().argmax(1).flatten::<1>(0, 1);
+        self.step_with(x, |logits| {
+            (
+                count_correct(&logits, &major),
+                kl_divergence(logits, t.clone()),
+            )
+        })
+    }
+
+    /// Forward `x`, the loss and correct count from `loss_of(logits)`, one optimizer step.
+    fn step_with(
+        &mut self,
+        x: Tensor<4>,
+        loss_of: impl FnOnce(Tensor<2>) -> (usize, Tensor<1>),
+    ) -> StepStats {
         let net = self
             .net
             .take()
             .expect("the network is only taken during a step");
-        let count = t.dims()[0];
+        let count = x.dims()[0];
         let t0 = std::time::Instant::now();
-        let logits = net.forward(x);
-        let major = t.clone().argmax(1).flatten::<1>(0, 1);
-        let correct = count_correct(&logits, &major);
-        let loss = kl_divergence(logits, t);
+        let (correct, loss) = loss_of(net.forward(x)); // logits [b, classes]
         let loss_value = scalar(&loss);
         let grads = GradientsParams::from_grads(loss.backward(), &net);
         self.net = Some(self.optimizer.step(self.cfg.optimizer.lr, net, grads));

@@ -64,9 +64,9 @@ impl PipelineFile {
         }
     }
 
-    /// Loads one `[data.NAME]` set, images or sound, named after the entry.
-    pub fn load_dataset(&self, name: &str, dir: &DataDir) -> Result<Dataset> {
-        let spec = self
+    /// The `[data.NAME]` entry.
+    fn data_spec(&self, name: &str) -> Result<&super::DataSpec> {
+        Ok(self
             .spec
             .data
             .get(name)
@@ -76,7 +76,12 @@ impl PipelineFile {
                     self.path.display()
                 )
             })?
-            .get_ref();
+            .get_ref())
+    }
+
+    /// Loads one `[data.NAME]` set, images or sound, named after the entry.
+    pub fn load_dataset(&self, name: &str, dir: &DataDir) -> Result<Dataset> {
+        let spec = self.data_spec(name)?;
         let Some(kind) = spec.set.get_ref().sound() else {
             return Ok(Dataset::Images(Arc::new(self.load_data(name, dir)?)));
         };
@@ -145,17 +150,7 @@ impl PipelineFile {
 
     /// Loads one `[data.NAME]` image set (with its `limit`), named after the entry.
     pub fn load_data(&self, name: &str, dir: &DataDir) -> Result<ImageSet> {
-        let spec = self
-            .spec
-            .data
-            .get(name)
-            .with_context(|| {
-                format!(
-                    "data set `{name}` is not declared in {}",
-                    self.path.display()
-                )
-            })?
-            .get_ref();
+        let spec = self.data_spec(name)?;
         let digits =
             spec.set.get_ref().digits().with_context(|| {
                 format!("data set `{name}` is a sound set, not a set of images")

@@ -112,3 +112,12 @@ pub fn sound_fixture() -> tempfile::TempDir {
     std::fs::write(esc.join("meta/esc50.csv"), csv).unwrap();
     dir
 }
+
+/// The epoch lines of a run's `metrics.jsonl`.
+pub fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

@@ -81,47 +81,24 @@ fn fetch_checks_the_checksum_and_unpacks_atomically() {
     let data = tempfile::tempdir().unwrap();
     let d = data.path().to_str().unwrap();
     let url = format!("{base}/esc50.tar.gz");
+    let fetch = |extra: &[&str]| {
+        let mut args = vec!["data", "fetch", "esc50", "--data-dir", d];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
 
     // a wrong checksum: an error, and nothing left behind
     let wrong = "0".repeat(64);
-    let o = run(&[
-        "data",
-        "fetch",
-        "esc50",
-        "--data-dir",
-        d,
-        "--url",
-        &url,
-        "--sha256",
-        &wrong,
-    ]);
+    let o = fetch(&["--url", &url, "--sha256", &wrong]);
     assert_user_error(&o, &["SHA-256 mismatch", &sha]);
     assert_eq!(std::fs::read_dir(data.path()).unwrap().count(), 0);
 
     // a missing file on the server names the address and the status
-    let o = run(&[
-        "data",
-        "fetch",
-        "esc50",
-        "--data-dir",
-        d,
-        "--url",
-        &format!("{base}/nope"),
-    ]);
+    let o = fetch(&["--url", &format!("{base}/nope")]);
     assert_user_error(&o, &["/nope", "404"]);
 
     // the right checksum: unpacked where the ESC-50 reader looks
-    let o = run(&[
-        "data",
-        "fetch",
-        "esc50",
-        "--data-dir",
-        d,
-        "--url",
-        &url,
-        "--sha256",
-        &sha,
-    ]);
+    let o = fetch(&["--url", &url, "--sha256", &sha]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("verified"), "{}", stdout(&o));
     let listing =
@@ -135,7 +112,7 @@ fn fetch_checks_the_checksum_and_unpacks_atomically() {
     assert_eq!(names, vec!["esc50"], "no temporary files remain");
 
     // fetching again refuses to overwrite; the built-in data folder is never a target
-    let o = run(&["data", "fetch", "esc50", "--data-dir", d, "--url", &url]);
+    let o = fetch(&["--url", &url]);
     assert_user_error(&o, &["already exists"]);
     let o = run(&["data", "fetch", "esc50"]);
     assert_user_error(&o, &["--data-dir"]);

@@ -90,12 +90,19 @@ input = "model"
     p
 }
 
-fn metrics(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+/// `scarce train PIPELINE --data-dir DATA --fold 2 --out OUT --quiet`.
+fn train_fold_2(p: &Path, data: &Path, out: &Path) -> std::process::Output {
+    run(&[
+        "train",
+        p.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--fold",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ])
 }
 
 #[test]
@@ -104,17 +111,7 @@ fn bc_learning_on_synthesised_tones_lowers_its_loss() {
     tones(tmp.path(), &["ann", "bob"], 3);
     let p = pipeline(tmp.path(), "bc", 4, "");
     let out = tmp.path().join("run");
-    let o = run(&[
-        "train",
-        p.to_str().unwrap(),
-        "--data-dir",
-        tmp.path().to_str().unwrap(),
-        "--fold",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = train_fold_2(&p, tmp.path(), &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = metrics(&out);
     assert_eq!(m.len(), 4);
@@ -189,32 +186,12 @@ fn unreadable_recordings_are_named_or_skipped_and_counted() {
     let good = std::fs::read(rec.join("6_ann_0.wav")).unwrap();
     std::fs::write(rec.join("6_ann_0.wav"), &good[..good.len() / 3]).unwrap(); // truncated
     let p = pipeline(tmp.path(), "source_only", 1, "");
-    let o = run(&[
-        "train",
-        p.to_str().unwrap(),
-        "--data-dir",
-        tmp.path().to_str().unwrap(),
-        "--fold",
-        "2",
-        "--out",
-        tmp.path().join("r1").to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = train_fold_2(&p, tmp.path(), &tmp.path().join("r1"));
     assert_user_error(&o, &["4_ann_0.wav", "skip_bad_files"]);
 
     let p = pipeline(tmp.path(), "source_only", 1, "skip_bad_files = true");
     let out = tmp.path().join("r2");
-    let o = run(&[
-        "train",
-        p.to_str().unwrap(),
-        "--data-dir",
-        tmp.path().to_str().unwrap(),
-        "--fold",
-        "2",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = train_fold_2(&p, tmp.path(), &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let summary: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();

@@ -21,14 +21,6 @@ fn train(out: &Path, extra: &[&str]) -> std::process::Output {
     scarce().args(&args).output().unwrap()
 }
 
-fn metrics(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn train_writes_a_complete_run_folder_and_eval_reloads_it() {
     let tmp = tempfile::tempdir().unwrap();
