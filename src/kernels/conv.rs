@@ -103,15 +103,23 @@ impl ConvGeom {
 multiversion! {
 /// Fills `cols` (`[k, p]`, row-major) with the patches of one image `x` (`[c_in, h, w]`).
 pub fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
-    let (p, ow) = (g.p(), g.ow);
+    im2col_band(g, x, 0..g.oh, cols)
+}
+}
+
+multiversion! {
+/// [`im2col`] for the output rows `rows` only: `cols` is `[k, rows.len() * ow]`.
+pub fn im2col_band(g: &ConvGeom, x: &[f32], rows: std::ops::Range<usize>, cols: &mut [f32]) {
+    let (p, ow) = (rows.len() * g.ow, g.ow);
+    let oy0 = rows.start;
     let mut row = 0;
     for ci in 0..g.c_in {
         let plane = &x[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for ky in 0..g.kh {
             for kx in 0..g.kw {
                 let dst = &mut cols[row * p..(row + 1) * p];
-                for oy in 0..g.oh {
-                    let out = &mut dst[oy * ow..(oy + 1) * ow];
+                for oy in rows.clone() {
+                    let out = &mut dst[(oy - oy0) * ow..(oy - oy0 + 1) * ow];
                     let iy = (oy * g.stride[0] + ky) as isize - g.pad[0] as isize;
                     if iy < 0 || iy as usize >= g.h {
                         out.fill(0.0);
@@ -120,6 +128,12 @@ pub fn im2col(g: &ConvGeom, x: &[f32], cols: &mut [f32]) {
                     let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
                     if g.stride[1] == 1 && g.pad[1] == 0 {
                         copy_run(out, &src[kx..kx + ow]);
+                    } else if g.pad[1] == 0 {
+                        // strided, unpadded (EnvNet's 1-D convolutions): every index is
+                        // inside the row, (ow - 1) * stride + kx < w
+                        for (o, v) in out.iter_mut().zip(src[kx..].iter().step_by(g.stride[1])) {
+                            *o = *v;
+                        }
                     } else {
                         for (ox, o) in out.iter_mut().enumerate() {
                             let ix = (ox * g.stride[1] + kx) as isize - g.pad[1] as isize;
@@ -158,22 +172,39 @@ multiversion! {
 /// Adds the column matrix `cols` (`[k, p]`) back into one image gradient `dx`
 /// (`[c_in, h, w]`): the adjoint of [`im2col`].
 pub fn col2im_add(g: &ConvGeom, cols: &[f32], dx: &mut [f32]) {
-    let (p, ow) = (g.p(), g.ow);
+    col2im_add_band(g, cols, 0..g.oh, dx)
+}
+}
+
+multiversion! {
+/// [`col2im_add`] for the output rows `rows` only: the adjoint of [`im2col_band`].
+pub fn col2im_add_band(
+    g: &ConvGeom,
+    cols: &[f32],
+    rows: std::ops::Range<usize>,
+    dx: &mut [f32],
+) {
+    let (p, ow) = (rows.len() * g.ow, g.ow);
+    let oy0 = rows.start;
     let mut row = 0;
     for ci in 0..g.c_in {
         let plane = &mut dx[ci * g.h * g.w..(ci + 1) * g.h * g.w];
         for ky in 0..g.kh {
             for kx in 0..g.kw {
                 let src = &cols[row * p..(row + 1) * p];
-                for oy in 0..g.oh {
+                for oy in rows.clone() {
                     let iy = (oy * g.stride[0] + ky) as isize - g.pad[0] as isize;
                     if iy < 0 || iy as usize >= g.h {
                         continue;
                     }
                     let dst = &mut plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    let s = &src[oy * ow..(oy + 1) * ow];
+                    let s = &src[(oy - oy0) * ow..(oy - oy0 + 1) * ow];
                     if g.stride[1] == 1 && g.pad[1] == 0 {
                         simd::add_assign(&mut dst[kx..kx + ow], s);
+                    } else if g.pad[1] == 0 {
+                        for (d, v) in dst[kx..].iter_mut().step_by(g.stride[1]).zip(s) {
+                            *d += v;
+                        }
                     } else {
                         for (ox, v) in s.iter().enumerate() {
                             let ix = (ox * g.stride[1] + kx) as isize - g.pad[1] as isize;
@@ -197,11 +228,37 @@ fn matmul(
     dst: &mut [f32],
     accumulate: bool,
     lhs: &[f32],
+    lhs_strides: (usize, usize),
+    rhs: &[f32],
+    rhs_strides: (usize, usize),
+) {
+    matmul_into(
+        (m, n, k),
+        (dst, n),
+        accumulate,
+        lhs,
+        lhs_strides,
+        rhs,
+        rhs_strides,
+    )
+}
+
+/// [`matmul`] into a destination with row stride `dst_rs` (a block of columns of a
+/// wider matrix).
+#[allow(clippy::too_many_arguments)]
+fn matmul_into(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs): (&mut [f32], usize),
+    accumulate: bool,
+    lhs: &[f32],
     (lhs_rs, lhs_cs): (usize, usize),
     rhs: &[f32],
     (rhs_rs, rhs_cs): (usize, usize),
 ) {
-    assert!(dst.len() >= m * n, "matmul: destination too small");
+    assert!(
+        m == 0 || n == 0 || dst.len() >= (m - 1) * dst_rs + n,
+        "matmul: destination too small"
+    );
     assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
     assert!(k == 0 || n == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
     // SAFETY: the asserts above keep every index gemm touches inside the three slices,
@@ -213,7 +270,7 @@ fn matmul(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_rs as isize,
             accumulate,
             lhs.as_ptr(),
             lhs_cs as isize,
@@ -231,6 +288,26 @@ fn matmul(
     }
 }
 
+/// Column-matrix elements per band: bands of output rows are sized so that their
+/// column matrix stays in a core's cache (the digits net's layers fit whole; EnvNet's
+/// 8x8 convolution over a 25 x 119 map would otherwise write 8 MB per image).
+const BAND_ELEMS: usize = 1 << 17;
+
+impl ConvGeom {
+    /// Output rows per band.
+    fn band_rows(&self) -> usize {
+        (BAND_ELEMS / (self.k() * self.ow).max(1)).clamp(1, self.oh.max(1))
+    }
+
+    /// The bands of output rows.
+    fn bands(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let r = self.band_rows();
+        (0..self.oh)
+            .step_by(r)
+            .map(move |a| a..(a + r).min(self.oh))
+    }
+}
+
 /// Forward pass: `y[b] = W * im2col(x[b]) + bias`. `x` is `[n, c_in, h, w]`, `weight`
 /// `[c_out, k]`, `bias` `[c_out]`; returns `[n, c_out, oh, ow]`.
 pub fn forward(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
@@ -239,23 +316,26 @@ pub fn forward(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>) ->
     y.par_chunks_mut(g.out_len())
         .zip(x.par_chunks(g.in_len()))
         .for_each_init(
-            || vec![0.0f32; k * p],
+            || vec![0.0f32; k * g.band_rows() * g.ow],
             |cols, (yb, xb)| {
-                im2col(g, xb, cols);
                 if let Some(bias) = bias {
                     for (row, b) in yb.chunks_mut(p).zip(bias) {
                         row.fill(*b);
                     }
                 }
-                matmul(
-                    (c_out, p, k),
-                    yb,
-                    bias.is_some(),
-                    weight,
-                    (k, 1),
-                    cols,
-                    (p, 1),
-                );
+                for band in g.bands() {
+                    let pb = band.len() * g.ow;
+                    im2col_band(g, xb, band.clone(), cols);
+                    matmul_into(
+                        (c_out, pb, k),
+                        (&mut yb[band.start * g.ow..], p),
+                        bias.is_some(),
+                        weight,
+                        (k, 1),
+                        cols,
+                        (pb, 1),
+                    );
+                }
             },
         );
     y
@@ -268,11 +348,22 @@ pub fn backward_input(g: &ConvGeom, weight: &[f32], dy: &[f32]) -> Vec<f32> {
     dx.par_chunks_mut(g.in_len())
         .zip(dy.par_chunks(g.out_len()))
         .for_each_init(
-            || vec![0.0f32; k * p],
+            || vec![0.0f32; k * g.band_rows() * g.ow],
             |cols, (dxb, dyb)| {
-                // W^T: [k, c_out] read from W [c_out, k] with swapped strides
-                matmul((k, p, c_out), cols, false, weight, (1, k), dyb, (p, 1));
-                col2im_add(g, cols, dxb);
+                for band in g.bands() {
+                    let pb = band.len() * g.ow;
+                    // W^T: [k, c_out] read from W [c_out, k] with swapped strides
+                    matmul(
+                        (k, pb, c_out),
+                        cols,
+                        false,
+                        weight,
+                        (1, k),
+                        &dyb[band.start * g.ow..],
+                        (p, 1),
+                    );
+                    col2im_add_band(g, cols, band, dxb);
+                }
             },
         );
     dx
@@ -289,17 +380,26 @@ pub fn backward_weight(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f3
         .par_chunks(g.in_len() * per)
         .zip(dy.par_chunks(g.out_len() * per))
         .map(|(xs, dys)| {
-            let mut cols = vec![0.0f32; k * p];
+            let mut cols = vec![0.0f32; k * g.band_rows() * g.ow];
             let mut dw = vec![0.0f32; c_out * k];
             let mut db = vec![0.0f32; c_out];
-            for (i, (xb, dyb)) in xs
-                .chunks(g.in_len())
-                .zip(dys.chunks(g.out_len()))
-                .enumerate()
-            {
-                im2col(g, xb, &mut cols);
-                // cols^T: [p, k] read from cols [k, p] with swapped strides
-                matmul((c_out, k, p), &mut dw, i > 0, dyb, (p, 1), &cols, (1, p));
+            let mut first = true;
+            for (xb, dyb) in xs.chunks(g.in_len()).zip(dys.chunks(g.out_len())) {
+                for band in g.bands() {
+                    let pb = band.len() * g.ow;
+                    im2col_band(g, xb, band.clone(), &mut cols);
+                    // cols^T: [pb, k] read from cols [k, pb] with swapped strides
+                    matmul(
+                        (c_out, k, pb),
+                        &mut dw,
+                        !first,
+                        &dyb[band.start * g.ow..],
+                        (p, 1),
+                        &cols,
+                        (1, pb),
+                    );
+                    first = false;
+                }
                 for (d, row) in db.iter_mut().zip(dyb.chunks(p)) {
                     *d += row.iter().sum::<f32>();
                 }
@@ -363,8 +463,14 @@ mod tests {
             ([2, 1, 7, 6], [3, 1, 3, 3], [1, 1], [0, 0]),
             ([3, 2, 9, 8], [4, 2, 5, 3], [2, 1], [1, 2]),
             ([1, 3, 5, 5], [2, 3, 5, 5], [1, 1], [0, 0]),
+            ([2, 2, 1, 40], [3, 2, 1, 7], [1, 2], [0, 0]),
+            ([1, 1, 3, 17], [2, 1, 2, 4], [1, 3], [0, 0]),
+            ([2, 16, 30, 40], [2, 16, 8, 8], [1, 1], [0, 0]), // several bands of rows
         ] {
             let g = ConvGeom::new(x, w, s, p).unwrap();
+            if x[1] == 16 {
+                assert!(g.bands().count() > 2, "{:?}", g.bands().collect::<Vec<_>>());
+            }
             let xs = seq(x.iter().product(), 0.37);
             let ws = seq(w.iter().product(), 0.71);
             let bs = seq(w[0], 1.3);
