@@ -312,7 +312,8 @@ impl CropConfig {
                 }
             }
         };
-        let mut out = vec![0.0f32; clip.len() + 2 * half];
+        // at least one input long (an empty clip, an odd length)
+        let mut out = vec![0.0f32; (clip.len() + 2 * half).max(self.length)];
         for (o, v) in out[half..].iter_mut().zip(clip) {
             *o = v * scale;
         }
@@ -450,6 +451,23 @@ mod tests {
             let c = cfg.train_crop(&clip, &mut rng);
             assert_eq!(c.len(), 4);
             assert!(padded.windows(4).any(|w| w == &c[..]));
+        }
+    }
+
+    #[test]
+    fn empty_and_one_sample_clips_still_give_full_crops() {
+        let cfg = CropConfig {
+            length: 9,
+            level: Level::Peak,
+            max_scale: 1.25,
+            gain_db: 6.0,
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for clip in [vec![], vec![0.5f32]] {
+            for _ in 0..20 {
+                assert_eq!(cfg.train_crop(&clip, &mut rng).len(), 9);
+            }
+            assert_eq!(cfg.test_crops(&clip).len(), 90);
         }
     }
 

@@ -112,8 +112,12 @@ impl EnvNetConfig {
         let p = self.plan();
         let too_short = || {
             format!(
-                "an input of {} samples is too short for {:?} EnvNet-v2",
-                self.input, self.variant
+                "an input of {} samples is too short for `{}`",
+                self.input,
+                match self.variant {
+                    EnvNetVariant::V2 => "envnet2",
+                    EnvNetVariant::Small => "envnet2_small",
+                }
             )
         };
         let mut len = self.input;

@@ -500,23 +500,28 @@ impl PipelineFile {
             .unwrap_or(Domain::Source)
     }
 
+    /// The names of every stage upstream of `stage` (itself included).
+    fn upstream_stages(&self, stage: &str, edges: &[EdgePlan]) -> Vec<String> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![stage.to_string()];
+        while let Some(n) = todo.pop() {
+            if seen.insert(n.clone()) {
+                todo.extend(edges.iter().filter(|e| e.to == n).map(|e| e.from.clone()));
+            }
+        }
+        seen.into_iter().collect()
+    }
+
     /// The names of the `dataset` stages upstream of `stage` (itself included), sorted.
     fn upstream_datasets(&self, stage: &str, edges: &[EdgePlan]) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut todo = vec![stage.to_string()];
-        let mut seen = BTreeSet::new();
-        while let Some(n) = todo.pop() {
-            if !seen.insert(n.clone()) {
-                continue;
-            }
-            let st = self.spec.stage[&n].get_ref();
-            if StageKind::parse(st.kind.get_ref()) == Some(StageKind::Dataset) {
-                out.push(n.clone());
-            }
-            todo.extend(edges.iter().filter(|e| e.to == n).map(|e| e.from.clone()));
-        }
-        out.sort();
-        out
+        // sorted: upstream_stages collects into a sorted set
+        self.upstream_stages(stage, edges)
+            .into_iter()
+            .filter(|n| {
+                StageKind::parse(self.spec.stage[n].get_ref().kind.get_ref())
+                    == Some(StageKind::Dataset)
+            })
+            .collect()
     }
 
     /// Every data set a model stage trains or is evaluated on yields the image shape
@@ -621,6 +626,20 @@ impl PipelineFile {
                 self.check_sound_model(name, edges, method)?;
                 continue;
             }
+            let sound_stage = self.upstream_stages(name, edges).into_iter().find(|n| {
+                matches!(
+                    StageKind::parse(self.spec.stage[n].get_ref().kind.get_ref()),
+                    Some(StageKind::Crop | StageKind::BcMix)
+                )
+            });
+            if let Some(n) = sound_stage {
+                let st = self.spec.stage[&n].get_ref();
+                return Err(self.error(
+                    st.kind.span(),
+                    Some(&format!("stage.{n}.kind")),
+                    format!("`{n}` is a sound stage (`{}`), but model stage `{name}` is the digits network: use an EnvNet network (kind = \"envnet2_small\") on sound data", st.kind.get_ref()),
+                ));
+            }
             if method == Some(MethodKind::Bc) {
                 return Err(self.error(
                     st.method.as_ref().expect("parsed").span(),
@@ -696,7 +715,12 @@ impl PipelineFile {
         let st = self.spec.stage[name].get_ref();
         let net = st.network.as_ref().expect("checked");
         let at = |key: &str, msg: String| {
-            self.error(net.span(), Some(&format!("stage.{name}.{key}")), msg)
+            let span = match (key, &st.method, &st.input) {
+                ("method", Some(m), _) => m.span(),
+                ("input", _, Some(i)) => i.span(),
+                _ => net.span(),
+            };
+            self.error(span, Some(&format!("stage.{name}.{key}")), msg)
         };
         if matches!(method, Some(MethodKind::Mcd | MethodKind::Adr)) {
             return Err(at(

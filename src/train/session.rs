@@ -179,6 +179,17 @@ pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
             .context("give a pipeline file, or --resume RUN_DIR")?;
         let (mut file, _) = load_pipeline(pipeline, req.epochs)?;
         if let Some(f) = req.fold {
+            let has_folds = file
+                .spec
+                .data
+                .values()
+                .any(|d| d.get_ref().set.get_ref().sound().is_some());
+            if !has_folds {
+                bail!(
+                    "--fold chooses the held-out fold of a sound data set, but {} has none",
+                    pipeline.display()
+                );
+            }
             file.set_fold(f);
         }
         let train = file

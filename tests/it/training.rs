@@ -356,3 +356,11 @@ fn compare_trains_each_pipeline_and_prints_the_change() {
     assert_user_error(&o, &["unknown_method.toml"]);
     assert!(!out2.exists());
 }
+
+#[test]
+fn fold_is_refused_for_a_pipeline_without_folds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = train(&tmp.path().join("run"), &["--fold", "2"]);
+    assert_user_error(&o, &["--fold", "has none"]);
+    assert!(!tmp.path().join("run").exists());
+}
