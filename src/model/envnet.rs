@@ -268,6 +268,18 @@ mod tests {
             ..cfg.clone()
         };
         assert!(short.feature_shape().is_err());
+        // the whole network runs on one input (about 1.5 G multiply-adds)
+        let device = Device::flex();
+        let net = cfg.init(&device);
+        let x = Tensor::<4>::random(
+            [1, 1, 1, ENVNET2_INPUT],
+            burn::tensor::Distribution::Normal(0.0, 0.1),
+            &device,
+        );
+        let y = net.valid().forward(x);
+        assert_eq!(y.dims(), [1, 50]);
+        let v: Vec<f32> = y.into_data().try_to_vec().unwrap();
+        assert!(v.iter().all(|x| x.is_finite()));
     }
 
     #[test]
