@@ -279,10 +279,14 @@ pub fn cv_table(runs: &[RunResult]) -> String {
         } else {
             first.task.as_str()
         };
+        // on sound, supervised training without mixing is "standard learning"
+        let method = match first.method.as_str() {
+            "source_only" => "standard",
+            other => other,
+        };
         let _ = writeln!(
             s,
-            "| {task} | {} | {m:.1} ± {sd:.1} | {} | {best:.1} | {} | {} | {wall:.1} | {} | `{command}` |",
-            first.method,
+            "| {task} | {method} | {m:.1} ± {sd:.1} | {} | {best:.1} | {} | {} | {wall:.1} | {} | `{command}` |",
             errs.iter().map(|e| format!("{e:.1}")).collect::<Vec<_>>().join(" / "),
             rs.iter()
                 .map(|r| r.fold.unwrap_or(0).to_string())
