@@ -382,7 +382,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stop = stop_on_ctrl_c();
             let (file, _) = session::load_pipeline(&pipeline, run.epochs)?;
             let data_dir = resolve_data_dir(run.data_dir.as_deref());
-            let available = session::fold_count(&file, &data_dir)?;
+            let names = session::fold_names(&file, &data_dir)?;
+            let available = names.len();
             let folds = if folds.is_empty() {
                 (1..=available).collect()
             } else {
@@ -410,9 +411,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 let resume = scarce::train::checkpoint::latest(&dir)?.is_some();
                 eprintln!(
-                    "[{}/{}] fold {fold} -> {}{}",
+                    "[{}/{}] fold {fold} ({} held out) -> {}{}",
                     i + 1,
                     folds.len(),
+                    names[fold - 1],
                     dir.display(),
                     if resume { " (resuming)" } else { "" }
                 );

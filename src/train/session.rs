@@ -148,9 +148,9 @@ pub fn load_pipeline(path: &Path, epochs: Option<usize>) -> Result<(PipelineFile
     Ok((file, plan))
 }
 
-/// The number of folds of the first sound data set of a pipeline (an error for a
-/// pipeline without one).
-pub fn fold_count(file: &PipelineFile, data_dir: &DataDir) -> Result<usize> {
+/// The fold names of the first sound data set of a pipeline, fold 1 first (FSDD: the
+/// speakers); an error for a pipeline without one.
+pub fn fold_names(file: &PipelineFile, data_dir: &DataDir) -> Result<Vec<String>> {
     let kind = file
         .spec
         .data
@@ -158,7 +158,7 @@ pub fn fold_count(file: &PipelineFile, data_dir: &DataDir) -> Result<usize> {
         .find_map(|d| d.get_ref().set.get_ref().sound())
         .context("this pipeline has no sound data set with folds to cross-validate")?;
     let listing = crate::data::sound::list(kind, &data_dir.path)?;
-    Ok(listing.folds.len())
+    Ok(listing.folds)
 }
 
 /// Runs (or resumes) a training session. `stop` is set by Ctrl-C.

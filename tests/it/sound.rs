@@ -161,6 +161,25 @@ fn cross_validation_runs_every_fold_and_resumes() {
     let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stderr(&o).matches("finished earlier").count(), 3);
+    let o = run(&[
+        "cv",
+        p.to_str().unwrap(),
+        "--data-dir",
+        tmp.path().to_str().unwrap(),
+        "--out",
+        tmp.path().join("cv2").to_str().unwrap(),
+        "--folds",
+        "2",
+        "--epochs",
+        "1",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("fold 2 (bob held out)"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&["results", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("scarce cv"), "{}", stdout(&o));
