@@ -180,6 +180,18 @@ fn cross_validation_runs_every_fold_and_resumes() {
         "{}",
         stderr(&o)
     );
+    // `scarce data` lists the sound sets it finds
+    let o = run(&["data", "--data-dir", tmp.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listing = stdout(&o);
+    assert!(
+        listing.contains("present: 60 recordings, 3 folds"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("esc50") && listing.contains("missing"),
+        "{listing}"
+    );
     let o = run(&["results", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("scarce cv"), "{}", stdout(&o));
