@@ -20,7 +20,7 @@
 //! | output | classes | classes |
 //!
 //! Every convolution is followed by batch normalisation and ReLU. The small variant takes
-//! any input length of at least about 0.6 s (its flattened width follows the length);
+//! any input length of at least about 0.46 s (its flattened width follows the length);
 //! at 8 kHz with 8,192 samples it is the network of the FSDD experiments (638k
 //! parameters for ten classes).
 

@@ -829,7 +829,7 @@ impl PipelineFile {
             return Err(self.error(
                 crop_stage.length.as_ref().map(|l| l.span()).unwrap_or(net.span()),
                 Some(&format!("stage.{}.length", chain[crop_at])),
-                format!("{why}: give a longer crop (the published EnvNet-v2 takes 66,650 samples; the small variant about 0.6 s or more)"),
+                format!("{why}: give a longer crop (the published EnvNet-v2 takes 66,650 samples; the small variant about 0.46 s or more)"),
             ));
         }
         Ok(())
