@@ -1,7 +1,11 @@
-//! 2-D convolution on the CPU: im2col per image and one GEMM per image, the batch
-//! spread over the rayon pool. Forward, input gradient and weight gradient share the
-//! same im2col layout, so the backward passes never materialise the whole batch's
-//! column matrix (for the digits net's second convolution that would be 26 MB).
+//! 2-D convolution on the CPU, the batch spread over the rayon pool.
+//!
+//! Unpadded convolutions with stride 1 and 1-D convolutions with any stride (all of
+//! EnvNet's) run as implicit GEMMs over a channels-last copy of each image, without a
+//! column matrix (below). The others use im2col per image and one GEMM per band of
+//! output rows; forward, input gradient and weight gradient share the same im2col
+//! layout, so the backward passes never materialise the whole batch's column matrix
+//! (for the digits net's second convolution that would be 26 MB).
 //!
 //! Layouts are contiguous NCHW for activations and `[c_out, c_in, kh, kw]` for weights,
 //! as in burn. Groups and dilation are not supported (callers fall back to burn).
@@ -310,7 +314,7 @@ impl ConvGeom {
 
 /// Forward pass: `y[b] = W * im2col(x[b]) + bias`. `x` is `[n, c_in, h, w]`, `weight`
 /// `[c_out, k]`, `bias` `[c_out]`; returns `[n, c_out, oh, ow]`.
-pub fn forward(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+fn forward_im2col(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let (k, p, c_out) = (g.k(), g.p(), g.c_out);
     let mut y = vec![0.0f32; g.n * g.out_len()];
     y.par_chunks_mut(g.out_len())
@@ -342,7 +346,7 @@ pub fn forward(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>) ->
 }
 
 /// Gradient with respect to the input: `dx[b] = col2im(W^T * dy[b])`.
-pub fn backward_input(g: &ConvGeom, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+fn backward_input_im2col(g: &ConvGeom, weight: &[f32], dy: &[f32]) -> Vec<f32> {
     let (k, p, c_out) = (g.k(), g.p(), g.c_out);
     let mut dx = vec![0.0f32; g.n * g.in_len()];
     dx.par_chunks_mut(g.in_len())
@@ -371,7 +375,7 @@ pub fn backward_input(g: &ConvGeom, weight: &[f32], dy: &[f32]) -> Vec<f32> {
 
 /// Gradients of the weight (`[c_out, k]`) and bias (`[c_out]`):
 /// `dW = sum_b dy[b] * im2col(x[b])^T`, `db = sum over b and positions of dy`.
-pub fn backward_weight(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+fn backward_weight_im2col(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let (k, p, c_out) = (g.k(), g.p(), g.c_out);
     let threads = rayon::current_num_threads().max(1);
     // one partial sum per chunk of images, at most a few per thread
@@ -416,6 +420,273 @@ pub fn backward_weight(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f3
         db.iter_mut().zip(&b).for_each(|(a, v)| *a += v);
     }
     (dw, db)
+}
+
+// ------------------------------------------------------------ implicit GEMM path
+//
+// Unpadded convolutions with stride 1, and 1-D convolutions with any stride (EnvNet's
+// layers), need no column matrix. With the input stored channels-last (`[h, w, c_in]`),
+// the patch values of kernel row `ky` for output position `n` are the `kw * c_in`
+// consecutive values from `((oy + ky) * w + ox * sx) * c_in`: a strided view of the
+// input that GEMM reads directly, one GEMM per kernel row. For stride 1 the outputs are
+// computed "wide", at `oy * w + ox` with `ox < w`, so that consecutive positions are
+// `c_in` values apart; the `w - ow` extra columns of each row are dropped afterwards.
+// The input gradient of a stride-1 convolution is itself such a convolution (of the
+// zero-padded output gradient with the flipped, transposed kernel).
+
+impl ConvGeom {
+    /// Whether the implicit-GEMM path applies.
+    fn implicit(&self) -> bool {
+        self.pad == [0, 0] && (self.stride == [1, 1] || (self.h == 1 && self.kh == 1))
+    }
+
+    /// Output positions in the wide layout.
+    fn wide(&self) -> usize {
+        (self.oh - 1) * self.w + self.ow
+    }
+
+    /// Values of one kernel row: `kw * c_in`.
+    fn kc(&self) -> usize {
+        self.kw * self.c_in
+    }
+
+    /// The stride-1 convolution whose output is the input gradient of this one.
+    fn transposed(&self) -> ConvGeom {
+        ConvGeom {
+            n: self.n,
+            c_in: self.c_out,
+            h: self.oh + 2 * (self.kh - 1),
+            w: self.ow + 2 * (self.kw - 1),
+            c_out: self.c_in,
+            kh: self.kh,
+            kw: self.kw,
+            stride: [1, 1],
+            pad: [0, 0],
+            oh: self.h,
+            ow: self.w,
+        }
+    }
+}
+
+/// `[c, h, w]` -> `[h, w, c]` (one image).
+fn to_channels_last(c: usize, hw: usize, x: &[f32], out: &mut [f32]) {
+    if c == 1 {
+        out[..hw].copy_from_slice(&x[..hw]);
+        return;
+    }
+    for (ci, plane) in x.chunks_exact(hw).enumerate().take(c) {
+        for (p, v) in plane.iter().enumerate() {
+            out[p * c + ci] = *v;
+        }
+    }
+}
+
+/// Weights `[c_out, c_in, kh, kw]` -> `[c_out, kh, kw, c_in]`.
+fn weights_channels_last(g: &ConvGeom, w: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0f32; w.len()];
+    for co in 0..g.c_out {
+        for ci in 0..g.c_in {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    out[((co * g.kh + ky) * g.kw + kx) * g.c_in + ci] =
+                        w[((co * g.c_in + ci) * g.kh + ky) * g.kw + kx];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One image's wide output `yw` (`[c_out, wide]`) from its channels-last input `xt`
+/// and channels-last weights `wt`; `yw` is overwritten, or accumulated into when
+/// `accumulate` (e.g. pre-filled with the bias).
+fn implicit_image(g: &ConvGeom, xt: &[f32], wt: &[f32], yw: &mut [f32], accumulate: bool) {
+    let (kc, nw) = (g.kc(), g.wide());
+    for ky in 0..g.kh {
+        matmul_into(
+            (g.c_out, nw, kc),
+            (yw, nw),
+            accumulate || ky > 0,
+            &wt[ky * kc..],
+            (g.kh * kc, 1),
+            &xt[ky * g.w * g.c_in..],
+            (1, g.stride[1] * g.c_in),
+        );
+    }
+}
+
+/// Copies the wide rows of `yw` (`[c, oh, w]`-ish, `wide` per channel) into compact
+/// `[c, oh, ow]` `y`.
+fn compact(g: &ConvGeom, c: usize, yw: &[f32], y: &mut [f32]) {
+    let (nw, p) = (g.wide(), g.p());
+    for ch in 0..c {
+        for oy in 0..g.oh {
+            y[ch * p + oy * g.ow..ch * p + (oy + 1) * g.ow]
+                .copy_from_slice(&yw[ch * nw + oy * g.w..ch * nw + oy * g.w + g.ow]);
+        }
+    }
+}
+
+fn forward_implicit(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let wt = weights_channels_last(g, weight);
+    let direct = g.wide() == g.p();
+    let mut y = vec![0.0f32; g.n * g.out_len()];
+    y.par_chunks_mut(g.out_len())
+        .zip(x.par_chunks(g.in_len()))
+        .for_each_init(
+            || {
+                let wide = if direct { 0 } else { g.c_out * g.wide() };
+                (vec![0.0f32; g.in_len()], vec![0.0f32; wide])
+            },
+            |(xt, yw), (yb, xb)| {
+                to_channels_last(g.c_in, g.h * g.w, xb, xt);
+                let out: &mut [f32] = if direct { yb } else { yw };
+                if let Some(bias) = bias {
+                    for (row, b) in out.chunks_mut(g.wide()).zip(bias) {
+                        row.fill(*b);
+                    }
+                }
+                implicit_image(g, xt, &wt, out, bias.is_some());
+                if !direct {
+                    compact(g, g.c_out, yw, yb);
+                }
+            },
+        );
+    y
+}
+
+fn backward_input_implicit(g: &ConvGeom, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+    debug_assert_eq!(g.stride, [1, 1]);
+    let t = g.transposed();
+    // flipped and transposed kernel, channels-last: [c_in, kh, kw, c_out]
+    let mut wf = vec![0.0f32; weight.len()];
+    for co in 0..g.c_out {
+        for ci in 0..g.c_in {
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    wf[((ci * g.kh + (g.kh - 1 - ky)) * g.kw + (g.kw - 1 - kx)) * g.c_out + co] =
+                        weight[((co * g.c_in + ci) * g.kh + ky) * g.kw + kx];
+                }
+            }
+        }
+    }
+    let mut dx = vec![0.0f32; g.n * g.in_len()];
+    dx.par_chunks_mut(g.in_len())
+        .zip(dy.par_chunks(g.out_len()))
+        .for_each_init(
+            || (vec![0.0f32; t.in_len()], vec![0.0f32; t.c_out * t.wide()]),
+            |(dyp, dxw), (dxb, dyb)| {
+                // zero-padded, channels-last output gradient
+                dyp.fill(0.0);
+                for co in 0..g.c_out {
+                    for oy in 0..g.oh {
+                        let row = (oy + g.kh - 1) * t.w + g.kw - 1;
+                        for ox in 0..g.ow {
+                            dyp[(row + ox) * g.c_out + co] = dyb[(co * g.oh + oy) * g.ow + ox];
+                        }
+                    }
+                }
+                implicit_image(&t, dyp, &wf, dxw, false);
+                compact(&t, g.c_in, dxw, dxb);
+            },
+        );
+    dx
+}
+
+fn backward_weight_implicit(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (kc, nw, p, c_out) = (g.kc(), g.wide(), g.p(), g.c_out);
+    let krow = g.kh * kc;
+    let direct = nw == p;
+    let threads = rayon::current_num_threads().max(1);
+    let per = g.n.div_ceil(threads * 2).max(1);
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = x
+        .par_chunks(g.in_len() * per)
+        .zip(dy.par_chunks(g.out_len() * per))
+        .map(|(xs, dys)| {
+            let mut xt = vec![0.0f32; g.in_len()];
+            // wide output gradient, zero in the dropped columns
+            let mut dyw = vec![0.0f32; if direct { 0 } else { c_out * nw }];
+            let mut dwt = vec![0.0f32; c_out * krow];
+            let mut db = vec![0.0f32; c_out];
+            for (xb, dyb) in xs.chunks(g.in_len()).zip(dys.chunks(g.out_len())) {
+                to_channels_last(g.c_in, g.h * g.w, xb, &mut xt);
+                let d: &[f32] = if direct {
+                    dyb
+                } else {
+                    for co in 0..c_out {
+                        for oy in 0..g.oh {
+                            dyw[co * nw + oy * g.w..co * nw + oy * g.w + g.ow].copy_from_slice(
+                                &dyb[co * p + oy * g.ow..co * p + (oy + 1) * g.ow],
+                            );
+                        }
+                    }
+                    &dyw
+                };
+                for ky in 0..g.kh {
+                    matmul_into(
+                        (c_out, kc, nw),
+                        (&mut dwt[ky * kc..], krow),
+                        true,
+                        d,
+                        (nw, 1),
+                        &xt[ky * g.w * g.c_in..],
+                        (g.stride[1] * g.c_in, 1),
+                    );
+                }
+                for (s, row) in db.iter_mut().zip(dyb.chunks(p)) {
+                    *s += row.iter().sum::<f32>();
+                }
+            }
+            (dwt, db)
+        })
+        .collect();
+    let mut dwt = vec![0.0f32; c_out * krow];
+    let mut db = vec![0.0f32; c_out];
+    for (w, b) in partials {
+        dwt.iter_mut().zip(&w).for_each(|(a, v)| *a += v);
+        db.iter_mut().zip(&b).for_each(|(a, v)| *a += v);
+    }
+    // [c_out, kh, kw, c_in] -> [c_out, c_in, kh, kw]
+    let mut dw = vec![0.0f32; dwt.len()];
+    for co in 0..c_out {
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                for ci in 0..g.c_in {
+                    dw[((co * g.c_in + ci) * g.kh + ky) * g.kw + kx] =
+                        dwt[((co * g.kh + ky) * g.kw + kx) * g.c_in + ci];
+                }
+            }
+        }
+    }
+    (dw, db)
+}
+
+/// Forward pass: `x` `[n, c_in, h, w]`, `weight` `[c_out, c_in, kh, kw]`, `bias`
+/// `[c_out]`; returns `[n, c_out, oh, ow]`.
+pub fn forward(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    if g.implicit() {
+        forward_implicit(g, x, weight, bias)
+    } else {
+        forward_im2col(g, x, weight, bias)
+    }
+}
+
+/// Gradient with respect to the input (`[n, c_in, h, w]`) from the output gradient `dy`.
+pub fn backward_input(g: &ConvGeom, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+    if g.implicit() && g.stride == [1, 1] {
+        backward_input_implicit(g, weight, dy)
+    } else {
+        backward_input_im2col(g, weight, dy)
+    }
+}
+
+/// Gradients of the weight (`[c_out, c_in, kh, kw]`) and bias (`[c_out]`).
+pub fn backward_weight(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    if g.implicit() {
+        backward_weight_implicit(g, x, dy)
+    } else {
+        backward_weight_im2col(g, x, dy)
+    }
 }
 
 #[cfg(test)]
@@ -480,6 +751,68 @@ mod tests {
                 assert!((a - b).abs() < 1e-4, "{g:?}: {a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn implicit_gemm_matches_im2col_forward_and_both_gradients() {
+        for (x, w, s) in [
+            ([2, 1, 7, 6], [3, 1, 3, 3], [1, 1]),
+            ([3, 16, 25, 30], [16, 16, 8, 8], [1, 1]), // EnvNet's conv4, narrower
+            ([2, 1, 32, 40], [4, 1, 8, 8], [1, 1]),    // conv3: one input channel
+            ([2, 3, 6, 20], [5, 3, 1, 4], [1, 1]),     // 1 x k kernels
+            ([2, 1, 1, 300], [4, 1, 1, 64], [1, 2]),   // conv1: 1-D, stride 2
+            ([3, 6, 1, 200], [8, 6, 1, 16], [1, 2]),   // conv2
+            ([1, 2, 1, 50], [3, 2, 1, 5], [1, 3]),
+            ([2, 4, 5, 9], [3, 4, 5, 9], [1, 1]), // kernel as large as the input
+        ] {
+            let g = ConvGeom::new(x, w, s, [0, 0]).unwrap();
+            assert!(g.implicit(), "{g:?}");
+            let xs = seq(x.iter().product(), 0.37);
+            let ws = seq(w.iter().product(), 0.71);
+            let bs = seq(w[0], 1.3);
+            let dy = seq(g.n * g.out_len(), 0.53);
+            let close = |a: &[f32], b: &[f32], what: &str| {
+                assert_eq!(a.len(), b.len());
+                for (i, (u, v)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (u - v).abs() < 1e-3 * (1.0 + v.abs()),
+                        "{g:?} {what}[{i}]: {u} vs {v}"
+                    );
+                }
+            };
+            close(
+                &forward(&g, &xs, &ws, Some(&bs)),
+                &forward_im2col(&g, &xs, &ws, Some(&bs)),
+                "y",
+            );
+            close(
+                &forward(&g, &xs, &ws, None),
+                &naive(&g, &xs, &ws, &vec![0.0; w[0]]),
+                "y0",
+            );
+            close(
+                &backward_input(&g, &ws, &dy),
+                &backward_input_im2col(&g, &ws, &dy),
+                "dx",
+            );
+            let (dw, db) = backward_weight(&g, &xs, &dy);
+            let (dw0, db0) = backward_weight_im2col(&g, &xs, &dy);
+            close(&dw, &dw0, "dw");
+            close(&db, &db0, "db");
+        }
+    }
+
+    #[test]
+    fn padded_and_2d_strided_convolutions_keep_the_column_path() {
+        assert!(!ConvGeom::new([1, 1, 8, 8], [1, 1, 3, 3], [1, 1], [1, 1])
+            .unwrap()
+            .implicit());
+        assert!(!ConvGeom::new([1, 1, 8, 8], [1, 1, 3, 3], [2, 2], [0, 0])
+            .unwrap()
+            .implicit());
+        assert!(!ConvGeom::new([1, 1, 8, 8], [1, 1, 3, 3], [1, 2], [0, 0])
+            .unwrap()
+            .implicit());
     }
 
     #[test]
