@@ -1,8 +1,10 @@
 //! 2-D convolution on the CPU, the batch spread over the rayon pool.
 //!
-//! Unpadded convolutions with stride 1 and 1-D convolutions with any stride (all of
-//! EnvNet's) run as implicit GEMMs over a channels-last copy of each image, without a
-//! column matrix (below). The others use im2col per image and one GEMM per band of
+//! Unpadded convolutions with stride 1 run as direct convolutions vectorised over output
+//! columns ([`super::direct`]) on CPUs with AVX2 or AVX-512. 1-D convolutions with any
+//! stride (EnvNet's first two), and unpadded stride-1 ones on other CPUs, run as
+//! implicit GEMMs over a channels-last copy of each image, without a column matrix
+//! (below). The others use im2col per image and one GEMM per band of
 //! output rows; forward, input gradient and weight gradient share the same im2col
 //! layout, so the backward passes never materialise the whole batch's column matrix
 //! (for the digits net's second convolution that would be 26 MB).
@@ -10,6 +12,7 @@
 //! Layouts are contiguous NCHW for activations and `[c_out, c_in, kh, kw]` for weights,
 //! as in burn. Groups and dilation are not supported (callers fall back to burn).
 
+use super::direct;
 use super::simd::{self, multiversion};
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -661,10 +664,84 @@ fn backward_weight_implicit(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, V
     (dw, db)
 }
 
+// ------------------------------------------------------------ direct path
+//
+// Unpadded stride-1 convolutions, image by image with the kernels of `direct`.
+
+impl ConvGeom {
+    /// Whether the direct kernels apply (and this CPU runs them).
+    fn direct(&self) -> bool {
+        self.pad == [0, 0] && self.stride == [1, 1] && direct::available()
+    }
+}
+
+fn forward_direct(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let packed = direct::Packed::weights(g, weight);
+    let mut y = vec![0.0f32; g.n * g.out_len()];
+    y.par_chunks_mut(g.out_len())
+        .zip(x.par_chunks(g.in_len()))
+        .for_each(|(yb, xb)| {
+            if let Some(bias) = bias {
+                for (row, b) in yb.chunks_mut(g.p()).zip(bias) {
+                    row.fill(*b);
+                }
+            }
+            let done = direct::forward(g, xb, &packed, yb, bias.is_some());
+            debug_assert!(done, "direct kernels checked available");
+        });
+    y
+}
+
+fn backward_input_direct(g: &ConvGeom, weight: &[f32], dy: &[f32]) -> Vec<f32> {
+    let packed = direct::Packed::flipped(g, weight);
+    let mut dx = vec![0.0f32; g.n * g.in_len()];
+    dx.par_chunks_mut(g.in_len())
+        .zip(dy.par_chunks(g.out_len()))
+        .for_each_init(Vec::new, |scratch, (dxb, dyb)| {
+            let done = direct::input_grad(g, dyb, &packed, scratch, dxb);
+            debug_assert!(done, "direct kernels checked available");
+        });
+    dx
+}
+
+fn backward_weight_direct(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (p, c_out) = (g.p(), g.c_out);
+    let threads = rayon::current_num_threads().max(1);
+    // one partial sum per chunk of images, at most a few per thread
+    let per = g.n.div_ceil(threads * 2).max(1);
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = x
+        .par_chunks(g.in_len() * per)
+        .zip(dy.par_chunks(g.out_len() * per))
+        .map(|(xs, dys)| {
+            let mut dw = vec![0.0f32; c_out * g.k()];
+            let mut db = vec![0.0f32; c_out];
+            for (xb, dyb) in xs.chunks(g.in_len()).zip(dys.chunks(g.out_len())) {
+                let done = direct::weight_grad(g, xb, dyb, &mut dw);
+                debug_assert!(done, "direct kernels checked available");
+                for (s, row) in db.iter_mut().zip(dyb.chunks(p)) {
+                    *s += row.iter().sum::<f32>();
+                }
+            }
+            (dw, db)
+        })
+        .collect();
+    let mut it = partials.into_iter();
+    let (mut dw, mut db) = it
+        .next()
+        .unwrap_or_else(|| (vec![0.0; c_out * g.k()], vec![0.0; c_out]));
+    for (w, b) in it {
+        dw.iter_mut().zip(&w).for_each(|(a, v)| *a += v);
+        db.iter_mut().zip(&b).for_each(|(a, v)| *a += v);
+    }
+    (dw, db)
+}
+
 /// Forward pass: `x` `[n, c_in, h, w]`, `weight` `[c_out, c_in, kh, kw]`, `bias`
 /// `[c_out]`; returns `[n, c_out, oh, ow]`.
 pub fn forward(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
-    if g.implicit() {
+    if g.direct() {
+        forward_direct(g, x, weight, bias)
+    } else if g.implicit() {
         forward_implicit(g, x, weight, bias)
     } else {
         forward_im2col(g, x, weight, bias)
@@ -673,7 +750,9 @@ pub fn forward(g: &ConvGeom, x: &[f32], weight: &[f32], bias: Option<&[f32]>) ->
 
 /// Gradient with respect to the input (`[n, c_in, h, w]`) from the output gradient `dy`.
 pub fn backward_input(g: &ConvGeom, weight: &[f32], dy: &[f32]) -> Vec<f32> {
-    if g.implicit() && g.stride == [1, 1] {
+    if g.direct() {
+        backward_input_direct(g, weight, dy)
+    } else if g.implicit() && g.stride == [1, 1] {
         backward_input_implicit(g, weight, dy)
     } else {
         backward_input_im2col(g, weight, dy)
@@ -682,7 +761,9 @@ pub fn backward_input(g: &ConvGeom, weight: &[f32], dy: &[f32]) -> Vec<f32> {
 
 /// Gradients of the weight (`[c_out, c_in, kh, kw]`) and bias (`[c_out]`).
 pub fn backward_weight(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    if g.implicit() {
+    if g.direct() {
+        backward_weight_direct(g, x, dy)
+    } else if g.implicit() {
         backward_weight_implicit(g, x, dy)
     } else {
         backward_weight_im2col(g, x, dy)
@@ -781,14 +862,58 @@ mod tests {
                 }
             };
             close(
-                &forward(&g, &xs, &ws, Some(&bs)),
+                &forward_implicit(&g, &xs, &ws, Some(&bs)),
                 &forward_im2col(&g, &xs, &ws, Some(&bs)),
                 "y",
             );
             close(
-                &forward(&g, &xs, &ws, None),
+                &forward_implicit(&g, &xs, &ws, None),
                 &naive(&g, &xs, &ws, &vec![0.0; w[0]]),
                 "y0",
+            );
+            close(
+                &if g.stride == [1, 1] {
+                    backward_input_implicit(&g, &ws, &dy)
+                } else {
+                    backward_input(&g, &ws, &dy)
+                },
+                &backward_input_im2col(&g, &ws, &dy),
+                "dx",
+            );
+            let (dw, db) = backward_weight_implicit(&g, &xs, &dy);
+            let (dw0, db0) = backward_weight_im2col(&g, &xs, &dy);
+            close(&dw, &dw0, "dw");
+            close(&db, &db0, "db");
+        }
+    }
+
+    #[test]
+    fn direct_path_matches_im2col_on_envnet_shapes() {
+        for (x, w) in [
+            ([3, 16, 25, 119], [16, 16, 8, 8]), // conv4
+            ([2, 1, 32, 126], [16, 1, 8, 8]),   // conv3
+            ([5, 16, 6, 37], [32, 16, 1, 4]),   // conv5, batch not a multiple of 2
+            ([2, 32, 6, 15], [64, 32, 1, 2]),   // conv7
+        ] {
+            let g = ConvGeom::new(x, w, [1, 1], [0, 0]).unwrap();
+            assert_eq!(g.direct(), direct::available(), "{g:?}");
+            let xs = seq(x.iter().product(), 0.37);
+            let ws = seq(w.iter().product(), 0.71);
+            let bs = seq(w[0], 1.3);
+            let dy = seq(g.n * g.out_len(), 0.53);
+            let close = |a: &[f32], b: &[f32], what: &str| {
+                assert_eq!(a.len(), b.len());
+                for (i, (u, v)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (u - v).abs() < 1e-3 * (1.0 + v.abs()),
+                        "{g:?} {what}[{i}]: {u} vs {v}"
+                    );
+                }
+            };
+            close(
+                &forward(&g, &xs, &ws, Some(&bs)),
+                &forward_im2col(&g, &xs, &ws, Some(&bs)),
+                "y",
             );
             close(
                 &backward_input(&g, &ws, &dy),

@@ -15,6 +15,7 @@
 //! burn's operations on random shapes.
 
 pub mod conv;
+pub mod direct;
 pub mod norm;
 pub mod pool;
 pub mod simd;

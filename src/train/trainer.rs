@@ -149,7 +149,8 @@ impl Trainer {
             .unwrap_or(0.0);
         let t_eval = Instant::now();
         let predictor = self.method.predictor();
-        let evaluate = epoch % self.setup.eval_every.max(1) == 0 || epoch == self.setup.epochs;
+        let evaluate =
+            epoch.is_multiple_of(self.setup.eval_every.max(1)) || epoch == self.setup.epochs;
         let sets: &[crate::eval::EvalSet] = if evaluate { &self.setup.eval_sets } else { &[] };
         let eval = sets
             .iter()
@@ -160,7 +161,7 @@ impl Trainer {
             .collect();
         let eval_s = t_eval.elapsed().as_secs_f64();
         let elapsed_s = self.elapsed_before + self.session_start.elapsed().as_secs_f64();
-        if epoch % self.setup.checkpoint_every.max(1) == 0 || epoch == self.setup.epochs {
+        if epoch.is_multiple_of(self.setup.checkpoint_every.max(1)) || epoch == self.setup.epochs {
             let state = CheckpointState {
                 epoch,
                 elapsed_s,
