@@ -168,6 +168,10 @@ Each PATH is a run folder or a folder of run folders; unfinished runs are skippe
         /// Also report the time until the accuracy first reached this value (0-1).
         #[arg(long)]
         threshold: Option<f64>,
+        /// Also draw the mean learning curves (training loss, held-out error) of the
+        /// cross-validated pipelines into this SVG file.
+        #[arg(long, value_name = "FILE.svg")]
+        curves: Option<PathBuf>,
     },
     /// Validate a pipeline file and print its graph (stages, edge types, policies).
     Check {
@@ -469,7 +473,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("wrote {}", path.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Results { paths, threshold } => {
+        Command::Results {
+            paths,
+            threshold,
+            curves,
+        } => {
             let dirs = scarce::results::find_runs(&paths);
             let mut runs = Vec::new();
             for d in &dirs {
@@ -495,6 +503,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!();
                 }
                 print!("{}", scarce::results::cv_table(&runs));
+            }
+            if let Some(path) = curves {
+                let c = scarce::results::cv_curves(&runs);
+                if c.is_empty() {
+                    anyhow::bail!("--curves: none of these runs is cross-validated (scarce cv)");
+                }
+                let svg = scarce::sink::plot::cv_curves_svg(&c)?;
+                scarce::fsutil::write_atomic(&path, svg.as_bytes())
+                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+                eprintln!("wrote {}", path.display());
             }
             Ok(ExitCode::SUCCESS)
         }

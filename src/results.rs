@@ -51,6 +51,9 @@ pub struct RunResult {
     pub pipeline_text: String,
     /// The held-out fold, for cross-validated (sound) pipelines.
     pub fold: Option<usize>,
+    /// Epoch by epoch: (epoch, training loss, accuracy on the reported evaluation set
+    /// where the epoch was evaluated).
+    pub curve: Vec<(usize, f64, Option<f64>)>,
 }
 
 /// Finds run folders (folders with a `summary.json`) at or up to two levels below each
@@ -185,6 +188,10 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
         command,
         pipeline_text: canonical(&file.text),
         fold,
+        curve: history
+            .iter()
+            .map(|m| (m.epoch, m.train_loss, m.eval.first().map(|e| e.1)))
+            .collect(),
     }))
 }
 
@@ -301,6 +308,50 @@ pub fn cv_table(runs: &[RunResult]) -> String {
         );
     }
     s
+}
+
+/// The mean learning curve of one cross-validated pipeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CvCurve {
+    /// Pipeline name.
+    pub name: String,
+    /// Folds averaged.
+    pub folds: usize,
+    /// (epoch, training loss), mean over folds.
+    pub loss: Vec<(usize, f64)>,
+    /// (epoch, held-out error %), mean over folds.
+    pub error: Vec<(usize, f64)>,
+}
+
+/// Mean learning curves of each cross-validated pipeline, means over the folds at the
+/// epochs every fold reached (and, for the error, evaluated).
+pub fn cv_curves(runs: &[RunResult]) -> Vec<CvCurve> {
+    let mut out = Vec::new();
+    for ((pipeline, _, _), rs) in group(runs.iter().filter(|r| r.fold.is_some())) {
+        let mut loss: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        let mut err: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        for r in &rs {
+            for &(epoch, l, acc) in &r.curve {
+                loss.entry(epoch).or_default().push(l);
+                if let Some(a) = acc {
+                    err.entry(epoch).or_default().push(100.0 * (1.0 - a));
+                }
+            }
+        }
+        let mean_where_all = |m: BTreeMap<usize, Vec<f64>>| -> Vec<(usize, f64)> {
+            m.into_iter()
+                .filter(|(_, v)| v.len() == rs.len())
+                .map(|(e, v)| (e, v.iter().sum::<f64>() / v.len() as f64))
+                .collect()
+        };
+        out.push(CvCurve {
+            name: pipeline.to_string(),
+            folds: rs.len(),
+            loss: mean_where_all(loss),
+            error: mean_where_all(err),
+        });
+    }
+    out
 }
 
 /// The Markdown table of `runs`, one row per pipeline (mean ± sample std over seeds).
@@ -448,7 +499,35 @@ mod tests {
             command: "scarce train pipelines/x.toml --seed N".into(),
             fold: None,
             pipeline_text: format!("[pipeline]\nname = \"{pipeline}\""),
+            curve: Vec::new(),
         }
+    }
+
+    #[test]
+    fn cv_curves_average_the_folds_at_the_epochs_all_of_them_have() {
+        let fold = |f: usize, loss: f64, acc: f64, last: usize| {
+            let mut x = r("bc", 1, acc);
+            x.fold = Some(f);
+            x.curve = (1..=last)
+                .map(|e| (e, loss / e as f64, (e % 2 == 0).then_some(acc)))
+                .collect();
+            x
+        };
+        let mut other = fold(1, 1.0, 0.5, 2);
+        other.pipeline = "std".into();
+        let c = cv_curves(&[fold(1, 1.0, 0.8, 4), fold(2, 3.0, 0.6, 4), other]);
+        assert_eq!(c.len(), 2);
+        let (name, loss, err) = (&c[0].name, &c[0].loss, &c[0].error);
+        assert_eq!(name, "bc");
+        assert_eq!(loss.len(), 4);
+        assert!((loss[0].1 - 2.0).abs() < 1e-9 && (loss[3].1 - 0.5).abs() < 1e-9);
+        assert_eq!(err.iter().map(|e| e.0).collect::<Vec<_>>(), vec![2, 4]);
+        assert!((err[0].1 - 30.0).abs() < 1e-9, "{err:?}");
+        // a fold that stopped early limits the mean to the epochs it has
+        let short = fold(3, 1.0, 0.7, 2);
+        let c = cv_curves(&[fold(1, 1.0, 0.8, 4), short]);
+        assert_eq!(c[0].loss.len(), 2);
+        assert_eq!(c[0].error.len(), 1);
     }
 
     #[test]

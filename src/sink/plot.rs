@@ -92,6 +92,83 @@ pub fn learning_curve_svg(title: &str, history: &[EpochMetrics]) -> anyhow::Resu
     Ok(svg)
 }
 
+/// Mean learning curves of several cross-validated pipelines side by side (see
+/// [`crate::results::cv_curves`]): training loss on the left, held-out error on the right,
+/// one colour per pipeline.
+pub fn cv_curves_svg(curves: &[crate::results::CvCurve]) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1000, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let (left, right) = root.split_horizontally(500);
+        let last = curves
+            .iter()
+            .flat_map(|c| c.loss.iter().chain(&c.error).map(|p| p.0))
+            .max()
+            .unwrap_or(1)
+            .max(2) as f64;
+        let max_loss = curves
+            .iter()
+            .flat_map(|c| c.loss.iter().map(|p| p.1))
+            .fold(0.0f64, f64::max)
+            .max(1e-6)
+            * 1.05;
+        let max_err = curves
+            .iter()
+            .flat_map(|c| c.error.iter().map(|p| p.1))
+            .fold(0.0f64, f64::max)
+            .clamp(1.0, 100.0);
+        let colours = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
+        let mut loss = ChartBuilder::on(&left)
+            .caption("training loss (mean over folds)", ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(45)
+            .build_cartesian_2d(1.0..last, 0.0..max_loss)
+            .map_err(plot_err)?;
+        loss.configure_mesh()
+            .x_desc("epoch")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()
+            .map_err(plot_err)?;
+        let mut err = ChartBuilder::on(&right)
+            .caption("held-out error % (mean over folds)", ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(45)
+            .build_cartesian_2d(1.0..last, 0.0..max_err * 1.05)
+            .map_err(plot_err)?;
+        err.configure_mesh()
+            .x_desc("epoch")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .draw()
+            .map_err(plot_err)?;
+        for (i, curve) in curves.iter().enumerate() {
+            let (name, l, e) = (&curve.name, &curve.loss, &curve.error);
+            let c = colours[i % colours.len()];
+            loss.draw_series(LineSeries::new(l.iter().map(|p| (p.0 as f64, p.1)), &c))
+                .map_err(plot_err)?;
+            err.draw_series(LineSeries::new(e.iter().map(|p| (p.0 as f64, p.1)), &c))
+                .map_err(plot_err)?
+                .label(format!("{name} ({} folds)", curve.folds))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], c));
+            err.draw_series(
+                e.iter()
+                    .map(|p| Circle::new((p.0 as f64, p.1), 3, c.filled())),
+            )
+            .map_err(plot_err)?;
+        }
+        err.configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_err)?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
 fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow::anyhow!("drawing the learning curve: {e:?}")
 }
@@ -122,6 +199,37 @@ mod tests {
         for label in ["train", "a", "b", "t: training loss"] {
             assert!(texts.contains(&label), "{label} missing");
         }
+    }
+
+    #[test]
+    fn cv_curves_draw_a_labelled_line_per_pipeline() {
+        let curve = |name: &str, loss: Vec<(usize, f64)>, error: Vec<(usize, f64)>| {
+            crate::results::CvCurve {
+                name: name.into(),
+                folds: 6,
+                loss,
+                error,
+            }
+        };
+        let c = vec![
+            curve("std", vec![(1, 2.0), (2, 1.0)], vec![(2, 40.0)]),
+            curve(
+                "bc",
+                vec![(1, 2.5), (2, 1.5), (3, 1.0)],
+                vec![(2, 50.0), (3, 45.0)],
+            ),
+        ];
+        let svg = cv_curves_svg(&c).unwrap();
+        let texts: Vec<&str> = svg.lines().map(str::trim).collect();
+        for label in [
+            "std (6 folds)",
+            "bc (6 folds)",
+            "held-out error % (mean over folds)",
+        ] {
+            assert!(texts.contains(&label), "{label} missing");
+        }
+        // one marker per evaluated epoch
+        assert_eq!(svg.matches("<circle").count(), 3);
     }
 
     #[test]
