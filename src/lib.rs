@@ -22,4 +22,5 @@ pub mod pipeline;
 pub mod results;
 pub mod sink;
 pub mod stage;
+pub mod stream;
 pub mod train;

@@ -124,6 +124,57 @@ cross-validation can be stopped with Ctrl-C and continued.")]
         #[command(flatten)]
         run: RunOptions,
     },
+    /// Stream a trained sound model over a recording: one line per window heard.
+    #[command(after_help = "\
+Examples:
+  scarce run runs/cv-fsdd-envnet2-standard/fold-2 --input ../shared/data/fsdd/recordings/7_jackson_0.wav
+  scarce run RUN_DIR --input recordings/ --fast --json > labels.jsonl
+  scarce run RUN_DIR --input talk.wav --hop 0.1 --smooth 5 --threshold 0.7 --stats
+
+The model, its sample rate, input length and levelling come from the run folder (the
+latest checkpoint and the pipeline it was trained with). The input is cut into windows
+of the network's input length every --hop seconds; windows quieter than --gate-db are
+silence (the network is not run); the class probabilities are averaged over the last
+--smooth windows and an average below --threshold is printed as `unknown`.
+
+Lines for people show the stream time, the label and its confidence (silence is not
+printed); --json prints every window as a JSON object (time_s, label, confidence,
+scores per class, level_db, latency_ms). A folder plays its .wav files in name order
+with one window of silence after each. In real time (the default) a model slower than
+the stream drops the oldest windows and says how many; --fast reads as fast as the
+model goes and drops nothing. The last line (stderr) gives the latency p50/p99 from a
+window's last sample to its line.")]
+    Run {
+        /// Run folder written by `scarce train` or `scarce cv` (a sound model).
+        run: PathBuf,
+        /// WAV file, or folder of WAV files, to replay.
+        #[arg(long, value_name = "FILE|DIR")]
+        input: PathBuf,
+        /// Replay as fast as possible instead of in real time.
+        #[arg(long)]
+        fast: bool,
+        /// Seconds between window starts.
+        #[arg(long, default_value_t = 0.25)]
+        hop: f64,
+        /// Windows in the moving average of the class probabilities (1 = none).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        smooth: u64,
+        /// Silence gate: windows with an RMS level below this (dB full scale) are silence.
+        #[arg(long, default_value_t = -45.0, allow_negative_numbers = true)]
+        gate_db: f32,
+        /// Below this averaged probability (0-1) the label is `unknown`.
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f32,
+        /// One JSON object per window instead of lines for people.
+        #[arg(long)]
+        json: bool,
+        /// Print the graph's per-stage metrics once a second (stderr).
+        #[arg(long)]
+        stats: bool,
+        /// Compute device: cpu, wgpu, cuda:N (all but cpu need their cargo feature).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     Eval {
         /// Run folder written by `scarce train`.
         run: PathBuf,
@@ -446,6 +497,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("run folders: {}", root.display());
             print!("{}", scarce::results::cv_table(&results));
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            run,
+            input,
+            fast,
+            hop,
+            smooth,
+            gate_db,
+            threshold,
+            json,
+            stats,
+            device,
+        } => {
+            if !(0.0..=1.0).contains(&threshold) {
+                anyhow::bail!("--threshold must be between 0 and 1 (got {threshold})");
+            }
+            let opts = scarce::stream::run::LiveOptions {
+                input,
+                fast,
+                hop_s: hop,
+                post: scarce::stream::PostConfig {
+                    smooth: smooth as usize,
+                    gate_db,
+                    threshold,
+                },
+                json,
+                stats,
+                device,
+            };
+            let stop = stop_on_ctrl_c();
+            let summary =
+                scarce::stream::run::run_live(&run, &opts, stop, Box::new(std::io::stdout()))?;
+            if summary.output_closed {
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!("{}", summary.line());
+            if stats {
+                eprintln!("{}", summary.report.table());
+            }
+            Ok(if summary.report.stopped {
+                ExitCode::from(130)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Eval {
             run,

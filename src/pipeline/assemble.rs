@@ -123,6 +123,28 @@ impl PipelineFile {
         None
     }
 
+    /// What a sound model takes, for streaming: the sample rate, the crop settings and
+    /// the data set it was trained on. An error for pipelines without a sound model.
+    pub fn sound_input(
+        &self,
+        plan: &Plan,
+    ) -> Result<(u32, CropConfig, crate::data::sound::SoundSetKind)> {
+        let train = plan.train_stage()?;
+        let spec = self
+            .source_data_before(plan, &train.name)
+            .context("the pipeline's model stage reads no data set")?;
+        let kind = spec.set.get_ref().sound().with_context(|| {
+            format!(
+                "pipeline `{}` trains on images; live streaming takes sound models",
+                self.spec.pipeline.name
+            )
+        })?;
+        let crop = self
+            .crop_before(plan, &train.name)
+            .context("a sound model needs a `crop` stage before it")?;
+        Ok((spec.rate(), crop, kind))
+    }
+
     /// The `[data]` entry read by the first dataset source upstream of `stage`.
     fn source_data_before(&self, plan: &Plan, stage: &str) -> Option<&super::DataSpec> {
         let mut cur = stage.to_string();

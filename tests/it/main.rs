@@ -4,6 +4,7 @@
 mod common;
 mod data_errors;
 mod fetch;
+mod live;
 mod pipelines;
 mod sound;
 mod training;

@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// An FSDD-layout folder: `speakers` x 10 digits x `per` recordings of 0.4 s tones at
 /// 8 kHz, each digit its own pitch, each speaker its own level.
-fn tones(dir: &Path, speakers: &[&str], per: usize) {
+pub(crate) fn tones(dir: &Path, speakers: &[&str], per: usize) {
     let rec = dir.join("fsdd/recordings");
     std::fs::create_dir_all(&rec).unwrap();
     for (s, speaker) in speakers.iter().enumerate() {
@@ -31,7 +31,12 @@ fn tones(dir: &Path, speakers: &[&str], per: usize) {
 }
 
 /// The BC pipeline of the repository, shortened for tests.
-fn pipeline(dir: &Path, method: &str, epochs: usize, extra_data: &str) -> std::path::PathBuf {
+pub(crate) fn pipeline(
+    dir: &Path,
+    method: &str,
+    epochs: usize,
+    extra_data: &str,
+) -> std::path::PathBuf {
     let mix = if method == "bc" {
         "[stage.mix]\nkind = \"bc_mix\"\ninput = \"crop\"\n"
     } else {
@@ -91,7 +96,7 @@ input = "model"
 }
 
 /// `scarce train PIPELINE --data-dir DATA --fold 2 --out OUT --quiet`.
-fn train_fold_2(p: &Path, data: &Path, out: &Path) -> std::process::Output {
+pub(crate) fn train_fold_2(p: &Path, data: &Path, out: &Path) -> std::process::Output {
     run(&[
         "train",
         p.to_str().unwrap(),

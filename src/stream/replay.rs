@@ -1,0 +1,170 @@
+//! Replay of WAV files as a live stream, for people without a microphone and for tests:
+//! one file, or every `.wav` of a folder in name order, with silence between files,
+//! at real-time pace or as fast as the graph takes it.
+
+use super::{Chunk, Live};
+use crate::audio::{read_wav, resample};
+use crate::graph::{BoxError, Source};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The WAV files a replay plays: `path` itself, or the `.wav` files in folder `path`
+/// sorted by name.
+pub fn replay_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("reading folder {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!("{}: no .wav files in this folder", path.display());
+        }
+        Ok(files)
+    } else if path.is_file() {
+        Ok(vec![path.to_path_buf()])
+    } else {
+        bail!("{}: no such file or folder", path.display())
+    }
+}
+
+/// Plays files as [`Chunk`]s at `rate`.
+pub struct Replay {
+    files: Vec<PathBuf>,
+    next_file: usize,
+    rate: u32,
+    chunk: usize,
+    gap: usize,
+    fast: bool,
+    /// Samples of the current file (resampled), then its trailing silence.
+    pending: Vec<f32>,
+    pos: usize,
+    emitted: u64,
+    started: Option<Instant>,
+    counter: Option<Arc<AtomicU64>>,
+}
+
+impl Replay {
+    /// Replays `files` at `rate` Hz in chunks of `chunk` samples, `gap` samples of
+    /// silence after each file, paced in real time unless `fast`.
+    pub fn new(files: Vec<PathBuf>, rate: u32, chunk: usize, gap: usize, fast: bool) -> Self {
+        Self {
+            files,
+            next_file: 0,
+            rate: rate.max(1),
+            chunk: chunk.max(1),
+            gap,
+            fast,
+            pending: Vec::new(),
+            pos: 0,
+            emitted: 0,
+            started: None,
+            counter: None,
+        }
+    }
+
+    /// Also adds the number of samples emitted to `counter`.
+    pub fn counting(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.counter = Some(counter);
+        self
+    }
+
+    fn load_next(&mut self) -> Result<bool> {
+        let Some(path) = self.files.get(self.next_file) else {
+            return Ok(false);
+        };
+        self.next_file += 1;
+        let clip = read_wav(path)?;
+        let mut samples = resample(&clip.samples, clip.rate, self.rate)
+            .with_context(|| format!("resampling {}", path.display()))?;
+        samples.resize(samples.len() + self.gap, 0.0);
+        self.pending = samples;
+        self.pos = 0;
+        Ok(true)
+    }
+}
+
+impl Source<Live> for Replay {
+    fn next(&mut self) -> Result<Option<Live>, BoxError> {
+        while self.pos >= self.pending.len() {
+            if !self.load_next()? {
+                return Ok(None);
+            }
+        }
+        let end = (self.pos + self.chunk).min(self.pending.len());
+        let samples = self.pending[self.pos..end].to_vec();
+        self.pos = end;
+        let start = self.emitted;
+        self.emitted += samples.len() as u64;
+        if let Some(c) = &self.counter {
+            c.fetch_add(samples.len() as u64, Ordering::Relaxed);
+        }
+        let t0 = *self.started.get_or_insert_with(Instant::now);
+        if !self.fast {
+            // the chunk's last sample is due at its stream time
+            let due = t0 + Duration::from_secs_f64(self.emitted as f64 / self.rate as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        Ok(Some(Live::Chunk(Chunk {
+            start,
+            samples,
+            arrived: Instant::now(),
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::write_wav_i16;
+
+    #[test]
+    fn plays_a_folder_in_name_order_with_gaps_and_real_time_pace() {
+        let dir = tempfile::tempdir().unwrap();
+        write_wav_i16(&dir.path().join("b.wav"), &vec![0.5; 800], 8000).unwrap();
+        write_wav_i16(&dir.path().join("a.wav"), &vec![-0.5; 400], 8000).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not audio").unwrap();
+        let files = replay_files(dir.path()).unwrap();
+        assert_eq!(files.len(), 2);
+        assert!(files[0].ends_with("a.wav"));
+        let mut r = Replay::new(files, 8000, 160, 200, false);
+        let t = Instant::now();
+        let mut all = Vec::new();
+        let mut next_start = 0;
+        while let Some(Live::Chunk(c)) = r.next().unwrap() {
+            assert_eq!(c.start, next_start);
+            next_start += c.samples.len() as u64;
+            all.extend(c.samples);
+        }
+        // 400 + 200 silence + 800 + 200 silence = 1,600 samples = 200 ms at 8 kHz
+        assert_eq!(all.len(), 1600);
+        assert!((all[0] + 0.5).abs() < 1e-3 && all[450] == 0.0 && (all[700] - 0.5).abs() < 1e-3);
+        assert!(
+            t.elapsed() >= Duration::from_millis(195),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn missing_inputs_and_empty_folders_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = replay_files(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("no .wav files"), "{e}");
+        let e = replay_files(&dir.path().join("nope.wav"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope.wav") && e.contains("no such file"), "{e}");
+        std::fs::write(dir.path().join("bad.wav"), "RIFF????").unwrap();
+        let mut r = Replay::new(replay_files(dir.path()).unwrap(), 8000, 160, 0, true);
+        let e = r.next().unwrap_err().to_string();
+        assert!(e.contains("bad.wav"), "{e}");
+    }
+}

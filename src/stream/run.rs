@@ -1,0 +1,356 @@
+//! `scarce run`: a trained sound model listening to a replayed stream, through the
+//! stage graph (source -> window -> infer -> print).
+
+use super::replay::{replay_files, Replay};
+use super::{rms_db, Decision, Live, Post, PostConfig, Verdict, Window, Windower};
+use crate::audio::{CropConfig, Level};
+use crate::graph::{BoxError, EdgeSpec, Graph, Histogram, RunReport, Sink, Stage, StopFlag};
+use crate::method::MethodKind;
+use crate::model::Net;
+use crate::train::checkpoint::{load_module, require_latest};
+use crate::train::session::RunSettings;
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How to stream.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// A WAV file or a folder of WAV files to replay.
+    pub input: PathBuf,
+    /// Replay as fast as the graph takes it (lossless edges) instead of in real time.
+    pub fast: bool,
+    /// Seconds between window starts.
+    pub hop_s: f64,
+    /// Post-processing.
+    pub post: PostConfig,
+    /// JSON lines instead of lines for people.
+    pub json: bool,
+    /// Print the graph's per-stage metrics once a second (to stderr).
+    pub stats: bool,
+    /// `cpu`, `wgpu`, `cuda:N`.
+    pub device: String,
+}
+
+/// What a stream did.
+#[derive(Debug)]
+pub struct LiveSummary {
+    /// Windows decided.
+    pub windows: u64,
+    /// Windows with a class (not silence, not unknown).
+    pub labelled: u64,
+    /// Seconds of audio streamed.
+    pub audio_s: f64,
+    /// Wall time, seconds.
+    pub wall_s: f64,
+    /// Latency from a window's last sample arriving to its line being written.
+    pub latency: Histogram,
+    /// Windows dropped because inference fell behind.
+    pub dropped_windows: u64,
+    /// The graph's final metrics.
+    pub report: RunReport,
+    /// The output was closed by its reader (a pipe), which stopped the stream.
+    pub output_closed: bool,
+}
+
+impl LiveSummary {
+    /// One line: windows, latency percentiles, speed, drops.
+    pub fn line(&self) -> String {
+        let ms = |q: f64| self.latency.percentile_duration(q).as_secs_f64() * 1e3;
+        format!(
+            "{} windows ({} labelled) from {:.1} s of audio in {:.1} s ({:.1}x real time); latency p50 {:.1} ms, p99 {:.1} ms; {} windows dropped",
+            self.windows,
+            self.labelled,
+            self.audio_s,
+            self.wall_s,
+            if self.wall_s > 0.0 { self.audio_s / self.wall_s } else { 0.0 },
+            ms(0.5),
+            ms(0.99),
+            self.dropped_windows
+        )
+    }
+}
+
+/// The trained model of a run folder, ready to stream.
+pub struct LiveModel {
+    net: Net,
+    device: Device,
+    /// Sample rate the network takes.
+    pub rate: u32,
+    /// The training pipeline's crop settings (input length, levelling).
+    pub crop: CropConfig,
+    /// Class names.
+    pub classes: Vec<String>,
+}
+
+impl LiveModel {
+    /// Loads the latest checkpoint of `run` on `device`.
+    pub fn load(run: &Path, device: &str) -> Result<Self> {
+        let settings = RunSettings::load(run)?;
+        let (file, plan) = settings.pipeline(run)?;
+        let (rate, crop, kind) = file.sound_input(&plan)?;
+        let cfg = file.method_config(&plan)?;
+        if !matches!(cfg.kind, MethodKind::SourceOnly | MethodKind::Bc) {
+            bail!(
+                "{}: streaming takes single-network sound models (methods source_only and bc)",
+                run.display()
+            );
+        }
+        let device = device
+            .parse::<crate::model::device::DeviceChoice>()?
+            .device()?;
+        let (ckpt, _) = require_latest(run)?;
+        let net = load_module(&ckpt.join("model.bpk"), cfg.net.init(&device))?;
+        let n = cfg.net.num_classes();
+        let classes = match crate::data::sound::list(kind, &settings.data_dir) {
+            Ok(listing) if listing.classes.len() == n => listing.classes,
+            _ => (0..n).map(|c| c.to_string()).collect(),
+        };
+        Ok(Self {
+            net,
+            device,
+            rate,
+            crop,
+            classes,
+        })
+    }
+
+    /// Class probabilities of one window (levelled as in training).
+    pub fn probabilities(&self, window: &[f32]) -> Vec<f32> {
+        let scale = match self.crop.level {
+            Level::None => 1.0,
+            Level::Peak => {
+                let peak = window.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                if peak > 0.0 {
+                    1.0 / peak
+                } else {
+                    1.0
+                }
+            }
+        };
+        let x: Vec<f32> = window.iter().map(|v| v * scale).collect();
+        let n = x.len();
+        let x = Tensor::<4>::from_data(TensorData::new(x, [1, 1, 1, n]), &self.device);
+        softmax(self.net.forward(x), 1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default()
+    }
+}
+
+struct WindowStage {
+    w: Windower,
+    buf: Vec<Window>,
+}
+
+impl Stage<Live> for WindowStage {
+    fn process(&mut self, item: Live, out: &mut Vec<Live>) -> Result<(), BoxError> {
+        if let Live::Chunk(c) = item {
+            self.w.push(&c, &mut self.buf);
+            out.extend(self.buf.drain(..).map(Live::Window));
+        }
+        Ok(())
+    }
+}
+
+struct Infer {
+    model: LiveModel,
+    post: Post,
+    gate_db: f32,
+}
+
+impl Stage<Live> for Infer {
+    fn process(&mut self, item: Live, out: &mut Vec<Live>) -> Result<(), BoxError> {
+        let Live::Window(w) = item else {
+            return Ok(());
+        };
+        let level_db = rms_db(&w.samples);
+        // below the gate the network is not run at all
+        let probs = if level_db < self.gate_db {
+            vec![0.0; self.model.classes.len()]
+        } else {
+            self.model.probabilities(&w.samples)
+        };
+        let (verdict, confidence, scores) = self.post.decide(level_db, &probs);
+        let rate = self.model.rate as f64;
+        out.push(Live::Decision(Decision {
+            time_s: w.start as f64 / rate,
+            length_s: w.samples.len() as f64 / rate,
+            verdict,
+            confidence,
+            scores,
+            level_db,
+            ready: w.ready,
+        }));
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    windows: u64,
+    labelled: u64,
+    latency: Histogram,
+    closed: bool,
+}
+
+struct Print {
+    classes: Vec<String>,
+    json: bool,
+    out: Box<dyn Write + Send>,
+    tally: Arc<Mutex<Tally>>,
+    /// Set when the reader of the output went away (`scarce run ... | head`): the
+    /// stream stops quietly.
+    stop: StopFlag,
+}
+
+impl Print {
+    fn write(&mut self, line: &str) -> std::io::Result<()> {
+        writeln!(self.out, "{line}")?;
+        self.out.flush()
+    }
+}
+
+impl Sink<Live> for Print {
+    fn consume(&mut self, item: Live) -> Result<(), BoxError> {
+        let Live::Decision(d) = item else {
+            return Ok(());
+        };
+        let line = if self.json {
+            Some(d.json(&self.classes, d.ready.elapsed().as_secs_f64() * 1e3))
+        } else {
+            (d.verdict != Verdict::Silence).then(|| d.human(&self.classes))
+        };
+        if let Some(line) = line {
+            match self.write(&line) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    self.tally.lock().expect("tally lock").closed = true;
+                    self.stop.stop();
+                    return Ok(());
+                }
+                r => r?,
+            }
+        }
+        let latency = d.ready.elapsed();
+        let mut t = self.tally.lock().expect("tally lock");
+        t.windows += 1;
+        t.labelled += matches!(d.verdict, Verdict::Label(_)) as u64;
+        t.latency.record_duration(latency);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), BoxError> {
+        match self.out.flush() {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Streams `opts.input` through the model of run folder `run`, writing one line per
+/// decision to `out`, until the input ends or `stop` is set.
+pub fn run_live(
+    run: &Path,
+    opts: &LiveOptions,
+    stop: StopFlag,
+    out: Box<dyn Write + Send>,
+) -> Result<LiveSummary> {
+    let model = LiveModel::load(run, &opts.device)
+        .with_context(|| format!("loading the model of {}", run.display()))?;
+    let files = replay_files(&opts.input)?;
+    if !opts.hop_s.is_finite() || opts.hop_s <= 0.0 {
+        bail!("--hop must be more than 0 seconds (got {})", opts.hop_s);
+    }
+    let rate = model.rate;
+    let length = model.crop.length;
+    let hop = ((opts.hop_s * rate as f64).round() as usize).max(1);
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let streamed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut g: Graph<Live> = Graph::new().with_stop(stop.clone());
+    let source = g.add_source(
+        "replay",
+        // 20 ms chunks, one window of silence after each file
+        Replay::new(files, rate, (rate as usize / 50).max(1), length, opts.fast)
+            .counting(streamed.clone()),
+    );
+    let window = g.add_stage(
+        "window",
+        WindowStage {
+            w: Windower::new(length, hop),
+            buf: Vec::new(),
+        },
+    );
+    let classes = model.classes.clone();
+    let infer = g.add_stage(
+        "infer",
+        Infer {
+            model,
+            post: Post::new(opts.post),
+            gate_db: opts.post.gate_db,
+        },
+    );
+    let sink = g.add_sink(
+        "print",
+        Print {
+            classes,
+            json: opts.json,
+            out,
+            tally: tally.clone(),
+            stop,
+        },
+    );
+    let (chunks, windows) = if opts.fast {
+        (EdgeSpec::block(64), EdgeSpec::block(8))
+    } else {
+        // live: keep the newest, count what falls behind
+        (EdgeSpec::drop_oldest(256), EdgeSpec::drop_oldest(4))
+    };
+    g.connect(source, window, chunks)?;
+    g.connect(window, infer, windows)?;
+    g.connect(infer, sink, EdgeSpec::block(64))?;
+
+    let metrics = g.metrics();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let printer = opts.stats.then(|| {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut last = Instant::now();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+                if last.elapsed() >= Duration::from_secs(1) {
+                    eprintln!("{}", metrics.snapshot().table());
+                    last = Instant::now();
+                }
+            }
+        })
+    });
+    let started = Instant::now();
+    let result = g.run();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(p) = printer {
+        let _ = p.join();
+    }
+    let report = result?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let dropped_windows = report
+        .edges
+        .iter()
+        .filter(|e| e.to == "infer")
+        .map(|e| e.dropped)
+        .sum();
+    let t = std::mem::take(&mut *tally.lock().expect("tally lock"));
+    Ok(LiveSummary {
+        windows: t.windows,
+        labelled: t.labelled,
+        audio_s: streamed.load(std::sync::atomic::Ordering::Relaxed) as f64 / rate as f64,
+        wall_s,
+        latency: t.latency,
+        dropped_windows,
+        report,
+        output_closed: t.closed,
+    })
+}
