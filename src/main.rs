@@ -102,7 +102,6 @@ features side by side (t-SNE). Ctrl-C stops the current run after flushing its m
         #[command(flatten)]
         run: RunOptions,
     },
-    /// Evaluate a run's latest checkpoint: accuracy, per-class accuracy, confusion matrix.
     /// Cross-validate a sound pipeline: train and test once per held-out fold, then print
     /// the error rate per fold and its mean ± std.
     #[command(after_help = "\
@@ -124,12 +123,14 @@ cross-validation can be stopped with Ctrl-C and continued.")]
         #[command(flatten)]
         run: RunOptions,
     },
-    /// Stream a trained sound model over a recording: one line per window heard.
+    /// Stream a trained sound model over a recording or the microphone: one line per window heard.
     #[command(after_help = "\
 Examples:
   scarce run runs/cv-fsdd-envnet2-standard/fold-2 --input ../shared/data/fsdd/recordings/7_jackson_0.wav
   scarce run RUN_DIR --input recordings/ --fast --json > labels.jsonl
   scarce run RUN_DIR --input talk.wav --hop 0.1 --smooth 5 --threshold 0.7 --stats
+  scarce run RUN_DIR --input mic
+  scarce run RUN_DIR --input mic --input-device 2 --duration 30 --json
 
 The model, its sample rate, input length and levelling come from the run folder (the
 latest checkpoint and the pipeline it was trained with). The input is cut into windows
@@ -143,14 +144,29 @@ scores per class, level_db, latency_ms). A folder plays its .wav files in name o
 with one window of silence after each. In real time (the default) a model slower than
 the stream drops the oldest windows and says how many; --fast reads as fast as the
 model goes and drops nothing. The last line (stderr) gives the latency p50/p99 from a
-window's last sample to its line.")]
+window's last sample to its line.
+
+--input mic listens to the default input device (`scarce devices` lists them; pick
+another with --input-device INDEX|NAME); any other value is a file or folder path (write
+./mic for a file called mic). The device is opened at the model's rate when it offers
+it, else resampled; several channels are mixed to mono. Samples lost because the
+capture buffer overflowed are counted in the last line. --duration stops after that
+many seconds of audio, from a file or the microphone. Ctrl-C stops and exits with 130.")]
     Run {
         /// Run folder written by `scarce train` or `scarce cv` (a sound model).
         run: PathBuf,
-        /// WAV file, or folder of WAV files, to replay.
-        #[arg(long, value_name = "FILE|DIR")]
+        /// WAV file, or folder of WAV files, to replay; `mic` for the microphone.
+        #[arg(long, value_name = "FILE|DIR|mic")]
         input: PathBuf,
-        /// Replay as fast as possible instead of in real time.
+        /// With --input mic: the input device, by index or name as `scarce devices`
+        /// lists them (default: the default input device).
+        #[arg(long, value_name = "NAME|INDEX")]
+        input_device: Option<String>,
+        /// Stop after this many seconds of audio.
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// Replay as fast as possible instead of in real time (with --input mic: block
+        /// instead of dropping windows when the model falls behind).
         #[arg(long)]
         fast: bool,
         /// Seconds between window starts.
@@ -175,6 +191,9 @@ window's last sample to its line.")]
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// List the audio hosts and input devices `scarce run --input mic` can listen to.
+    Devices,
+    /// Evaluate a run's latest checkpoint: accuracy, per-class accuracy, confusion matrix.
     Eval {
         /// Run folder written by `scarce train`.
         run: PathBuf,
@@ -498,9 +517,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", scarce::results::cv_table(&results));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Devices => {
+            #[cfg(feature = "mic")]
+            {
+                print!(
+                    "{}",
+                    scarce::stream::mic::devices_report(&scarce::stream::mic::list_hosts())
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            #[cfg(not(feature = "mic"))]
+            {
+                anyhow::bail!("{}", scarce::stream::run::NO_MIC)
+            }
+        }
         Command::Run {
             run,
             input,
+            input_device,
+            duration,
             fast,
             hop,
             smooth,
@@ -515,6 +550,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let opts = scarce::stream::run::LiveOptions {
                 input,
+                input_device,
+                duration_s: duration,
                 fast,
                 hop_s: hop,
                 post: scarce::stream::PostConfig {
@@ -535,6 +572,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("{}", summary.line());
             if stats {
                 eprintln!("{}", summary.report.table());
+            }
+            if let Some(why) = &summary.input_failed {
+                anyhow::bail!("{why}");
             }
             Ok(if summary.report.stopped {
                 ExitCode::from(130)

@@ -19,6 +19,8 @@
 //! is slower than the stream; drops are counted in the graph's metrics. Replays with
 //! `fast` use blocking edges instead and lose nothing.
 
+#[cfg(feature = "mic")]
+pub mod mic;
 pub mod replay;
 pub mod run;
 

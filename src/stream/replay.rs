@@ -46,6 +46,7 @@ pub struct Replay {
     emitted: u64,
     started: Option<Instant>,
     counter: Option<Arc<AtomicU64>>,
+    limit: Option<u64>,
 }
 
 impl Replay {
@@ -64,12 +65,19 @@ impl Replay {
             emitted: 0,
             started: None,
             counter: None,
+            limit: None,
         }
     }
 
     /// Also adds the number of samples emitted to `counter`.
     pub fn counting(mut self, counter: Arc<AtomicU64>) -> Self {
         self.counter = Some(counter);
+        self
+    }
+
+    /// Ends the stream after `samples` samples.
+    pub fn limit(mut self, samples: u64) -> Self {
+        self.limit = Some(samples);
         self
     }
 
@@ -95,7 +103,14 @@ impl Source<Live> for Replay {
                 return Ok(None);
             }
         }
-        let end = (self.pos + self.chunk).min(self.pending.len());
+        let left = self
+            .limit
+            .map_or(u64::MAX, |l| l.saturating_sub(self.emitted));
+        if left == 0 {
+            return Ok(None);
+        }
+        let end = (self.pos + self.chunk.min(left.min(usize::MAX as u64) as usize))
+            .min(self.pending.len());
         let samples = self.pending[self.pos..end].to_vec();
         self.pos = end;
         let start = self.emitted;
@@ -151,6 +166,19 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+    }
+
+    #[test]
+    fn a_limit_ends_the_replay_after_that_many_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.wav");
+        write_wav_i16(&f, &vec![0.5; 1000], 8000).unwrap();
+        let mut r = Replay::new(vec![f], 8000, 160, 200, true).limit(330);
+        let mut n = Vec::new();
+        while let Some(Live::Chunk(c)) = r.next().unwrap() {
+            n.push(c.samples.len());
+        }
+        assert_eq!(n, vec![160, 160, 10]);
     }
 
     #[test]

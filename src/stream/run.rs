@@ -20,9 +20,17 @@ use std::time::{Duration, Instant};
 /// How to stream.
 #[derive(Clone, Debug)]
 pub struct LiveOptions {
-    /// A WAV file or a folder of WAV files to replay.
+    /// A WAV file or a folder of WAV files to replay, or [`MIC`] (`mic`) for the
+    /// microphone.
     pub input: PathBuf,
+    /// With `input` = `mic`: the input device (index, identifier or name); `None` = the
+    /// default input device.
+    pub input_device: Option<String>,
+    /// Stop after this many seconds of audio.
+    pub duration_s: Option<f64>,
     /// Replay as fast as the graph takes it (lossless edges) instead of in real time.
+    /// With the microphone, edges block too: a model that falls behind fills the capture
+    /// buffer, whose overruns are counted.
     pub fast: bool,
     /// Seconds between window starts.
     pub hop_s: f64,
@@ -55,6 +63,13 @@ pub struct LiveSummary {
     pub report: RunReport,
     /// The output was closed by its reader (a pipe), which stopped the stream.
     pub output_closed: bool,
+    /// Microphone input: device frames lost because the capture buffer was full.
+    pub overrun_samples: Option<u64>,
+    /// Microphone input: overruns reported by the audio backend.
+    pub xruns: u64,
+    /// Microphone input: why the stream ended before it was stopped (the device failed
+    /// or went away).
+    pub input_failed: Option<String>,
 }
 
 impl LiveSummary {
@@ -71,8 +86,27 @@ impl LiveSummary {
             ms(0.5),
             ms(0.99),
             self.dropped_windows
-        )
+        ) + &self.overrun_words()
     }
+
+    fn overrun_words(&self) -> String {
+        match self.overrun_samples {
+            None => String::new(),
+            Some(n) if self.xruns > 0 => format!(
+                "; {n} samples lost to overruns ({} reported by the audio system)",
+                self.xruns
+            ),
+            Some(n) => format!("; {n} samples lost to overruns"),
+        }
+    }
+}
+
+/// `--input mic`: the microphone instead of a file.
+pub const MIC: &str = "mic";
+
+/// Whether `input` selects the microphone.
+pub fn is_mic(input: &Path) -> bool {
+    input == Path::new(MIC)
 }
 
 /// The trained model of a run folder, ready to stream.
@@ -259,24 +293,53 @@ pub fn run_live(
     stop: StopFlag,
     out: Box<dyn Write + Send>,
 ) -> Result<LiveSummary> {
-    let model = LiveModel::load(run, &opts.device)
-        .with_context(|| format!("loading the model of {}", run.display()))?;
-    let files = replay_files(&opts.input)?;
+    let mic = is_mic(&opts.input);
+    #[cfg(not(feature = "mic"))]
+    if mic {
+        bail!("--input {MIC}: {NO_MIC}");
+    }
+    if opts.input_device.is_some() && !mic {
+        bail!("--input-device chooses a microphone: use it with --input {MIC}");
+    }
+    if let Some(d) = opts.duration_s {
+        if !d.is_finite() || d <= 0.0 {
+            bail!("--duration must be more than 0 seconds (got {d})");
+        }
+    }
     if !opts.hop_s.is_finite() || opts.hop_s <= 0.0 {
         bail!("--hop must be more than 0 seconds (got {})", opts.hop_s);
     }
+    let model = LiveModel::load(run, &opts.device)
+        .with_context(|| format!("loading the model of {}", run.display()))?;
+    let files = if mic {
+        Vec::new()
+    } else {
+        replay_files(&opts.input)?
+    };
     let rate = model.rate;
     let length = model.crop.length;
     let hop = ((opts.hop_s * rate as f64).round() as usize).max(1);
+    let limit = opts
+        .duration_s
+        .map(|d| ((d * rate as f64).round() as u64).max(1));
+    // 20 ms chunks
+    let chunk = (rate as usize / 50).max(1);
     let tally = Arc::new(Mutex::new(Tally::default()));
     let streamed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut g: Graph<Live> = Graph::new().with_stop(stop.clone());
-    let source = g.add_source(
-        "replay",
-        // 20 ms chunks, one window of silence after each file
-        Replay::new(files, rate, (rate as usize / 50).max(1), length, opts.fast)
-            .counting(streamed.clone()),
-    );
+    let mut mic_stats: Option<Arc<dyn CaptureStats>> = None;
+    let source = if mic {
+        let (id, stats) = add_mic(&mut g, opts, rate, chunk, limit, stop.clone(), &streamed)?;
+        mic_stats = Some(stats);
+        id
+    } else {
+        // one window of silence after each file
+        let mut r = Replay::new(files, rate, chunk, length, opts.fast).counting(streamed.clone());
+        if let Some(l) = limit {
+            r = r.limit(l);
+        }
+        g.add_source("replay", r)
+    };
     let window = g.add_stage(
         "window",
         WindowStage {
@@ -317,12 +380,19 @@ pub fn run_live(
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let printer = opts.stats.then(|| {
         let done = done.clone();
+        let lost = mic_stats.clone();
         std::thread::spawn(move || {
             let mut last = Instant::now();
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(50));
                 if last.elapsed() >= Duration::from_secs(1) {
-                    eprintln!("{}", metrics.snapshot().table());
+                    let mut table = metrics.snapshot().table();
+                    if let Some((samples, xruns)) = lost.as_ref().map(|s| s.overruns()) {
+                        table.push_str(&format!(
+                            "mic overruns: {samples} samples lost, {xruns} reported by the audio system\n"
+                        ));
+                    }
+                    eprintln!("{table}");
                     last = Instant::now();
                 }
             }
@@ -343,6 +413,13 @@ pub fn run_live(
         .map(|e| e.dropped)
         .sum();
     let t = std::mem::take(&mut *tally.lock().expect("tally lock"));
+    let (overrun_samples, xruns, input_failed) = match &mic_stats {
+        Some(s) => {
+            let (lost, xruns) = s.overruns();
+            (Some(lost), xruns, s.failure())
+        }
+        None => (None, 0, None),
+    };
     Ok(LiveSummary {
         windows: t.windows,
         labelled: t.labelled,
@@ -352,5 +429,70 @@ pub fn run_live(
         dropped_windows,
         report,
         output_closed: t.closed,
+        overrun_samples,
+        xruns,
+        input_failed,
     })
 }
+
+/// Capture counters the summary reads.
+trait CaptureStats: Send + Sync {
+    /// (samples lost to a full capture buffer, overruns the audio system reported)
+    fn overruns(&self) -> (u64, u64);
+    /// Why the capture ended early.
+    fn failure(&self) -> Option<String>;
+}
+
+#[cfg(feature = "mic")]
+impl CaptureStats for super::mic::MicStats {
+    fn overruns(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.lost_frames.load(Relaxed), self.xruns.load(Relaxed))
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.ended()
+    }
+}
+
+/// Adds the microphone source `mic` to `g`.
+#[cfg(feature = "mic")]
+fn add_mic(
+    g: &mut Graph<Live>,
+    opts: &LiveOptions,
+    rate: u32,
+    chunk: usize,
+    limit: Option<u64>,
+    stop: StopFlag,
+    streamed: &Arc<std::sync::atomic::AtomicU64>,
+) -> Result<(crate::graph::NodeId, Arc<dyn CaptureStats>)> {
+    let m = super::mic::Mic::open(
+        &super::mic::MicOptions {
+            device: opts.input_device.clone(),
+            rate,
+            chunk,
+            limit,
+        },
+        stop,
+    )?
+    .counting(streamed.clone());
+    eprintln!("listening to `{}` ({})", m.name, m.config);
+    let stats = m.stats();
+    Ok((g.add_source("mic", m), stats))
+}
+
+#[cfg(not(feature = "mic"))]
+fn add_mic(
+    _: &mut Graph<Live>,
+    _: &LiveOptions,
+    _: u32,
+    _: usize,
+    _: Option<u64>,
+    _: StopFlag,
+    _: &Arc<std::sync::atomic::AtomicU64>,
+) -> Result<(crate::graph::NodeId, Arc<dyn CaptureStats>)> {
+    bail!("--input {MIC}: {NO_MIC}")
+}
+
+/// Why `--input mic` and `scarce devices` do nothing in a build without the `mic` feature.
+pub const NO_MIC: &str = "this scarce was built without microphone support: rebuild with the `mic` cargo feature (on by default; on Linux it needs libasound2-dev)";

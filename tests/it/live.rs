@@ -141,3 +141,183 @@ fn streaming_needs_a_run_folder_with_a_sound_model() {
     ]);
     assert_user_error(&o, &["no-run"]);
 }
+
+/// The decisions of `scarce run ... --json` as JSON values.
+#[cfg(all(feature = "mic", target_os = "linux"))]
+fn decisions(o: &std::process::Output) -> Vec<Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// `--input mic` through a real capture device: ALSA's `file` PCM plugin, set up as the
+/// `default` PCM in `~/.asoundrc` of a temporary home, reads a raw recording over the
+/// `null` device. The microphone path (cpal, ring buffer, capture source) must label the
+/// stream exactly as a replay of the same samples does. The plugin delivers the file as
+/// fast as it is read (no real-time pacing; stale samples after its end), so the stream
+/// is cut with `--duration` at the end of the recording and edges block (`--fast`).
+#[cfg(all(feature = "mic", target_os = "linux"))]
+#[test]
+fn mic_path_reads_an_alsa_file_capture_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, run_dir) = trained(tmp.path());
+    // 0.125 s of silence, then six held-out recordings with 0.5 s of silence after each
+    let mut stream: Vec<i16> = vec![0; 1000];
+    for digit in [0, 3, 5, 7, 9, 2] {
+        let mut r = hound::WavReader::open(data.join(format!("fsdd/recordings/{digit}_bob_0.wav")))
+            .unwrap();
+        stream.extend(r.samples::<i16>().map(Result::unwrap));
+        stream.extend(std::iter::repeat_n(0, 4000));
+    }
+    assert!(stream.len() < 8000 * 8, "the capture buffer holds 10 s");
+    let raw: Vec<u8> = stream.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let raw_path = tmp.path().join("capture.raw");
+    std::fs::write(&raw_path, raw).unwrap();
+    let wav = tmp.path().join("same.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec).unwrap();
+    stream.iter().for_each(|s| w.write_sample(*s).unwrap());
+    w.finalize().unwrap();
+    // the stream opens at the model's rate, mono, 16-bit: the raw file's format
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join(".asoundrc"),
+        format!(
+            "pcm.!default {{\n  type file\n  slave.pcm \"null\"\n  file \"/dev/null\"\n  infile \"{}\"\n  format \"raw\"\n}}\n",
+            raw_path.display()
+        ),
+    )
+    .unwrap();
+    let duration = format!("{}", stream.len() as f64 / 8000.0);
+    let args = |input: &str| -> Vec<String> {
+        [
+            "run",
+            run_dir.to_str().unwrap(),
+            "--input",
+            input,
+            "--duration",
+            &duration,
+            "--fast",
+            "--json",
+            "--hop",
+            "0.1",
+            "--smooth",
+            "1",
+            "--threshold",
+            "0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let t = std::time::Instant::now();
+    let mic = scarce()
+        .env("HOME", &home)
+        .args(args("mic"))
+        .output()
+        .unwrap();
+    let mic_s = t.elapsed().as_secs_f64();
+    assert!(
+        mic.status.success(),
+        "the ALSA file plugin must work here as the default capture device:\n{}",
+        stderr(&mic)
+    );
+    let err = stderr(&mic);
+    assert!(
+        err.contains("listening to `") && err.contains("1 channel, 8000 Hz, i16"),
+        "{err}"
+    );
+    assert!(err.contains("samples lost to overruns"), "{err}");
+    let replay = run(&args(wav.to_str().unwrap())
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    assert!(replay.status.success(), "{}", stderr(&replay));
+    let (m, r) = (decisions(&mic), decisions(&replay));
+    let first_sound = |d: &[Value]| {
+        d.iter()
+            .position(|l| l["label"] != "silence")
+            .expect("some windows hold sound")
+    };
+    let (fm, fr) = (first_sound(&m), first_sound(&r));
+    // the capture may start at another offset: align on the first window with sound
+    let exact = m[fm]["level_db"] == r[fr]["level_db"];
+    let pairs: Vec<(&Value, &Value)> = m[fm..].iter().zip(&r[fr..]).collect();
+    assert!(pairs.len() >= 40, "{} windows compared", pairs.len());
+    if exact {
+        assert_eq!(m.len(), r.len(), "the same windows");
+    }
+    for (a, b) in &pairs {
+        assert_eq!(a["label"], b["label"], "mic {a}\nreplay {b}");
+        if exact {
+            assert_eq!(a["time_s"], b["time_s"]);
+            assert_eq!(a["level_db"], b["level_db"]);
+            let (ca, cb) = (a["confidence"].as_f64(), b["confidence"].as_f64());
+            assert!(
+                (ca.unwrap() - cb.unwrap()).abs() < 1e-3,
+                "mic {a}\nreplay {b}"
+            );
+        }
+    }
+    let labels = |d: &[Value]| {
+        let mut seq: Vec<String> = Vec::new();
+        for l in d.iter().filter(|l| l["label"] != "silence") {
+            let s = l["label"].as_str().unwrap().to_string();
+            if seq.last() != Some(&s) {
+                seq.push(s);
+            }
+        }
+        seq
+    };
+    assert_eq!(labels(&m), labels(&r));
+    eprintln!(
+        "mic path: {} windows in {mic_s:.2} s, sample-exact alignment: {exact}",
+        m.len()
+    );
+
+    // `scarce devices` lists the plugin as the default input device
+    let o = scarce().env("HOME", &home).arg("devices").output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list = stdout(&o);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("  *") && l.contains("default")),
+        "{list}"
+    );
+    assert!(list.contains("i16"), "{list}");
+    // a device that does not exist is named, with the ones that do
+    for want in ["99", "no-such-microphone"] {
+        let o = scarce()
+            .env("HOME", &home)
+            .args(["run", run_dir.to_str().unwrap(), "--input", "mic"])
+            .args(["--input-device", want])
+            .output()
+            .unwrap();
+        assert_user_error(&o, &[want, "no such device", "input devices:", "default"]);
+    }
+    let o = run(&[
+        "run",
+        run_dir.to_str().unwrap(),
+        "--input",
+        wav.to_str().unwrap(),
+        "--input-device",
+        "0",
+    ]);
+    assert_user_error(&o, &["--input-device", "--input mic"]);
+}
+
+#[cfg(not(feature = "mic"))]
+#[test]
+fn a_build_without_the_mic_feature_says_so() {
+    let o = run(&["devices"]);
+    assert_user_error(&o, &["without microphone support", "mic"]);
+    let o = run(&["run", "no-run", "--input", "mic"]);
+    assert_user_error(&o, &["without microphone support"]);
+}
