@@ -120,8 +120,13 @@ pub fn load_module<M: Module>(path: &Path, fresh: M) -> Result<M> {
             anyhow::anyhow!("{} is not a valid model checkpoint: {e:?}", path.display())
         })?;
     fresh.try_load_record(record).map_err(|e| {
+        // the loader lists every tensor that is missing or misshapen: keep the start
+        let mut why = format!("{e:?}");
+        if why.chars().count() > 240 {
+            why = why.chars().take(240).collect::<String>() + " ...";
+        }
         anyhow::anyhow!(
-            "{} does not fit the pipeline's network: {e:?}",
+            "{} does not fit the pipeline's network (a checkpoint of another pipeline?): {why}",
             path.display()
         )
     })
