@@ -280,6 +280,11 @@ impl Decision {
             "scores": scores,
             "level_db": round4(self.level_db as f64),
             "latency_ms": round4(latency_ms),
+            // wall-clock time at which the window's last sample arrived
+            "arrived_unix_s": std::time::SystemTime::now()
+                .checked_sub(self.ready.elapsed())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| (d.as_secs_f64() * 1e3).round() / 1e3),
         })
         .to_string()
     }
@@ -403,6 +408,11 @@ mod tests {
         assert_eq!(v["label"], "one");
         assert_eq!(v["scores"]["zero"], 0.1877);
         assert_eq!(v["latency_ms"], 12.5);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!((v["arrived_unix_s"].as_f64().unwrap() - now).abs() < 60.0);
         let u = Decision {
             verdict: Verdict::Unknown,
             ..d
