@@ -409,21 +409,28 @@ pub struct CropConfig {
     pub gain_db: f64,
 }
 
-impl CropConfig {
-    /// The clip after level normalisation, padded with `length / 2` zeros on each side.
-    pub fn padded(&self, clip: &[f32]) -> Vec<f32> {
-        let half = self.length / 2;
-        let scale = match self.level {
+impl Level {
+    /// The factor that levels `x`: 1 for `None` (and for silence), 1 / peak for `Peak`.
+    pub fn scale(&self, x: &[f32]) -> f32 {
+        match self {
             Level::None => 1.0,
             Level::Peak => {
-                let peak = clip.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let peak = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 if peak > 0.0 {
                     1.0 / peak
                 } else {
                     1.0
                 }
             }
-        };
+        }
+    }
+}
+
+impl CropConfig {
+    /// The clip after level normalisation, padded with `length / 2` zeros on each side.
+    pub fn padded(&self, clip: &[f32]) -> Vec<f32> {
+        let half = self.length / 2;
+        let scale = self.level.scale(clip);
         // at least one input long (an empty clip, an odd length)
         let mut out = vec![0.0f32; (clip.len() + 2 * half).max(self.length)];
         for (o, v) in out[half..].iter_mut().zip(clip) {

@@ -3,7 +3,7 @@
 
 use super::replay::{replay_files, Replay};
 use super::{rms_db, Decision, Live, Post, PostConfig, Verdict, Window, Windower};
-use crate::audio::{CropConfig, Level};
+use crate::audio::CropConfig;
 use crate::graph::{BoxError, EdgeSpec, Graph, Histogram, RunReport, Sink, Stage, StopFlag};
 use crate::method::MethodKind;
 use crate::model::Net;
@@ -155,17 +155,7 @@ impl LiveModel {
 
     /// Class probabilities of one window (levelled as in training).
     pub fn probabilities(&self, window: &[f32]) -> Vec<f32> {
-        let scale = match self.crop.level {
-            Level::None => 1.0,
-            Level::Peak => {
-                let peak = window.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                if peak > 0.0 {
-                    1.0 / peak
-                } else {
-                    1.0
-                }
-            }
-        };
+        let scale = self.crop.level.scale(window);
         let x: Vec<f32> = window.iter().map(|v| v * scale).collect();
         let n = x.len();
         let x = Tensor::<4>::from_data(TensorData::new(x, [1, 1, 1, n]), &self.device);
