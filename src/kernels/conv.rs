@@ -414,11 +414,18 @@ fn backward_weight_im2col(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec
             (dw, db)
         })
         .collect();
-    let mut it = partials.into_iter();
-    let (mut dw, mut db) = it
-        .next()
-        .unwrap_or_else(|| (vec![0.0; c_out * k], vec![0.0; c_out]));
-    for (w, b) in it {
+    sum_partials(partials, c_out * k, c_out)
+}
+
+/// The sum of per-chunk (weight gradient, bias gradient) pairs; zeros when there are none.
+fn sum_partials(
+    partials: Vec<(Vec<f32>, Vec<f32>)>,
+    w_len: usize,
+    b_len: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut dw = vec![0.0f32; w_len];
+    let mut db = vec![0.0f32; b_len];
+    for (w, b) in partials {
         dw.iter_mut().zip(&w).for_each(|(a, v)| *a += v);
         db.iter_mut().zip(&b).for_each(|(a, v)| *a += v);
     }
@@ -643,12 +650,7 @@ fn backward_weight_implicit(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, V
             (dwt, db)
         })
         .collect();
-    let mut dwt = vec![0.0f32; c_out * krow];
-    let mut db = vec![0.0f32; c_out];
-    for (w, b) in partials {
-        dwt.iter_mut().zip(&w).for_each(|(a, v)| *a += v);
-        db.iter_mut().zip(&b).for_each(|(a, v)| *a += v);
-    }
+    let (dwt, db) = sum_partials(partials, c_out * krow, c_out);
     // [c_out, kh, kw, c_in] -> [c_out, c_in, kh, kw]
     let mut dw = vec![0.0f32; dwt.len()];
     for co in 0..c_out {
@@ -725,15 +727,7 @@ fn backward_weight_direct(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec
             (dw, db)
         })
         .collect();
-    let mut it = partials.into_iter();
-    let (mut dw, mut db) = it
-        .next()
-        .unwrap_or_else(|| (vec![0.0; c_out * g.k()], vec![0.0; c_out]));
-    for (w, b) in it {
-        dw.iter_mut().zip(&w).for_each(|(a, v)| *a += v);
-        db.iter_mut().zip(&b).for_each(|(a, v)| *a += v);
-    }
-    (dw, db)
+    sum_partials(partials, c_out * g.k(), c_out)
 }
 
 /// Forward pass: `x` `[n, c_in, h, w]`, `weight` `[c_out, c_in, kh, kw]`, `bias`
