@@ -123,7 +123,7 @@ cross-validation can be stopped with Ctrl-C and continued.")]
         #[command(flatten)]
         run: RunOptions,
     },
-    /// Stream a trained sound model over a recording or the microphone: one line per window heard.
+    /// Stream a trained sound model over a recording, the microphone or a device: one line per window heard.
     #[command(after_help = "\
 Examples:
   scarce run runs/cv-fsdd-envnet2-standard/fold-2 --input ../shared/data/fsdd/recordings/7_jackson_0.wav
@@ -131,6 +131,7 @@ Examples:
   scarce run RUN_DIR --input talk.wav --hop 0.1 --smooth 5 --threshold 0.7 --stats
   scarce run RUN_DIR --input mic
   scarce run RUN_DIR --input mic --input-device 2 --duration 30 --json
+  scarce run RUN_DIR --serial /dev/ttyACM0
 
 The model, its sample rate, input length and levelling come from the run folder (the
 latest checkpoint and the pipeline it was trained with). The input is cut into windows
@@ -151,13 +152,37 @@ another with --input-device INDEX|NAME); any other value is a file or folder pat
 ./mic for a file called mic). The device is opened at the model's rate when it offers
 it, else resampled; several channels are mixed to mono. Samples lost because the
 capture buffer overflowed are counted in the last line. --duration stops after that
-many seconds of audio, from a file or the microphone. Ctrl-C stops and exits with 130.")]
+many seconds of audio, from a file or the microphone. Ctrl-C stops and exits with 130.
+
+Microcontrollers stream samples over the `firmware-host` wire protocol (postcard
+messages, COBS frames, CRC-32; see firmware-host/README.md): --serial PORT [--baud N]
+reads a serial port, --tcp HOST:PORT waits for a device to connect, --stdin reads a
+pipe. The device's hello gives its rate and channels; frames lost on the way become
+silence of the same length, and frames received, lost and corrupt are counted (last
+line, --stats). Each decision goes back to the device as a result message (label id,
+confidence; 65535 = unknown, 65534 = silence).
+
+  scarce run RUN_DIR --serial /dev/ttyACM0 --baud 921600
+  cargo run -p firmware-host --features std --example sim-device -- talk.wav --stdout \
+    | scarce run RUN_DIR --stdin --json")]
     Run {
         /// Run folder written by `scarce train` or `scarce cv` (a sound model).
         run: PathBuf,
         /// WAV file, or folder of WAV files, to replay; `mic` for the microphone.
-        #[arg(long, value_name = "FILE|DIR|mic")]
-        input: PathBuf,
+        #[arg(long, value_name = "FILE|DIR|mic", group = "source")]
+        input: Option<PathBuf>,
+        /// A device streaming the wire protocol over this serial port (/dev/ttyACM0, COM3).
+        #[arg(long, value_name = "PORT", group = "source")]
+        serial: Option<String>,
+        /// Serial speed, bits per second (with --serial).
+        #[arg(long, default_value_t = scarce::stream::wire::DEFAULT_BAUD, requires = "serial")]
+        baud: u32,
+        /// Listen on this address (0.0.0.0:7878) for a device streaming the wire protocol.
+        #[arg(long, value_name = "HOST:PORT", group = "source")]
+        tcp: Option<String>,
+        /// Read the wire protocol from standard input (`sim-device x.wav --stdout | scarce run ...`).
+        #[arg(long, group = "source")]
+        stdin: bool,
         /// With --input mic: the input device, by index or name as `scarce devices`
         /// lists them (default: the default input device).
         #[arg(long, value_name = "NAME|INDEX")]
@@ -534,6 +559,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run {
             run,
             input,
+            serial,
+            baud,
+            tcp,
+            stdin,
             input_device,
             duration,
             fast,
@@ -548,6 +577,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !(0.0..=1.0).contains(&threshold) {
                 anyhow::bail!("--threshold must be between 0 and 1 (got {threshold})");
             }
+            use scarce::stream::{run::Input, wire::WireInput};
+            let input = match (input, serial, tcp) {
+                (Some(p), _, _) => Input::from_arg(&p),
+                (_, Some(port), _) => Input::Wire(WireInput::Serial { port, baud }),
+                (_, _, Some(listen)) => Input::Wire(WireInput::Tcp { listen }),
+                _ if stdin => Input::Wire(WireInput::Stdin),
+                _ => anyhow::bail!(
+                    "say what to listen to: --input FILE|DIR|mic, --serial PORT, --tcp HOST:PORT or --stdin"
+                ),
+            };
             let opts = scarce::stream::run::LiveOptions {
                 input,
                 input_device,

@@ -100,7 +100,7 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
         .values()
         .find_map(|s| s.get_ref().method.as_ref().map(|m| m.get_ref().clone()))
         .unwrap_or_default();
-    let history: Vec<EpochMetrics> = load_history(dir, usize::MAX)?;
+    let history: Vec<EpochMetrics> = load_history(dir, usize::MAX, &[])?;
     let Some(last) = history.last() else {
         return Ok(None);
     };

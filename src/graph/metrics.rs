@@ -413,6 +413,7 @@ struct Shared {
     edges: Mutex<Vec<Arc<EdgeMetrics>>>,
     stop: Mutex<StopFlag>,
     clock: Mutex<Clock>,
+    counters: Mutex<Vec<(String, Arc<AtomicU64>)>>,
 }
 
 /// Live metrics of a graph: cheap to clone, readable from any thread while
@@ -441,6 +442,19 @@ impl GraphMetrics {
 
     pub(crate) fn add_edge(&self, m: Arc<EdgeMetrics>) {
         lock(&self.inner.edges).push(m);
+    }
+
+    /// A named event counter that a stage or source keeps (frames lost, samples
+    /// overrun, ...), reported with the graph's metrics. Asking twice for the same name
+    /// gives the same counter.
+    pub fn counter(&self, name: &str) -> Arc<AtomicU64> {
+        let mut c = lock(&self.inner.counters);
+        if let Some((_, v)) = c.iter().find(|(n, _)| n == name) {
+            return v.clone();
+        }
+        let v = Arc::new(AtomicU64::new(0));
+        c.push((name.to_string(), v.clone()));
+        v
     }
 
     pub(crate) fn set_stop(&self, stop: StopFlag) {
@@ -475,9 +489,14 @@ impl GraphMetrics {
                 (None, None) => Duration::ZERO,
             }
         };
+        let counters = lock(&self.inner.counters)
+            .iter()
+            .map(|(n, v)| (n.clone(), v.load(Ordering::Relaxed)))
+            .collect();
         RunReport {
             stages,
             edges,
+            counters,
             stopped,
             wall,
         }
@@ -491,6 +510,9 @@ pub struct RunReport {
     pub stages: Vec<StageStats>,
     /// One entry per edge, in the order they were connected.
     pub edges: Vec<EdgeStats>,
+    /// Named event counters kept by the nodes ([`GraphMetrics::counter`]), in the order
+    /// they were created.
+    pub counters: Vec<(String, u64)>,
     /// The external [`StopFlag`] was set (Ctrl-C).
     pub stopped: bool,
     /// Wall-clock time of the run (so far, for a live snapshot).
@@ -547,6 +569,14 @@ impl RunReport {
     /// The stats of the edge `from -> to`.
     pub fn edge(&self, from: &str, to: &str) -> Option<&EdgeStats> {
         self.edges.iter().find(|e| e.from == from && e.to == to)
+    }
+
+    /// The value of counter `name` (0 when no node keeps it).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, v)| *v)
     }
 
     /// Human-readable table of stages and edges, columns aligned (for `--stats` and the
@@ -608,6 +638,14 @@ impl RunReport {
                 ]);
             }
             push_aligned(&mut out, &rows, 2);
+        }
+        if !self.counters.is_empty() {
+            out.push('\n');
+            let mut rows = vec![["counter", "value"].map(String::from).to_vec()];
+            for (n, v) in &self.counters {
+                rows.push(vec![n.clone(), v.to_string()]);
+            }
+            push_aligned(&mut out, &rows, 1);
         }
         out
     }
@@ -792,6 +830,7 @@ mod tests {
                 depth: 3,
                 max_depth: 64,
             }],
+            counters: vec![("frames lost".into(), 7)],
             stopped: true,
             wall: Duration::from_secs(1),
         };
@@ -806,6 +845,7 @@ mod tests {
             "1234",
             "50.0",
             "1.2k",
+            "frames lost",
         ] {
             assert!(t.contains(needle), "missing {needle:?} in\n{t}");
         }
@@ -819,5 +859,26 @@ mod tests {
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains("\"policy\":\"drop_oldest\""), "{json}");
         assert!(json.contains("\"kind\":\"source\""), "{json}");
+        assert_eq!(r.counter("frames lost"), 7);
+        assert_eq!(r.counter("absent"), 0);
+    }
+
+    #[test]
+    fn counters_are_shared_by_name_and_reported() {
+        let m = GraphMetrics::new();
+        let a = m.counter("frames lost");
+        let b = m.counter("frames lost");
+        a.fetch_add(2, Ordering::Relaxed);
+        b.fetch_add(3, Ordering::Relaxed);
+        m.counter("frames corrupt").fetch_add(1, Ordering::Relaxed);
+        let r = m.snapshot();
+        assert_eq!(
+            r.counters,
+            vec![
+                ("frames lost".to_string(), 5),
+                ("frames corrupt".to_string(), 1)
+            ]
+        );
+        assert!(r.table().contains("frames corrupt"), "{}", r.table());
     }
 }

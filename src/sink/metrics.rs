@@ -45,25 +45,39 @@ pub struct Summary {
 }
 
 /// Reads the epochs already in a run's `metrics.jsonl`, keeping only epochs up to
-/// `up_to` and rewriting the file if it held more (a run killed after writing metrics
-/// but before its checkpoint).
-pub fn load_history(run: &Path, up_to: usize) -> anyhow::Result<Vec<EpochMetrics>> {
+/// `up_to`, and adds those of `saved` (the lines a checkpoint carries) that the file
+/// lacks; rewrites the file if it held more (a run killed after writing metrics but
+/// before its checkpoint) or less (killed after its checkpoint but before the metrics
+/// sink wrote the line).
+pub fn load_history(
+    run: &Path,
+    up_to: usize,
+    saved: &[EpochMetrics],
+) -> anyhow::Result<Vec<EpochMetrics>> {
     let path = run.join(METRICS_FILE);
-    let f = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
     let mut kept = Vec::new();
-    let mut dropped = false;
-    for line in BufReader::new(f).lines() {
-        let line = line?;
-        match serde_json::from_str::<EpochMetrics>(&line) {
-            Ok(m) if m.epoch <= up_to => kept.push(m),
-            _ => dropped = true,
+    let mut changed = false;
+    match File::open(&path) {
+        Ok(f) => {
+            for line in BufReader::new(f).lines() {
+                let line = line?;
+                match serde_json::from_str::<EpochMetrics>(&line) {
+                    Ok(m) if m.epoch <= up_to => kept.push(m),
+                    _ => changed = true,
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    for m in saved {
+        if m.epoch <= up_to && !kept.iter().any(|k| k.epoch == m.epoch) {
+            kept.push(m.clone());
+            changed = true;
         }
     }
-    if dropped {
+    kept.sort_by_key(|m| m.epoch);
+    if changed {
         let mut text = String::new();
         for m in &kept {
             text.push_str(&serde_json::to_string(m)?);
@@ -187,5 +201,61 @@ impl Sink<Item> for MetricsSink {
             write_atomic(&self.run.join(PLOT_FILE), svg.as_bytes())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn epoch(e: usize) -> EpochMetrics {
+        EpochMetrics {
+            epoch: e,
+            train_loss: 1.0 / e as f64,
+            train_acc: 0.5,
+            discrepancy: None,
+            eval: vec![("test".into(), 0.9)],
+            iterations: 3,
+            phase_s: Vec::new(),
+            train_s: 1.0,
+            eval_s: 0.1,
+            elapsed_s: e as f64,
+        }
+    }
+
+    fn write_lines(run: &Path, epochs: &[usize]) {
+        let text: String = epochs
+            .iter()
+            .map(|&e| serde_json::to_string(&epoch(e)).unwrap() + "\n")
+            .collect();
+        std::fs::write(run.join(METRICS_FILE), text).unwrap();
+    }
+
+    fn epochs_in_file(run: &Path) -> Vec<usize> {
+        std::fs::read_to_string(run.join(METRICS_FILE))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<EpochMetrics>(l).unwrap().epoch)
+            .collect()
+    }
+
+    #[test]
+    fn history_drops_epochs_after_the_checkpoint_and_restores_those_it_carries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path();
+        // killed after writing epoch 3's line but before its checkpoint (at 2)
+        write_lines(run, &[1, 2, 3]);
+        let h = load_history(run, 2, &[]).unwrap();
+        assert_eq!(h.iter().map(|m| m.epoch).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(epochs_in_file(run), [1, 2]);
+        // killed after the checkpoint of epoch 4 but before lines 3 and 4 were written
+        let h = load_history(run, 4, &[epoch(3), epoch(4)]).unwrap();
+        assert_eq!(h.iter().map(|m| m.epoch).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(h[3], epoch(4));
+        assert_eq!(epochs_in_file(run), [1, 2, 3, 4]);
+        // lines already there are kept, not doubled
+        let h = load_history(run, 4, &[epoch(4)]).unwrap();
+        assert_eq!(h.len(), 4);
+        assert_eq!(epochs_in_file(run), [1, 2, 3, 4]);
     }
 }

@@ -1,7 +1,7 @@
 //! Live sound recognition: a trained sound model listening to a stream.
 //!
 //! ```text
-//! source (WAV replay | microphone) -> window -> infer (network + post-processing) -> sink
+//! source (WAV replay | microphone | device) -> window -> infer (network + post-processing) -> sink
 //! ```
 //!
 //! - The source emits [`Chunk`]s of mono samples at the model's rate, stamped with the
@@ -13,7 +13,8 @@
 //!   probabilities into a [`Verdict`]: a moving average over the last `smooth` windows,
 //!   a silence gate on the window's RMS level and a confidence threshold below which the
 //!   answer is "unknown".
-//! - Sinks print one line per decision, for people or as JSON lines.
+//! - Sinks print one line per decision, for people or as JSON lines; with a device
+//!   input ([`wire`]) each decision also goes back to the device.
 //!
 //! Live edges drop the oldest item when full, so latency stays bounded when inference
 //! is slower than the stream; drops are counted in the graph's metrics. Replays with
@@ -23,6 +24,7 @@
 pub mod mic;
 pub mod replay;
 pub mod run;
+pub mod wire;
 
 use std::collections::VecDeque;
 use std::time::Instant;

@@ -2,6 +2,7 @@
 //! stage graph (source -> window -> infer -> print).
 
 use super::replay::{replay_files, Replay};
+use super::wire::{ResultSender, Transport, WireInput, WireSource};
 use super::{rms_db, Decision, Live, Post, PostConfig, Verdict, Window, Windower};
 use crate::audio::CropConfig;
 use crate::graph::{BoxError, EdgeSpec, Graph, Histogram, RunReport, Sink, Stage, StopFlag};
@@ -17,12 +18,33 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// What to listen to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A WAV file, or a folder of WAV files, replayed.
+    Replay(PathBuf),
+    /// The microphone (`--input mic`).
+    Mic,
+    /// A device speaking the wire protocol (`--serial`, `--tcp`, `--stdin`).
+    Wire(WireInput),
+}
+
+impl Input {
+    /// `--input` as given: [`MIC`] selects the microphone, anything else is a path.
+    pub fn from_arg(input: &Path) -> Self {
+        if is_mic(input) {
+            Input::Mic
+        } else {
+            Input::Replay(input.to_path_buf())
+        }
+    }
+}
+
 /// How to stream.
 #[derive(Clone, Debug)]
 pub struct LiveOptions {
-    /// A WAV file or a folder of WAV files to replay, or [`MIC`] (`mic`) for the
-    /// microphone.
-    pub input: PathBuf,
+    /// The input.
+    pub input: Input,
     /// With `input` = `mic`: the input device (index, identifier or name); `None` = the
     /// default input device.
     pub input_device: Option<String>,
@@ -67,9 +89,11 @@ pub struct LiveSummary {
     pub overrun_samples: Option<u64>,
     /// Microphone input: overruns reported by the audio backend.
     pub xruns: u64,
-    /// Microphone input: why the stream ended before it was stopped (the device failed
-    /// or went away).
+    /// Microphone or device input: why the stream ended before it was stopped (the
+    /// device failed or went away).
     pub input_failed: Option<String>,
+    /// Device input: frames received, lost in transit, corrupt.
+    pub device_frames: Option<(u64, u64, u64)>,
 }
 
 impl LiveSummary {
@@ -87,6 +111,12 @@ impl LiveSummary {
             ms(0.99),
             self.dropped_windows
         ) + &self.overrun_words()
+            + &self
+                .device_frames
+                .map(|(n, lost, bad)| {
+                    format!("; {n} device frames received, {lost} lost, {bad} corrupt")
+                })
+                .unwrap_or_default()
     }
 
     fn overrun_words(&self) -> String {
@@ -230,6 +260,8 @@ struct Print {
     /// Set when the reader of the output went away (`scarce run ... | head`): the
     /// stream stops quietly.
     stop: StopFlag,
+    /// Device input: decisions go back to the device.
+    results: Option<ResultSender>,
 }
 
 impl Print {
@@ -244,6 +276,9 @@ impl Sink<Live> for Print {
         let Live::Decision(d) = item else {
             return Ok(());
         };
+        if let Some(r) = &self.results {
+            r.send(d.verdict, d.confidence);
+        }
         let line = if self.json {
             Some(d.json(&self.classes, d.ready.elapsed().as_secs_f64() * 1e3))
         } else {
@@ -283,7 +318,7 @@ pub fn run_live(
     stop: StopFlag,
     out: Box<dyn Write + Send>,
 ) -> Result<LiveSummary> {
-    let mic = is_mic(&opts.input);
+    let mic = opts.input == Input::Mic;
     #[cfg(not(feature = "mic"))]
     if mic {
         bail!("--input {MIC}: {NO_MIC}");
@@ -301,10 +336,9 @@ pub fn run_live(
     }
     let model = LiveModel::load(run, &opts.device)
         .with_context(|| format!("loading the model of {}", run.display()))?;
-    let files = if mic {
-        Vec::new()
-    } else {
-        replay_files(&opts.input)?
+    let files = match &opts.input {
+        Input::Replay(path) => replay_files(path)?,
+        _ => Vec::new(),
     };
     let rate = model.rate;
     let length = model.crop.length;
@@ -318,10 +352,18 @@ pub fn run_live(
     let streamed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut g: Graph<Live> = Graph::new().with_stop(stop.clone());
     let mut mic_stats: Option<Arc<dyn CaptureStats>> = None;
+    let mut results = None;
+    let mut wire_failure = None;
     let source = if mic {
         let (id, stats) = add_mic(&mut g, opts, rate, chunk, limit, stop.clone(), &streamed)?;
         mic_stats = Some(stats);
         id
+    } else if let Input::Wire(w) = &opts.input {
+        let t = Transport::open(w, &stop)?;
+        let (s, r) = WireSource::new(t, rate, chunk, limit, stop.clone(), &g.metrics())?;
+        results = r;
+        wire_failure = Some(s.failure());
+        g.add_source("device", s.counting(streamed.clone()))
     } else {
         // one window of silence after each file
         let mut r = Replay::new(files, rate, chunk, length, opts.fast).counting(streamed.clone());
@@ -354,8 +396,10 @@ pub fn run_live(
             out,
             tally: tally.clone(),
             stop,
+            results,
         },
     );
+    // a device or a microphone sets its own pace: --fast only makes the edges block
     let (chunks, windows) = if opts.fast {
         (EdgeSpec::block(64), EdgeSpec::block(8))
     } else {
@@ -410,6 +454,12 @@ pub fn run_live(
         }
         None => (None, 0, None),
     };
+    let input_failed = input_failed
+        .or_else(|| wire_failure.and_then(|f| f.lock().unwrap_or_else(|e| e.into_inner()).take()));
+    let device_frames = matches!(opts.input, Input::Wire(_)).then(|| {
+        let c = |i: usize| report.counter(super::wire::COUNTERS[i]);
+        (c(0), c(1), c(2))
+    });
     Ok(LiveSummary {
         windows: t.windows,
         labelled: t.labelled,
@@ -422,6 +472,7 @@ pub fn run_live(
         overrun_samples,
         xruns,
         input_failed,
+        device_frames,
     })
 }
 

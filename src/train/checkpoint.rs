@@ -9,6 +9,7 @@
 //! any moment therefore resumes from a complete checkpoint.
 
 use crate::fsutil::write_atomic;
+use crate::item::EpochMetrics;
 use crate::method::Method;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
@@ -39,8 +40,30 @@ pub fn dir(run: &Path) -> PathBuf {
     run.join("checkpoints")
 }
 
-/// Saves a checkpoint after `state.epoch` and points `latest` at it.
-pub fn save(run: &Path, method: &dyn Method, state: &CheckpointState) -> Result<PathBuf> {
+/// File in a checkpoint holding the metrics lines of the epochs since the previous
+/// checkpoint: a run killed after its checkpoint but before the metrics sink wrote those
+/// lines gets them back on resume.
+pub const EPOCHS_FILE: &str = "epochs.jsonl";
+
+/// The epoch metrics a checkpoint holds (none for checkpoints written before they did).
+pub fn saved_epochs(ckpt: &Path) -> Vec<EpochMetrics> {
+    fs::read_to_string(ckpt.join(EPOCHS_FILE))
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Saves a checkpoint after `state.epoch`, with the metrics of the epochs since the
+/// previous checkpoint, and points `latest` at it.
+pub fn save(
+    run: &Path,
+    method: &dyn Method,
+    state: &CheckpointState,
+    epochs: &[EpochMetrics],
+) -> Result<PathBuf> {
     let root = dir(run);
     fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let name = format!("epoch-{:04}", state.epoch);
@@ -53,6 +76,12 @@ pub fn save(run: &Path, method: &dyn Method, state: &CheckpointState) -> Result<
         &partial.join("state.json"),
         serde_json::to_string_pretty(state)?.as_bytes(),
     )?;
+    let mut lines = String::new();
+    for m in epochs {
+        lines.push_str(&serde_json::to_string(m)?);
+        lines.push('\n');
+    }
+    write_atomic(&partial.join(EPOCHS_FILE), lines.as_bytes())?;
     let _ = fs::remove_dir_all(&final_dir);
     fs::rename(&partial, &final_dir)
         .with_context(|| format!("moving checkpoint into {}", final_dir.display()))?;

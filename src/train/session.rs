@@ -256,7 +256,11 @@ fn run_session(
         .as_ref()
         .map(|(_, s): &(PathBuf, CheckpointState)| s.epoch)
         .unwrap_or(0);
-    let history = load_history(&run_dir, done)?;
+    let saved = resume
+        .as_ref()
+        .map(|(ckpt, _)| checkpoint::saved_epochs(ckpt))
+        .unwrap_or_default();
+    let history = load_history(&run_dir, done, &saved)?;
     if done >= settings.epochs {
         bail!(
             "{} already finished all {} epochs; evaluate it with `scarce eval {}` or give more with --epochs",

@@ -56,6 +56,8 @@ pub struct Trainer {
     iterations: usize,
     elapsed_before: f64,
     session_start: Instant,
+    /// Metrics of the epochs since the last checkpoint.
+    unsaved: Vec<EpochMetrics>,
 }
 
 impl Trainer {
@@ -84,6 +86,7 @@ impl Trainer {
             iterations: 0,
             elapsed_before,
             session_start: Instant::now(),
+            unsaved: Vec::new(),
             setup,
         })
     }
@@ -161,15 +164,6 @@ impl Trainer {
             .collect();
         let eval_s = t_eval.elapsed().as_secs_f64();
         let elapsed_s = self.elapsed_before + self.session_start.elapsed().as_secs_f64();
-        if epoch.is_multiple_of(self.setup.checkpoint_every.max(1)) || epoch == self.setup.epochs {
-            let state = CheckpointState {
-                epoch,
-                elapsed_s,
-                seed: self.setup.seed,
-                version: env!("CARGO_PKG_VERSION").to_string(),
-            };
-            checkpoint::save(&self.setup.run_dir, self.method.as_ref(), &state)?;
-        }
         let n = self.iterations.max(1) as f64;
         let metrics = EpochMetrics {
             epoch,
@@ -188,6 +182,24 @@ impl Trainer {
             eval_s,
             elapsed_s,
         };
+        // the checkpoint carries this epoch's line, in case the process dies before the
+        // metrics sink writes it
+        self.unsaved.push(metrics.clone());
+        if epoch.is_multiple_of(self.setup.checkpoint_every.max(1)) || epoch == self.setup.epochs {
+            let state = CheckpointState {
+                epoch,
+                elapsed_s,
+                seed: self.setup.seed,
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            checkpoint::save(
+                &self.setup.run_dir,
+                self.method.as_ref(),
+                &state,
+                &self.unsaved,
+            )?;
+            self.unsaved.clear();
+        }
         self.loss_sum = 0.0;
         self.disc_sum = 0.0;
         self.phase_sum = [("", 0.0); 3];

@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// Trains standard learning on two "speakers" of tones and returns (data dir, run dir).
-fn trained(tmp: &Path) -> (PathBuf, PathBuf) {
+pub(crate) fn trained(tmp: &Path) -> (PathBuf, PathBuf) {
     tones(tmp, &["ann", "bob"], 3);
     let p = pipeline(tmp, "source_only", 2, "");
     let out = tmp.join("run");

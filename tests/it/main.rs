@@ -3,6 +3,7 @@
 
 mod common;
 mod data_errors;
+mod device;
 mod fetch;
 mod live;
 mod pipelines;
