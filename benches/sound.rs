@@ -51,6 +51,7 @@ fn bench(c: &mut Criterion) {
             rate: 8000,
             num_classes: 10,
             dropout: 0.5,
+            width: 1,
         }),
         optimizer: OptimizerConfig {
             kind: OptimizerKind::Sgd,
@@ -59,6 +60,7 @@ fn bench(c: &mut Criterion) {
             ..OptimizerConfig::default()
         },
         num_k: 1,
+        grl: Default::default(),
     };
     let mut m = SourceOnly::new(&cfg, &ad);
     let xs: Vec<f32> = (0..B).flat_map(|i| wave(T, i as f32)).collect();

@@ -101,6 +101,7 @@ fn bench_device(c: &mut Criterion, group: &str, base: Device, with_breakdown: bo
         net: DigitsNetConfig::default().into(),
         optimizer: OptimizerConfig::default(),
         num_k: 4,
+        grl: Default::default(),
     };
     let mut method = SourceOnly::new(&cfg, &ad);
     let mut g = c.benchmark_group(group);

@@ -8,6 +8,7 @@ use crate::audio::{CropConfig, TEST_CROPS};
 use crate::data::sound::SoundSet;
 use crate::data::ImageSet;
 use crate::method::Predictor;
+use crate::openset::{open_label, OpenSetMetrics};
 use crate::stage::normalize::Normalize;
 use burn::prelude::*;
 use serde::Serialize;
@@ -30,6 +31,9 @@ pub struct Evaluation {
     pub per_class: Vec<f64>,
     /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<usize>>,
+    /// Open-set models: OS, OS*, ALL, UNK and H-score (the last class is unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub open_set: Option<OpenSetMetrics>,
 }
 
 impl Evaluation {
@@ -66,7 +70,25 @@ impl Evaluation {
             },
             per_class,
             confusion,
+            open_set: None,
         }
+    }
+
+    /// The evaluation of an open-set model with `known` classes plus unknown (output
+    /// `known`): true labels at or above `known` count as unknown.
+    pub fn open_set(data: &str, known: usize, truth: &[u8], pred: &[u8]) -> Self {
+        let truth: Vec<u8> = truth
+            .iter()
+            .map(|&t| open_label(t as usize, known) as u8)
+            .collect();
+        let mut e = Self::from_predictions(data, known + 1, &truth, pred);
+        let counts: Vec<Vec<u64>> = e
+            .confusion
+            .iter()
+            .map(|r| r.iter().map(|&v| v as u64).collect())
+            .collect();
+        e.open_set = OpenSetMetrics::from_confusion(&counts);
+        e
     }
 
     /// A human-readable report: accuracy, per-class accuracy and the confusion matrix.
@@ -86,6 +108,19 @@ impl Evaluation {
             let _ = write!(s, " {c}:{:.1}", 100.0 * a);
         }
         let _ = writeln!(s);
+        if let Some(m) = &self.open_set {
+            let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}", 100.0 * v));
+            let _ = writeln!(
+                s,
+                "  open set (class {} = unknown): OS {} OS* {} ALL {} UNK {} H {}",
+                self.confusion.len() - 1,
+                pct(Some(m.os)),
+                pct(Some(m.os_star)),
+                pct(Some(m.all)),
+                pct(m.unk),
+                pct(m.h_score)
+            );
+        }
         let _ = writeln!(s, "  confusion (rows: true class, columns: predicted):");
         let _ = write!(s, "       ");
         for c in 0..self.confusion.len() {
@@ -144,12 +179,15 @@ pub fn image_batch(
 }
 
 /// Evaluates every head of `net` (already in eval mode) on `set`. The first result is
-/// the primary head, named after the data set; the others are named `DATA/HEAD`.
+/// the primary head, named after the data set; the others are named `DATA/HEAD`. With
+/// `known = Some(k)` the network is an open-set one: its output `k` is unknown, and
+/// labels at or above `k` count as unknown.
 pub fn evaluate(
     net: &dyn Predictor,
     set: &ImageSet,
     normalize: Option<Normalize>,
     device: &Device,
+    known: Option<usize>,
 ) -> Vec<Evaluation> {
     per_head(
         net,
@@ -157,6 +195,7 @@ pub fn evaluate(
         set.num_classes,
         &set.labels,
         predict(net, set, normalize, device),
+        known,
     )
 }
 
@@ -167,6 +206,7 @@ fn per_head(
     num_classes: usize,
     labels: &[u8],
     predictions: Vec<Vec<u8>>,
+    known: Option<usize>,
 ) -> Vec<Evaluation> {
     let heads = net.heads();
     predictions
@@ -178,7 +218,10 @@ fn per_head(
             } else {
                 format!("{data}/{}", heads[i])
             };
-            Evaluation::from_predictions(&name, num_classes, labels, &pred)
+            match known {
+                Some(k) => Evaluation::open_set(&name, k, labels, &pred),
+                None => Evaluation::from_predictions(&name, num_classes, labels, &pred),
+            }
         })
         .collect()
 }
@@ -193,15 +236,16 @@ pub enum EvalSet {
 }
 
 impl EvalSet {
-    /// Evaluates every head of `net` on the set.
+    /// Evaluates every head of `net` on the set; `known`: see [`evaluate`] (images).
     pub fn evaluate(
         &self,
         net: &dyn Predictor,
         normalize: Option<Normalize>,
         device: &Device,
+        known: Option<usize>,
     ) -> Vec<Evaluation> {
         match self {
-            EvalSet::Images(set) => evaluate(net, set, normalize, device),
+            EvalSet::Images(set) => evaluate(net, set, normalize, device, known),
             EvalSet::Sound(set, crop) => evaluate_sound(net, set, crop, device),
         }
     }
@@ -292,7 +336,14 @@ pub fn evaluate_sound(
         .into_iter()
         .map(|probs| probs.iter().map(|p| argmax(p) as u8).collect())
         .collect();
-    per_head(net, &set.name, set.num_classes, &set.labels, predictions)
+    per_head(
+        net,
+        &set.name,
+        set.num_classes,
+        &set.labels,
+        predictions,
+        None,
+    )
 }
 
 /// Index of the largest value (the first on ties).

@@ -169,6 +169,9 @@ pub struct EpochMetrics {
     pub discrepancy: Option<f64>,
     /// Accuracy on each evaluation set, by data set name, in pipeline order.
     pub eval: Vec<(String, f64)>,
+    /// Open-set methods: OS, OS*, ALL, UNK and H-score on each evaluation set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub open_set: Vec<(String, crate::openset::OpenSetMetrics)>,
     /// Iterations in this epoch.
     pub iterations: usize,
     /// Seconds per iteration spent in each phase of the method (e.g. MCD's A, B, C).

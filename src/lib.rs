@@ -18,6 +18,7 @@ pub mod item;
 pub mod kernels;
 pub mod method;
 pub mod model;
+pub mod openset;
 pub mod pipeline;
 pub mod results;
 pub mod sink;

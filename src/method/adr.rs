@@ -164,6 +164,7 @@ mod tests {
                 ..Default::default()
             },
             num_k: 2,
+            grl: Default::default(),
         };
         let mut adr = Adr::new(&cfg, &device.clone().autodiff());
         let ad = device.autodiff();

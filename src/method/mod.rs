@@ -6,7 +6,9 @@
 //! or more prediction heads (MCD reports C1, C2 and their ensemble).
 
 pub mod adr;
+pub mod grl;
 pub mod mcd;
+pub mod osbp;
 pub mod source_only;
 
 use crate::item::{Batch, ItemType, PairBatch};
@@ -193,15 +195,19 @@ pub enum MethodKind {
     /// Between-class learning (Tokozume et al., ICLR 2018): KL loss on the soft labels of
     /// a `bc_mix` stage.
     Bc,
+    /// Open set domain adaptation by backpropagation (Saito et al., ECCV 2018): the
+    /// network's last output is "unknown".
+    Osbp,
 }
 
 impl MethodKind {
     /// Every method.
-    pub const ALL: [MethodKind; 4] = [
+    pub const ALL: [MethodKind; 5] = [
         MethodKind::SourceOnly,
         MethodKind::Mcd,
         MethodKind::Adr,
         MethodKind::Bc,
+        MethodKind::Osbp,
     ];
 
     /// Name in pipeline files.
@@ -211,6 +217,7 @@ impl MethodKind {
             MethodKind::Mcd => "mcd",
             MethodKind::Adr => "adr",
             MethodKind::Bc => "bc",
+            MethodKind::Osbp => "osbp",
         }
     }
 
@@ -223,7 +230,7 @@ impl MethodKind {
     pub fn input(self) -> ItemType {
         match self {
             MethodKind::SourceOnly | MethodKind::Bc => ItemType::Batch,
-            MethodKind::Mcd | MethodKind::Adr => ItemType::Pair,
+            MethodKind::Mcd | MethodKind::Adr | MethodKind::Osbp => ItemType::Pair,
         }
     }
 
@@ -231,8 +238,14 @@ impl MethodKind {
     pub fn heads(self) -> usize {
         match self {
             MethodKind::Mcd => 2,
-            MethodKind::SourceOnly | MethodKind::Adr | MethodKind::Bc => 1,
+            MethodKind::SourceOnly | MethodKind::Adr | MethodKind::Bc | MethodKind::Osbp => 1,
         }
+    }
+
+    /// Whether the network's last output is "unknown" (open-set methods): evaluation
+    /// then counts target labels beyond the known classes as unknown.
+    pub fn open_set(self) -> bool {
+        self == MethodKind::Osbp
     }
 }
 
@@ -247,6 +260,18 @@ pub struct MethodConfig {
     pub optimizer: OptimizerConfig,
     /// Generator updates per iteration (MCD step C, ADR generator step); default 4.
     pub num_k: usize,
+    /// Gradient reversal (OSBP).
+    pub grl: grl::GrlConfig,
+}
+
+impl MethodConfig {
+    /// Open-set methods: the number of known classes (the network's outputs but the
+    /// last, unknown).
+    pub fn known_classes(&self) -> Option<usize> {
+        self.kind
+            .open_set()
+            .then(|| self.net.num_classes().saturating_sub(1))
+    }
 }
 
 /// One training iteration's input.
@@ -272,6 +297,9 @@ pub trait Method: Send {
     fn export(&self) -> Result<Vec<u8>>;
     /// Sets the learning rate of every optimizer for the following iterations.
     fn set_learning_rate(&mut self, lr: f64);
+    /// Called at the start of each epoch (1-based) of `epochs`, for methods with
+    /// schedules of their own (OSBP's gradient reversal weight).
+    fn set_epoch(&mut self, _epoch: usize, _epochs: usize) {}
 }
 
 /// Networks in eval mode, for evaluation and streaming.
@@ -291,6 +319,7 @@ pub fn build(cfg: &MethodConfig, device: &Device) -> Box<dyn Method> {
         MethodKind::SourceOnly | MethodKind::Bc => Box::new(source_only::SourceOnly::new(cfg, &ad)),
         MethodKind::Mcd => Box::new(mcd::Mcd::new(cfg, &ad)),
         MethodKind::Adr => Box::new(adr::Adr::new(cfg, &ad)),
+        MethodKind::Osbp => Box::new(osbp::Osbp::new(cfg, cfg.grl, &ad)),
     }
 }
 

@@ -59,6 +59,14 @@ pub struct EnvNetConfig {
     pub num_classes: usize,
     /// Dropout probability after each hidden fully connected layer.
     pub dropout: f64,
+    /// Multiplier of the channels of every convolution and of the hidden fully
+    /// connected widths (1 = the table above).
+    #[serde(default = "one")]
+    pub width: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The layer plan of a variant.
@@ -72,6 +80,23 @@ struct Plan {
 
 impl EnvNetConfig {
     fn plan(&self) -> Plan {
+        let mut p = self.base_plan();
+        let k = self.width.max(1);
+        if k > 1 {
+            for (c, _) in p.front.iter_mut() {
+                *c *= k;
+            }
+            for (c, _) in p.back.iter_mut() {
+                *c *= k;
+            }
+            for h in p.hidden.iter_mut() {
+                *h *= k;
+            }
+        }
+        p
+    }
+
+    fn base_plan(&self) -> Plan {
         match self.variant {
             EnvNetVariant::V2 => Plan {
                 front: [(32, 64), (64, 16)],
@@ -260,6 +285,7 @@ mod tests {
             rate: 44_100,
             num_classes: 50,
             dropout: 0.5,
+            width: 1,
         };
         // 256 channels x 10 x 8 before fc11 (20,480 inputs), as in the paper's table
         assert_eq!(cfg.feature_shape().unwrap(), (256, 10, 8));
@@ -292,6 +318,7 @@ mod tests {
                 rate,
                 num_classes: 10,
                 dropout: 0.5,
+                width: 1,
             };
             assert_eq!(cfg.feature_shape().unwrap(), (64, 6, 6));
             let net = cfg.init(&device);
@@ -313,5 +340,27 @@ mod tests {
                 assert_eq!(net.num_params(), n);
             }
         }
+    }
+
+    #[test]
+    fn width_multiplies_every_channel_count_and_the_hidden_layer() {
+        let cfg = EnvNetConfig {
+            variant: EnvNetVariant::Small,
+            input: 8_192,
+            rate: 8_000,
+            num_classes: 10,
+            dropout: 0.5,
+            width: 2,
+        };
+        // conv2's 64 channels become 64 rows: (64 + 1 - 8 + 1 - 8) / 3 = 16
+        assert_eq!(cfg.feature_shape().unwrap(), (128, 16, 6));
+        let net = cfg.init(&Device::flex());
+        assert_eq!(net.fc[0].weight.dims(), [128 * 16 * 6, 512]);
+        // old configurations without the field read as width 1
+        let json = serde_json::to_string(&cfg)
+            .unwrap()
+            .replace(",\"width\":2", "");
+        let old: EnvNetConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(old.width, 1);
     }
 }

@@ -178,6 +178,12 @@ impl PipelineFile {
                 format!("data set `{name}` is a sound set, not a set of images")
             })?;
         let mut set = dir.load_digits_at(digits, *spec.split.get_ref(), spec.resize_side())?;
+        if let Some(classes) = &spec.classes {
+            let keep: Vec<usize> = (0..set.len())
+                .filter(|&i| classes.get_ref().contains(&set.labels[i]))
+                .collect();
+            set = set.subset(&keep);
+        }
         if let Some(limit) = &spec.limit {
             let n = (*limit.get_ref()).min(set.len());
             set = set.subset(&(0..n).collect::<Vec<_>>());
@@ -226,6 +232,7 @@ impl PipelineFile {
                 .map(|o| o.get_ref().clone())
                 .unwrap_or_default(),
             num_k: st.num_k.as_ref().map(|k| *k.get_ref()).unwrap_or(4),
+            grl: st.grl.as_ref().map(|g| *g.get_ref()).unwrap_or_default(),
         })
     }
 
@@ -262,6 +269,7 @@ impl PipelineFile {
                 rate: data.rate(),
                 num_classes: n.num_classes.unwrap_or(classes),
                 dropout: n.dropout.unwrap_or(0.5),
+                width: n.width.unwrap_or(1).max(1),
             }));
         }
         let d = DigitsNetConfig::default();

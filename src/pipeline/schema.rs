@@ -93,6 +93,9 @@ pub struct DataSpec {
     /// summary, instead of stopping with an error (default false).
     #[serde(default)]
     pub skip_bad_files: bool,
+    /// Images: keep only these classes (labels unchanged), e.g. `[0, 1, 2, 3, 4]` for
+    /// the known classes of an open-set source domain; applied before `limit`.
+    pub classes: Option<Spanned<Vec<u8>>>,
 }
 
 impl DataSpec {
@@ -154,6 +157,8 @@ pub struct StageSpec {
     pub optimizer: Option<Spanned<OptimizerConfig>>,
     /// `train`: generator updates per iteration of an adapting method (default 4).
     pub num_k: Option<Spanned<usize>>,
+    /// `train`: gradient reversal of `osbp` (`{ lambda = 1.0, schedule = "constant" }`).
+    pub grl: Option<Spanned<crate::method::grl::GrlConfig>>,
     /// `progress`: print nothing.
     pub quiet: Option<Spanned<bool>>,
     /// `crop`: input length of the network, in samples.
@@ -180,6 +185,9 @@ pub struct NetworkSpec {
     pub dropout: Option<f64>,
     /// Hidden width of the classifier (default 100).
     pub hidden: Option<usize>,
+    /// EnvNet: channel multiplier of every convolution and of the hidden fully
+    /// connected layers (default 1).
+    pub width: Option<usize>,
     /// Classifier heads; must match the method (MCD: 2, others: 1).
     pub heads: Option<Spanned<usize>>,
 }
@@ -308,7 +316,7 @@ impl StageKind {
             StageKind::Pair | StageKind::BcMix => (&[], &[]),
             StageKind::Crop => (&["length", "level", "max_scale", "gain_db"], &["length"]),
             StageKind::Train => (
-                &["network", "method", "optimizer", "num_k"],
+                &["network", "method", "optimizer", "num_k", "grl"],
                 &["network", "method"],
             ),
             StageKind::Metrics => (&[], &[]),

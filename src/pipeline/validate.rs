@@ -402,6 +402,40 @@ impl PipelineFile {
                     ));
                 }
             }
+            if let Some(g) = &st.grl {
+                if method != MethodKind::Osbp {
+                    return Err(self.error(
+                        g.span(),
+                        Some(&format!("stage.{name}.grl")),
+                        format!(
+                            "`grl` (gradient reversal) is a setting of method `osbp`, not of `{}`",
+                            method.name()
+                        ),
+                    ));
+                }
+                let l = g.get_ref().lambda;
+                if !l.is_finite() || l < 0.0 {
+                    return Err(self.error(
+                        g.span(),
+                        Some(&format!("stage.{name}.grl.lambda")),
+                        format!("lambda must be a finite number of at least 0 (got {l})"),
+                    ));
+                }
+            }
+            if method == MethodKind::Osbp {
+                let n = st
+                    .network
+                    .as_ref()
+                    .and_then(|n| n.get_ref().num_classes)
+                    .unwrap_or(10);
+                if n < 2 {
+                    return Err(self.error(
+                        st.network.as_ref().map(|n| n.span()).unwrap_or(m.span()),
+                        Some(&format!("stage.{name}.network.num_classes")),
+                        format!("method `osbp` needs the known classes plus one output for \"unknown\": num_classes = {n} leaves no known class"),
+                    ));
+                }
+            }
             if let Some(k) = &st.num_k {
                 if *k.get_ref() == 0 {
                     return Err(self.error(
@@ -538,6 +572,7 @@ impl PipelineFile {
                 [
                     ("size", d.size.as_ref().map(|v| v.span())),
                     ("pad", d.pad.as_ref().map(|v| v.span())),
+                    ("classes", d.classes.as_ref().map(|v| v.span())),
                 ]
                 .into_iter()
                 .filter_map(|(k, sp)| sp.map(|sp| (k, sp)))
@@ -545,6 +580,7 @@ impl PipelineFile {
             } else {
                 [
                     ("rate", d.rate.as_ref().map(|v| v.span())),
+                    ("classes", None),
                     (
                         "per_class_per_fold",
                         d.per_class_per_fold.as_ref().map(|v| v.span()),
@@ -574,6 +610,19 @@ impl PipelineFile {
                             "sample rate {} Hz is out of range (1,000 to 192,000)",
                             r.get_ref()
                         ),
+                    ));
+                }
+            }
+            if let Some(c) = &d.classes {
+                let bad = c.get_ref().iter().find(|&&k| k >= 10);
+                if c.get_ref().is_empty() || bad.is_some() {
+                    return Err(self.error(
+                        c.span(),
+                        Some(&format!("data.{name}.classes")),
+                        match bad {
+                            Some(k) => format!("class {k} does not exist: digits are 0-9"),
+                            None => "give at least one class".to_string(),
+                        },
                     ));
                 }
             }
@@ -722,7 +771,10 @@ impl PipelineFile {
             };
             self.error(span, Some(&format!("stage.{name}.{key}")), msg)
         };
-        if matches!(method, Some(MethodKind::Mcd | MethodKind::Adr)) {
+        if matches!(
+            method,
+            Some(MethodKind::Mcd | MethodKind::Adr | MethodKind::Osbp)
+        ) {
             return Err(at(
                 "method",
                 format!(
@@ -824,6 +876,7 @@ impl PipelineFile {
             rate: rate.unwrap_or(16_000),
             num_classes: 10,
             dropout: 0.5,
+            width: 1,
         };
         if let Err(why) = cfg.feature_shape() {
             return Err(self.error(

@@ -215,6 +215,7 @@ mod tests {
             train_acc: 0.5,
             discrepancy: None,
             eval: vec![("test".into(), 0.9)],
+            open_set: Vec::new(),
             iterations: 3,
             phase_s: Vec::new(),
             train_s: 1.0,

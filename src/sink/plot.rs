@@ -186,6 +186,7 @@ mod tests {
                 train_acc: 0.5,
                 discrepancy: None,
                 eval: vec![("a".into(), 0.6), ("b".into(), 0.4)],
+                open_set: Vec::new(),
                 iterations: 2,
                 phase_s: Vec::new(),
                 train_s: 0.1,

@@ -438,7 +438,9 @@ pub fn evaluate_run(
     let device = device
         .parse::<crate::model::device::DeviceChoice>()?
         .device()?;
-    let net = crate::method::load_predictor(&file.method_config(&plan)?, &ckpt, &device)?;
+    let cfg = file.method_config(&plan)?;
+    let known = cfg.known_classes();
+    let net = crate::method::load_predictor(&cfg, &ckpt, &device)?;
     let names: Vec<String> = if data.is_empty() {
         file.spec
             .train
@@ -485,7 +487,7 @@ pub fn evaluate_run(
                 );
             }
             let set = file.eval_set(&plan, n, &data_dir)?;
-            Ok(set.evaluate(net.as_ref(), normalize, &device))
+            Ok(set.evaluate(net.as_ref(), normalize, &device, known))
         })
         .collect::<Result<Vec<_>>>()
         .map(|v| v.into_iter().flatten().collect())

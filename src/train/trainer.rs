@@ -118,6 +118,7 @@ impl Trainer {
             // the learning rate of this epoch (a resumed run continues the schedule)
             let lr = self.setup.method.optimizer.lr_at(epoch, self.setup.epochs);
             self.method.set_learning_rate(lr);
+            self.method.set_epoch(epoch, self.setup.epochs);
             self.seeded_epoch = epoch;
             self.epoch_started = Some(Instant::now());
         }
@@ -155,13 +156,23 @@ impl Trainer {
         let evaluate =
             epoch.is_multiple_of(self.setup.eval_every.max(1)) || epoch == self.setup.epochs;
         let sets: &[crate::eval::EvalSet] = if evaluate { &self.setup.eval_sets } else { &[] };
-        let eval = sets
+        let known = self.setup.method.known_classes();
+        let evals: Vec<crate::eval::Evaluation> = sets
             .iter()
             .flat_map(|set| {
-                set.evaluate(predictor.as_ref(), self.setup.normalize, &self.setup.device)
+                set.evaluate(
+                    predictor.as_ref(),
+                    self.setup.normalize,
+                    &self.setup.device,
+                    known,
+                )
             })
-            .map(|e| (e.data, e.accuracy))
             .collect();
+        let open_set = evals
+            .iter()
+            .filter_map(|e| e.open_set.map(|m| (e.data.clone(), m)))
+            .collect();
+        let eval = evals.into_iter().map(|e| (e.data, e.accuracy)).collect();
         let eval_s = t_eval.elapsed().as_secs_f64();
         let elapsed_s = self.elapsed_before + self.session_start.elapsed().as_secs_f64();
         let n = self.iterations.max(1) as f64;
@@ -171,6 +182,7 @@ impl Trainer {
             train_acc: self.correct as f64 / self.seen.max(1) as f64,
             discrepancy: (self.disc_sum > 0.0).then_some(self.disc_sum / n),
             eval,
+            open_set,
             iterations: self.iterations,
             phase_s: self
                 .phase_sum

@@ -364,3 +364,61 @@ fn fold_is_refused_for_a_pipeline_without_folds() {
     assert_user_error(&o, &["--fold", "has none"]);
     assert!(!tmp.path().join("run").exists());
 }
+
+#[test]
+fn osbp_trains_on_the_known_classes_and_reports_open_set_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let o = run(&[
+        "train",
+        "pipelines/digits-osbp-mnist-usps.toml",
+        "--epochs",
+        "1",
+        "--out",
+        run_dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = metrics(&run_dir);
+    let (name, os) = (&m[0]["open_set"][0][0], &m[0]["open_set"][0][1]);
+    assert_eq!(name, "usps_test");
+    for k in ["os", "os_star", "all", "unk", "h_score"] {
+        let v = os[k].as_f64().unwrap_or_else(|| panic!("{k} in {os}"));
+        assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+    }
+    // ALL is the plain accuracy with digits 5-9 counted as the unknown class
+    assert_eq!(os["all"], m[0]["eval"][0][1]);
+
+    // the source set holds the known classes only: nothing in the unknown row
+    let o = run(&[
+        "eval",
+        run_dir.to_str().unwrap(),
+        "--data",
+        "mnist_train",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let confusion = e[0]["confusion"].as_array().unwrap();
+    assert_eq!(confusion.len(), 6, "five known classes and unknown");
+    let row_total = |r: &Value| -> u64 {
+        r.as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(row_total(&confusion[5]), 0);
+    assert_eq!(e[0]["total"], 2000);
+    assert!(confusion[..5].iter().all(|r| row_total(r) > 0));
+    assert!(
+        e[0]["open_set"]["unk"].is_null(),
+        "no unknown example in the source"
+    );
+    let o = run(&["eval", run_dir.to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("open set (class 5 = unknown): OS"),
+        "{}",
+        stdout(&o)
+    );
+}
