@@ -61,6 +61,7 @@ fn bench(c: &mut Criterion) {
         },
         num_k: 1,
         grl: Default::default(),
+        reject_below: None,
     };
     let mut m = SourceOnly::new(&cfg, &ad);
     let xs: Vec<f32> = (0..B).flat_map(|i| wave(T, i as f32)).collect();

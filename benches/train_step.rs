@@ -102,6 +102,7 @@ fn bench_device(c: &mut Criterion, group: &str, base: Device, with_breakdown: bo
         optimizer: OptimizerConfig::default(),
         num_k: 4,
         grl: Default::default(),
+        reject_below: None,
     };
     let mut method = SourceOnly::new(&cfg, &ad);
     let mut g = c.benchmark_group(group);

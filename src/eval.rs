@@ -8,7 +8,7 @@ use crate::audio::{CropConfig, TEST_CROPS};
 use crate::data::sound::SoundSet;
 use crate::data::ImageSet;
 use crate::method::Predictor;
-use crate::openset::{open_label, OpenSetMetrics};
+use crate::openset::{open_label, OpenSet, OpenSetMetrics};
 use crate::stage::normalize::Normalize;
 use burn::prelude::*;
 use serde::Serialize;
@@ -140,11 +140,15 @@ impl Evaluation {
 
 /// Predicted classes of every image of `set` for each head of `net`, after
 /// `normalize`, on `device` (a plain, non-autodiff device).
+///
+/// With `open` rejecting below a probability, a top probability below it is answered
+/// with class `open.known` (unknown).
 pub fn predict(
     net: &dyn Predictor,
     set: &ImageSet,
     normalize: Option<Normalize>,
     device: &Device,
+    open: Option<OpenSet>,
 ) -> Vec<Vec<u8>> {
     let pix = set.height * set.width;
     let mut pred = vec![Vec::with_capacity(set.len()); net.heads().len()];
@@ -152,8 +156,21 @@ pub fn predict(
         let end = (start + EVAL_BATCH).min(set.len());
         let x = image_batch(set, start..end, normalize, device);
         for (head, probs) in net.predict(x).into_iter().enumerate() {
-            let classes = probs.argmax(1).into_data();
-            pred[head].extend(classes.iter::<i64>().map(|c| c as u8));
+            let classes = probs.clone().argmax(1).into_data();
+            let classes = classes.iter::<i64>().map(|c| c as u8);
+            match open.and_then(|o| o.reject_below.map(|t| (o.known as u8, t))) {
+                Some((unknown, t)) => {
+                    let top = probs.max_dim(1).into_data();
+                    pred[head].extend(classes.zip(top.iter::<f32>()).map(|(c, p)| {
+                        if p < t {
+                            unknown
+                        } else {
+                            c
+                        }
+                    }));
+                }
+                None => pred[head].extend(classes),
+            }
         }
     }
     debug_assert!(pred.iter().all(|p| p.len() == set.len()) || pix == 0);
@@ -180,22 +197,22 @@ pub fn image_batch(
 
 /// Evaluates every head of `net` (already in eval mode) on `set`. The first result is
 /// the primary head, named after the data set; the others are named `DATA/HEAD`. With
-/// `known = Some(k)` the network is an open-set one: its output `k` is unknown, and
-/// labels at or above `k` count as unknown.
+/// `open` the model is an open-set one: the answer `open.known` is unknown, and labels at
+/// or above it count as unknown.
 pub fn evaluate(
     net: &dyn Predictor,
     set: &ImageSet,
     normalize: Option<Normalize>,
     device: &Device,
-    known: Option<usize>,
+    open: Option<OpenSet>,
 ) -> Vec<Evaluation> {
     per_head(
         net,
         &set.name,
         set.num_classes,
         &set.labels,
-        predict(net, set, normalize, device),
-        known,
+        predict(net, set, normalize, device, open),
+        open.map(|o| o.known),
     )
 }
 
@@ -236,16 +253,16 @@ pub enum EvalSet {
 }
 
 impl EvalSet {
-    /// Evaluates every head of `net` on the set; `known`: see [`evaluate`] (images).
+    /// Evaluates every head of `net` on the set; `open`: see [`evaluate`] (images).
     pub fn evaluate(
         &self,
         net: &dyn Predictor,
         normalize: Option<Normalize>,
         device: &Device,
-        known: Option<usize>,
+        open: Option<OpenSet>,
     ) -> Vec<Evaluation> {
         match self {
-            EvalSet::Images(set) => evaluate(net, set, normalize, device, known),
+            EvalSet::Images(set) => evaluate(net, set, normalize, device, open),
             EvalSet::Sound(set, crop) => evaluate_sound(net, set, crop, device),
         }
     }

@@ -13,6 +13,16 @@
 
 use serde::{Deserialize, Serialize};
 
+/// How a model answers "unknown".
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OpenSet {
+    /// Known classes; the answer `known` is unknown.
+    pub known: usize,
+    /// A closed-set model made open (a baseline): below this top probability the answer
+    /// is unknown. `None` for models with an unknown output of their own (OSBP).
+    pub reject_below: Option<f32>,
+}
+
 /// The class index of a target label for a classifier of `known` classes plus unknown.
 pub fn open_label(label: usize, known: usize) -> usize {
     label.min(known)

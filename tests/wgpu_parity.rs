@@ -65,6 +65,7 @@ fn wgpu_matches_cpu_on_inference_and_a_training_step() {
             optimizer: OptimizerConfig::default(),
             num_k: 1,
             grl: Default::default(),
+            reject_below: None,
         };
         let mut m = SourceOnly::new(&mcfg, &ad);
         m.load_net(copy_to(&net_cpu, &cfg, &ad));

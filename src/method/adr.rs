@@ -165,6 +165,7 @@ mod tests {
             },
             num_k: 2,
             grl: Default::default(),
+            reject_below: None,
         };
         let mut adr = Adr::new(&cfg, &device.clone().autodiff());
         let ad = device.autodiff();

@@ -262,15 +262,26 @@ pub struct MethodConfig {
     pub num_k: usize,
     /// Gradient reversal (OSBP).
     pub grl: grl::GrlConfig,
+    /// `source_only`: evaluate as an open-set model that answers "unknown" below this
+    /// top probability (the confidence-threshold baseline of open-set adaptation).
+    pub reject_below: Option<f64>,
 }
 
 impl MethodConfig {
-    /// Open-set methods: the number of known classes (the network's outputs but the
-    /// last, unknown).
-    pub fn known_classes(&self) -> Option<usize> {
-        self.kind
-            .open_set()
-            .then(|| self.net.num_classes().saturating_sub(1))
+    /// How the model answers "unknown": OSBP with its last output, a source-only
+    /// model with `reject_below` by its confidence; `None` for closed-set models.
+    pub fn open_set(&self) -> Option<crate::openset::OpenSet> {
+        if self.kind.open_set() {
+            Some(crate::openset::OpenSet {
+                known: self.net.num_classes().saturating_sub(1),
+                reject_below: None,
+            })
+        } else {
+            self.reject_below.map(|t| crate::openset::OpenSet {
+                known: self.net.num_classes(),
+                reject_below: Some(t as f32),
+            })
+        }
     }
 }
 

@@ -182,6 +182,7 @@ mod tests {
             },
             num_k: 1,
             grl: GrlConfig::default(),
+            reject_below: None,
         };
         let ad = device.clone().autodiff();
         (Osbp::new(&cfg, GrlConfig::default(), &ad), ad)

@@ -233,6 +233,7 @@ impl PipelineFile {
                 .unwrap_or_default(),
             num_k: st.num_k.as_ref().map(|k| *k.get_ref()).unwrap_or(4),
             grl: st.grl.as_ref().map(|g| *g.get_ref()).unwrap_or_default(),
+            reject_below: st.reject_below.as_ref().map(|t| *t.get_ref()),
         })
     }
 

@@ -157,6 +157,9 @@ pub struct StageSpec {
     pub optimizer: Option<Spanned<OptimizerConfig>>,
     /// `train`: generator updates per iteration of an adapting method (default 4).
     pub num_k: Option<Spanned<usize>>,
+    /// `train`, `source_only` on images: evaluate as an open-set model that answers
+    /// "unknown" below this top probability (a baseline for open-set adaptation).
+    pub reject_below: Option<Spanned<f64>>,
     /// `train`: gradient reversal of `osbp` (`{ lambda = 1.0, schedule = "constant" }`).
     pub grl: Option<Spanned<crate::method::grl::GrlConfig>>,
     /// `progress`: print nothing.
@@ -316,7 +319,14 @@ impl StageKind {
             StageKind::Pair | StageKind::BcMix => (&[], &[]),
             StageKind::Crop => (&["length", "level", "max_scale", "gain_db"], &["length"]),
             StageKind::Train => (
-                &["network", "method", "optimizer", "num_k", "grl"],
+                &[
+                    "network",
+                    "method",
+                    "optimizer",
+                    "num_k",
+                    "grl",
+                    "reject_below",
+                ],
                 &["network", "method"],
             ),
             StageKind::Metrics => (&[], &[]),

@@ -422,6 +422,19 @@ impl PipelineFile {
                     ));
                 }
             }
+            if let Some(t) = &st.reject_below {
+                if method != MethodKind::SourceOnly || !(0.0..=1.0).contains(t.get_ref()) {
+                    return Err(self.error(
+                        t.span(),
+                        Some(&format!("stage.{name}.reject_below")),
+                        format!(
+                            "reject_below is a probability (0 to 1) for method `source_only`: it makes a closed-set model answer \"unknown\" (got {} with `{}`)",
+                            t.get_ref(),
+                            method.name()
+                        ),
+                    ));
+                }
+            }
             if method == MethodKind::Osbp {
                 let n = st
                     .network

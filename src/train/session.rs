@@ -439,7 +439,7 @@ pub fn evaluate_run(
         .parse::<crate::model::device::DeviceChoice>()?
         .device()?;
     let cfg = file.method_config(&plan)?;
-    let known = cfg.known_classes();
+    let open = cfg.open_set();
     let net = crate::method::load_predictor(&cfg, &ckpt, &device)?;
     let names: Vec<String> = if data.is_empty() {
         file.spec
@@ -487,7 +487,7 @@ pub fn evaluate_run(
                 );
             }
             let set = file.eval_set(&plan, n, &data_dir)?;
-            Ok(set.evaluate(net.as_ref(), normalize, &device, known))
+            Ok(set.evaluate(net.as_ref(), normalize, &device, open))
         })
         .collect::<Result<Vec<_>>>()
         .map(|v| v.into_iter().flatten().collect())

@@ -156,7 +156,7 @@ impl Trainer {
         let evaluate =
             epoch.is_multiple_of(self.setup.eval_every.max(1)) || epoch == self.setup.epochs;
         let sets: &[crate::eval::EvalSet] = if evaluate { &self.setup.eval_sets } else { &[] };
-        let known = self.setup.method.known_classes();
+        let open = self.setup.method.open_set();
         let evals: Vec<crate::eval::Evaluation> = sets
             .iter()
             .flat_map(|set| {
@@ -164,7 +164,7 @@ impl Trainer {
                     predictor.as_ref(),
                     self.setup.normalize,
                     &self.setup.device,
-                    known,
+                    open,
                 )
             })
             .collect();

@@ -422,3 +422,31 @@ fn osbp_trains_on_the_known_classes_and_reports_open_set_metrics() {
         stdout(&o)
     );
 }
+
+#[test]
+fn a_confidence_threshold_makes_a_source_only_model_open_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let o = run(&[
+        "train",
+        "pipelines/digits-source-only-open-mnist-usps.toml",
+        "--epochs",
+        "1",
+        "--out",
+        run_dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["eval", run_dir.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // five outputs, and a sixth answer: unknown, for confidences below 0.5
+    let confusion = e[0]["confusion"].as_array().unwrap();
+    assert_eq!(confusion.len(), 6);
+    let unknown_answers: u64 = confusion.iter().map(|r| r[5].as_u64().unwrap()).sum();
+    assert!(
+        unknown_answers > 0,
+        "after one epoch some digits are rejected"
+    );
+    assert!(e[0]["open_set"]["h_score"].is_number());
+}
