@@ -239,6 +239,7 @@ mod tests {
             .map(|i| EmbeddedPoint {
                 xy: [i as f64, (i * i) as f64],
                 target: i % 3 == 0,
+                unknown: false,
             })
             .collect();
         let two = embedding_panels_svg(&[
@@ -259,6 +260,24 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), 32);
         let texts: Vec<&str> = svg.lines().map(str::trim).collect();
         assert!(texts.contains(&"source") && texts.contains(&"target"));
+
+        // open set: target examples of unknown classes are a third series
+        let open: Vec<EmbeddedPoint> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| EmbeddedPoint {
+                unknown: p.target && i % 2 == 0,
+                ..*p
+            })
+            .collect();
+        let svg = embedding_svg("open", &open).unwrap();
+        assert_eq!(svg.matches("<circle").count(), 33);
+        let texts: Vec<&str> = svg.lines().map(str::trim).collect();
+        assert!(
+            texts.contains(&"target, unknown") && texts.contains(&"target, known classes"),
+            "{svg}"
+        );
+        assert!(svg.contains("#787878"), "grey unknown points");
     }
 }
 
@@ -269,10 +288,13 @@ pub struct EmbeddedPoint {
     pub xy: [f64; 2],
     /// Whether it is a source (`false`) or target (`true`) example.
     pub target: bool,
+    /// Open-set runs: a target example of a class the source never had.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unknown: bool,
 }
 
 /// Renders a 2-D embedding as an SVG scatter plot: source examples in blue, target
-/// examples in red.
+/// examples in red, and for open-set runs target examples of unknown classes in grey.
 pub fn embedding_svg(title: &str, points: &[EmbeddedPoint]) -> anyhow::Result<String> {
     embedding_panels_svg(&[(title.to_string(), points.to_vec())])
 }
@@ -324,12 +346,31 @@ where
         .map_err(plot_err)?;
     let source = RGBColor(31, 90, 200);
     let target = RGBColor(210, 40, 40);
-    for (is_target, colour, name) in [(false, source, "source"), (true, target, "target")] {
+    let unknown = RGBColor(120, 120, 120);
+    let open = points.iter().any(|p| p.unknown);
+    let series = [
+        (false, false, source, "source"),
+        (
+            true,
+            false,
+            target,
+            if open {
+                "target, known classes"
+            } else {
+                "target"
+            },
+        ),
+        (true, true, unknown, "target, unknown"),
+    ];
+    for (is_target, is_unknown, colour, name) in series {
+        if is_unknown && !open {
+            continue;
+        }
         chart
             .draw_series(
                 points
                     .iter()
-                    .filter(|p| p.target == is_target)
+                    .filter(|p| p.target == is_target && p.unknown == is_unknown)
                     .map(|p| Circle::new((p.xy[0], p.xy[1]), 3, colour.mix(0.7).filled())),
             )
             .map_err(plot_err)?

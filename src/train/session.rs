@@ -333,7 +333,10 @@ pub fn write_embedding(
     use crate::item::Domain;
     use crate::pipeline::StageKind;
     let (ckpt, state) = checkpoint::require_latest(run)?;
-    let net = crate::method::load_predictor(&file.method_config(plan)?, &ckpt, device)?;
+    let cfg = file.method_config(plan)?;
+    // open-set runs: target examples of classes the source never had get their own colour
+    let known = cfg.open_set().map(|o| o.known);
+    let net = crate::method::load_predictor(&cfg, &ckpt, device)?;
     let mut chosen: Vec<(String, bool)> = Vec::new();
     for sp in plan.stages.iter().filter(|s| s.kind == StageKind::Dataset) {
         let st = file.spec.stage[&sp.name].get_ref();
@@ -361,6 +364,7 @@ pub fn write_embedding(
     let normalize = file.preprocessing_before(plan, &train_stage.name);
     let mut features = Vec::new();
     let mut targets = Vec::new();
+    let mut unknown = Vec::new();
     let mut dim = 0;
     for (name, target) in &chosen {
         let set = file.eval_set(plan, name, data_dir)?;
@@ -370,13 +374,22 @@ pub fn write_embedding(
         dim = f.dims()[1];
         features.extend(f.into_data().iter::<f32>());
         targets.extend(std::iter::repeat_n(*target, n));
+        unknown.extend((0..n).map(|i| match (&set, known) {
+            (crate::eval::EvalSet::Images(s), Some(k)) => *target && s.labels[i] as usize >= k,
+            _ => false,
+        }));
     }
     let n = targets.len();
     let xy = crate::embed::tsne(&features, n, dim, crate::embed::TsneConfig::default());
     let points: Vec<crate::sink::plot::EmbeddedPoint> = xy
         .into_iter()
         .zip(targets)
-        .map(|(xy, target)| crate::sink::plot::EmbeddedPoint { xy, target })
+        .zip(unknown)
+        .map(|((xy, target), unknown)| crate::sink::plot::EmbeddedPoint {
+            xy,
+            target,
+            unknown,
+        })
         .collect();
     let names: Vec<&str> = chosen.iter().map(|(n, _)| n.as_str()).collect();
     let title = format!(

@@ -421,6 +421,19 @@ fn osbp_trains_on_the_known_classes_and_reports_open_set_metrics() {
         "{}",
         stdout(&o)
     );
+    // the embedding picture gives the target's unknown digits a colour of their own
+    let e: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("embedding.json")).unwrap())
+            .unwrap();
+    let points = e["points"].as_array().unwrap();
+    let unknown = points.iter().filter(|p| p["unknown"] == true).count();
+    assert!(unknown > 0 && unknown < points.len(), "{unknown} unknown");
+    assert!(points
+        .iter()
+        .filter(|p| p["unknown"] == true)
+        .all(|p| p["target"] == true));
+    let svg = std::fs::read_to_string(run_dir.join("embedding.svg")).unwrap();
+    assert!(svg.contains("target, unknown"));
 }
 
 #[test]
