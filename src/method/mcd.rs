@@ -117,31 +117,7 @@ impl Method for Mcd {
         Ok(self.step_tensors(xs, ys, xt))
     }
 
-    fn predictor(&self) -> Box<dyn Predictor> {
-        Box::new(self.net().valid())
-    }
-
-    fn save(&self, dir: &Path) -> Result<()> {
-        save_two(dir, self.net(), &self.opt_g, &self.opt_c)
-    }
-
-    fn load(&mut self, dir: &Path) -> Result<()> {
-        load_two(
-            dir,
-            &mut self.net,
-            &mut self.opt_g,
-            &mut self.opt_c,
-            &self.cfg.optimizer,
-        )
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.cfg.optimizer.lr = lr;
-    }
-
-    fn export(&self) -> Result<Vec<u8>> {
-        safetensors_bytes(self.net())
-    }
+    super::one_network_plumbing!();
 }
 
 impl Predictor for TwinDigitsNet {

@@ -372,6 +372,40 @@ pub(crate) fn pair_tensors(
     Ok((xs, ys, batch_images(&pair.target, device)))
 }
 
+/// The [`Method`] items shared by methods that keep one network in `self.net` (an
+/// `Option`, taken during a step), a generator optimizer `opt_g`, a classifier optimizer
+/// `opt_c` and their `cfg`: predictor, checkpoints, learning rate and export.
+macro_rules! one_network_plumbing {
+    () => {
+        fn predictor(&self) -> Box<dyn Predictor> {
+            Box::new(self.net().valid())
+        }
+
+        fn save(&self, dir: &Path) -> Result<()> {
+            save_two(dir, self.net(), &self.opt_g, &self.opt_c)
+        }
+
+        fn load(&mut self, dir: &Path) -> Result<()> {
+            load_two(
+                dir,
+                &mut self.net,
+                &mut self.opt_g,
+                &mut self.opt_c,
+                &self.cfg.optimizer,
+            )
+        }
+
+        fn set_learning_rate(&mut self, lr: f64) {
+            self.cfg.optimizer.lr = lr;
+        }
+
+        fn export(&self) -> Result<Vec<u8>> {
+            safetensors_bytes(self.net())
+        }
+    };
+}
+pub(crate) use one_network_plumbing;
+
 /// Checkpoint of a network with a generator optimizer and a classifier optimizer.
 pub(crate) fn save_two<N: burn::module::Module>(
     dir: &Path,

@@ -117,34 +117,10 @@ impl Method for Osbp {
         Ok(self.step_tensors(xs, ys, xt))
     }
 
-    fn predictor(&self) -> Box<dyn Predictor> {
-        Box::new(self.net().valid())
-    }
-
-    fn save(&self, dir: &Path) -> Result<()> {
-        save_two(dir, self.net(), &self.opt_g, &self.opt_c)
-    }
-
-    fn load(&mut self, dir: &Path) -> Result<()> {
-        load_two(
-            dir,
-            &mut self.net,
-            &mut self.opt_g,
-            &mut self.opt_c,
-            &self.cfg.optimizer,
-        )
-    }
-
-    fn set_learning_rate(&mut self, lr: f64) {
-        self.cfg.optimizer.lr = lr;
-    }
+    super::one_network_plumbing!();
 
     fn set_epoch(&mut self, epoch: usize, epochs: usize) {
         Osbp::set_epoch(self, epoch, epochs);
-    }
-
-    fn export(&self) -> Result<Vec<u8>> {
-        safetensors_bytes(self.net())
     }
 }
 
