@@ -23,6 +23,10 @@
 //! any input length of at least about 0.46 s (its flattened width follows the length);
 //! at 8 kHz with 8,192 samples it is the network of the FSDD experiments (638k
 //! parameters for ten classes).
+//!
+//! `network = { kind = "envnet2_small", width = 2 }` multiplies every channel count and
+//! the hidden fully connected width by 2 (6.5 M parameters at 8 kHz, most of them in the
+//! fully connected layer).
 
 use super::digits::conv;
 use crate::kernels;
