@@ -247,6 +247,8 @@ pub struct WireSource {
     chunk: usize,
     limit: Option<u64>,
     format: Option<Format>,
+    /// The device's last hello.
+    hello: Option<firmware_host::Hello>,
     resampler: StreamResampler,
     /// Mono samples per device frame (of the last frame), to fill sequence gaps.
     frame_len: usize,
@@ -299,6 +301,7 @@ impl WireSource {
                 chunk: chunk.max(1),
                 limit,
                 format: None,
+                hello: None,
                 resampler: StreamResampler::new(rate, rate)?,
                 frame_len: 0,
                 mono: Vec::new(),
@@ -345,6 +348,10 @@ impl WireSource {
                     );
                     return Ok(());
                 }
+                // devices may repeat their hello (for hosts that connect late): say it once
+                if self.hello.as_ref() == Some(&h) {
+                    return Ok(());
+                }
                 eprintln!(
                     "device {} on {}: {} Hz, {} channel{}, {}",
                     h.device_id,
@@ -361,6 +368,7 @@ impl WireSource {
                     rate: h.sample_rate,
                     channels: h.channels as usize,
                 })?;
+                self.hello = Some(h);
             }
             Message::Samples(s) => {
                 if self.format.is_none() {
@@ -647,6 +655,22 @@ mod tests {
         assert_eq!(r.counter("device frames"), 2);
         assert_eq!(r.counter("device frames lost"), 1);
         assert_eq!(r.counter("device frames corrupt"), 1);
+    }
+
+    #[test]
+    fn a_repeated_hello_restarts_the_numbering_without_a_gap() {
+        let a = [700i16; 100];
+        let bytes = encode_all(&[
+            hello(8000, 1),
+            samples(0, &a),
+            hello(8000, 1),
+            samples(0, &a),
+        ]);
+        let (mut s, m) = source(bytes, 8000, 64);
+        assert_eq!(drain(&mut s).len(), 200);
+        let r = m.snapshot();
+        assert_eq!(r.counter("device frames"), 2);
+        assert_eq!(r.counter("device frames lost"), 0);
     }
 
     #[test]
