@@ -45,7 +45,7 @@ pub const ENVNET2_INPUT: usize = 66_650;
 pub enum EnvNetVariant {
     /// As published, for 66,650 samples at 44.1 kHz.
     V2,
-    /// A quarter of the channels and one fully connected layer, for short clips.
+    /// Half the channels and one fully connected layer of 256, for short clips.
     Small,
 }
 
