@@ -529,21 +529,11 @@ impl Capture {
             .map_err(|e| anyhow!("reading the capture buffer: {e}"))?;
         let (a, b) = chunk.as_slices();
         self.mono.clear();
-        let ch = self.channels;
-        if ch == 1 {
-            self.mono.extend_from_slice(a);
-            self.mono.extend_from_slice(b);
-        } else {
-            let scale = 1.0 / ch as f32;
-            let mut acc = 0.0f32;
-            for (i, v) in a.iter().chain(b.iter()).enumerate() {
-                acc += v;
-                if i % ch == ch - 1 {
-                    self.mono.push(acc * scale);
-                    acc = 0.0;
-                }
-            }
-        }
+        super::downmix_into(
+            a.iter().chain(b.iter()).copied(),
+            self.channels,
+            &mut self.mono,
+        );
         chunk.commit_all();
         self.resampler.push(&self.mono, &mut self.out)?;
         Ok(frames)

@@ -136,6 +136,25 @@ impl Windower {
     }
 }
 
+/// Appends the mean of each frame of `channels` interleaved samples to `out` (mono).
+/// An incomplete last frame is dropped.
+pub fn downmix_into(samples: impl Iterator<Item = f32>, channels: usize, out: &mut Vec<f32>) {
+    let ch = channels.max(1);
+    if ch == 1 {
+        out.extend(samples);
+        return;
+    }
+    let scale = 1.0 / ch as f32;
+    let mut acc = 0.0f32;
+    for (i, v) in samples.enumerate() {
+        acc += v;
+        if i % ch == ch - 1 {
+            out.push(acc * scale);
+            acc = 0.0;
+        }
+    }
+}
+
 /// Root mean square level of `x` in dB relative to full scale (-inf for silence
 /// is reported as -200).
 pub fn rms_db(x: &[f32]) -> f32 {

@@ -17,7 +17,7 @@
 //!   (serial and TCP): a writer thread behind a small bounded queue, so a device that
 //!   does not read never slows the graph (what does not fit is counted and dropped).
 
-use super::{Chunk, Live, Verdict};
+use super::{downmix_into, Chunk, Live, Verdict};
 use crate::audio::StreamResampler;
 use crate::graph::{BoxError, GraphMetrics, Source, StopFlag};
 use anyhow::{anyhow, bail, Context, Result};
@@ -402,20 +402,11 @@ impl WireSource {
                     let fill = (len as u64 * frame.lost as u64).min(rate * MAX_GAP_S);
                     self.mono.resize(fill as usize, 0.0);
                 }
-                let scale = 1.0 / ch as f32;
-                let mut downmix = |it: &mut dyn Iterator<Item = f32>| {
-                    let mut acc = 0.0;
-                    for (i, v) in it.enumerate() {
-                        acc += v;
-                        if i % ch == ch - 1 {
-                            self.mono.push(acc * scale);
-                            acc = 0.0;
-                        }
-                    }
-                };
                 match &s.data {
-                    SampleData::I16(v) => downmix(&mut v.iter().map(|&x| x as f32 / 32768.0)),
-                    SampleData::F32(v) => downmix(&mut v.iter().copied()),
+                    SampleData::I16(v) => {
+                        downmix_into(v.iter().map(|&x| x as f32 / 32768.0), ch, &mut self.mono)
+                    }
+                    SampleData::F32(v) => downmix_into(v.iter().copied(), ch, &mut self.mono),
                 }
                 self.frame_len = n;
                 self.resampler.push(&self.mono, &mut self.out)?;
