@@ -123,7 +123,7 @@ cross-validation can be stopped with Ctrl-C and continued.")]
         #[command(flatten)]
         run: RunOptions,
     },
-    /// Stream a trained sound model over a recording, the microphone or a device: one line per window heard.
+    /// Stream a trained model: sound over a recording, the microphone or a device (one line per window heard); images from files (one line per image).
     #[command(after_help = "\
 Examples:
   scarce run runs/cv-fsdd-envnet2-standard/fold-2 --input ../shared/data/fsdd/recordings/7_jackson_0.wav
@@ -164,11 +164,25 @@ confidence; 65535 = unknown, 65534 = silence).
 
   scarce run RUN_DIR --serial /dev/ttyACM0 --baud 921600
   cargo run -p firmware-host --features std --example sim-device -- talk.wav --stdout \
-    | scarce run RUN_DIR --stdin --json")]
+    | scarce run RUN_DIR --stdin --json
+
+Image models (digits runs) take --input IMAGE|DIR|IDX: a PNG or JPEG file, a folder of
+them (name order), or an IDX file of images such as MNIST's t10k-images-idx3-ubyte.gz.
+Each image is made grey, resized and padded as the run's target data set (its first
+eval set) and normalised as in training; --invert first for dark digits on a light
+background. The answer is the model's own: an open-set model (method osbp) answers
+`unknown` when its unknown output wins, a source_only model trained with reject_below
+below that probability; --threshold adds a rejection below a top probability. Images
+come at --fps per second (dropping the oldest when the model falls behind) or, with
+--fast, as fast as the model goes; --limit N stops after N images.
+
+  scarce run runs/osbp-usps-mnist --input data/mnist/t10k-images-idx3-ubyte.gz --fast --json
+  scarce run RUN_DIR --input photos/ --invert --threshold 0.8")]
     Run {
-        /// Run folder written by `scarce train` or `scarce cv` (a sound model).
+        /// Run folder written by `scarce train` or `scarce cv`.
         run: PathBuf,
-        /// WAV file, or folder of WAV files, to replay; `mic` for the microphone.
+        /// Sound models: WAV file or folder of WAV files to replay, or `mic`. Image
+        /// models: PNG/JPEG file, folder of them, or IDX file of images.
         #[arg(long, value_name = "FILE|DIR|mic", group = "source")]
         input: Option<PathBuf>,
         /// A device streaming the wire protocol over this serial port (/dev/ttyACM0, COM3).
@@ -203,9 +217,19 @@ confidence; 65535 = unknown, 65534 = silence).
         /// Silence gate: windows with an RMS level below this (dB full scale) are silence.
         #[arg(long, default_value_t = -45.0, allow_negative_numbers = true)]
         gate_db: f32,
-        /// Below this averaged probability (0-1) the label is `unknown`.
-        #[arg(long, default_value_t = 0.5)]
-        threshold: f32,
+        /// Below this (averaged) probability, 0-1, the label is `unknown` [sound
+        /// models: default 0.5; image models: only the model's own rule unless given].
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Image models: images per second (without --fast).
+        #[arg(long, default_value_t = 10.0)]
+        fps: f64,
+        /// Image models: stop after this many images.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Image models: invert the images first (dark digits on a light background).
+        #[arg(long)]
+        invert: bool,
         /// One JSON object per window instead of lines for people.
         #[arg(long)]
         json: bool,
@@ -570,14 +594,53 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             smooth,
             gate_db,
             threshold,
+            fps,
+            limit,
+            invert,
             json,
             stats,
             device,
         } => {
-            if !(0.0..=1.0).contains(&threshold) {
-                anyhow::bail!("--threshold must be between 0 and 1 (got {threshold})");
+            if threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+                anyhow::bail!(
+                    "--threshold must be between 0 and 1 (got {})",
+                    threshold.unwrap_or_default()
+                );
             }
-            use scarce::stream::{run::Input, wire::WireInput};
+            use scarce::stream::{images, run::Input, wire::WireInput};
+            if images::ImageModel::is_image_run(&run)? {
+                let Some(input) = input.filter(|p| !scarce::stream::run::is_mic(p)) else {
+                    anyhow::bail!(
+                        "{} holds an image model: give it images with --input FILE|DIR (PNG or JPEG files, or an IDX file of images)",
+                        run.display()
+                    );
+                };
+                let opts = images::ImageOptions {
+                    input,
+                    fps,
+                    fast,
+                    limit,
+                    invert,
+                    threshold,
+                    json,
+                    stats,
+                    device,
+                };
+                let stop = stop_on_ctrl_c();
+                let summary = images::run_images(&run, &opts, stop, Box::new(std::io::stdout()))?;
+                if summary.output_closed {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                eprintln!("{}", summary.line());
+                if stats {
+                    eprintln!("{}", summary.report.table());
+                }
+                return Ok(if summary.report.stopped {
+                    ExitCode::from(130)
+                } else {
+                    ExitCode::SUCCESS
+                });
+            }
             let input = match (input, serial, tcp) {
                 (Some(p), _, _) => Input::from_arg(&p),
                 (_, Some(port), _) => Input::Wire(WireInput::Serial { port, baud }),
@@ -596,7 +659,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 post: scarce::stream::PostConfig {
                     smooth: smooth as usize,
                     gate_db,
-                    threshold,
+                    threshold: threshold.unwrap_or(0.5),
                 },
                 json,
                 stats,

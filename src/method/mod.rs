@@ -314,7 +314,7 @@ pub trait Method: Send {
 }
 
 /// Networks in eval mode, for evaluation and streaming.
-pub trait Predictor {
+pub trait Predictor: Send {
     /// Names of the prediction heads; the first is the one reported as "the" accuracy.
     fn heads(&self) -> &'static [&'static str];
     /// Class probabilities `[batch, classes]` of every head for `x` `[batch, 1, h, w]`.

@@ -27,6 +27,10 @@ pub struct DigitsNetConfig {
     /// Width of the classifier's hidden layers.
     #[serde(default = "default_hidden")]
     pub hidden: usize,
+    /// Hidden layers of the classifier: 2 (the MCD head, default), 1, or 0 (one linear
+    /// layer on the generator's features).
+    #[serde(default = "default_hidden_layers")]
+    pub hidden_layers: usize,
 }
 
 fn default_classes() -> usize {
@@ -38,6 +42,9 @@ fn default_dropout() -> f64 {
 fn default_hidden() -> usize {
     100
 }
+fn default_hidden_layers() -> usize {
+    2
+}
 
 impl Default for DigitsNetConfig {
     fn default() -> Self {
@@ -45,6 +52,7 @@ impl Default for DigitsNetConfig {
             num_classes: default_classes(),
             dropout: default_dropout(),
             hidden: default_hidden(),
+            hidden_layers: default_hidden_layers(),
         }
     }
 }
@@ -116,35 +124,45 @@ pub(crate) fn conv(layer: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
-/// Classifier C: dropout, 768->100, BN, ReLU, dropout, 100->100, BN, ReLU, 100->classes.
+/// Classifier C: dropout, 768->100, BN, ReLU, dropout, 100->100, BN, ReLU, 100->classes
+/// (`hidden_layers` = 2); with fewer hidden layers the first ones are left out, down to
+/// dropout, 768->classes.
 #[derive(Module, Debug)]
 pub struct DigitsClassifier {
     drop: Dropout,
-    fc1: Linear,
-    bn1: BatchNorm,
-    fc2: Linear,
-    bn2: BatchNorm,
+    fc1: Option<Linear>,
+    bn1: Option<BatchNorm>,
+    fc2: Option<Linear>,
+    bn2: Option<BatchNorm>,
     fc3: Linear,
 }
 
 impl DigitsClassifier {
     fn new(cfg: &DigitsNetConfig, device: &Device) -> Self {
+        let layers = cfg.hidden_layers.min(2);
+        let h = cfg.hidden;
+        let in2 = if layers == 2 { h } else { FEATURE_DIM };
+        let out = if layers == 0 { FEATURE_DIM } else { h };
         Self {
             drop: DropoutConfig::new(cfg.dropout).init(),
-            fc1: LinearConfig::new(FEATURE_DIM, cfg.hidden).init(device),
-            bn1: BatchNormConfig::new(cfg.hidden).init(device),
-            fc2: LinearConfig::new(cfg.hidden, cfg.hidden).init(device),
-            bn2: BatchNormConfig::new(cfg.hidden).init(device),
-            fc3: LinearConfig::new(cfg.hidden, cfg.num_classes).init(device),
+            fc1: (layers == 2).then(|| LinearConfig::new(FEATURE_DIM, h).init(device)),
+            bn1: (layers == 2).then(|| BatchNormConfig::new(h).init(device)),
+            fc2: (layers >= 1).then(|| LinearConfig::new(in2, h).init(device)),
+            bn2: (layers >= 1).then(|| BatchNormConfig::new(h).init(device)),
+            fc3: LinearConfig::new(out, cfg.num_classes).init(device),
         }
     }
 
     /// `[batch, 768]` -> logits `[batch, classes]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let x = kernels::dropout(&self.drop, x);
-        let x = kernels::batch_norm(&self.bn1, self.fc1.forward(x), true); // [b, hidden]
-        let x = kernels::dropout(&self.drop, x);
-        let x = kernels::batch_norm(&self.bn2, self.fc2.forward(x), true); // [b, hidden]
+        let mut x = kernels::dropout(&self.drop, x);
+        if let (Some(fc), Some(bn)) = (&self.fc1, &self.bn1) {
+            x = kernels::batch_norm(bn, fc.forward(x), true); // [b, hidden]
+            x = kernels::dropout(&self.drop, x);
+        }
+        if let (Some(fc), Some(bn)) = (&self.fc2, &self.bn2) {
+            x = kernels::batch_norm(bn, fc.forward(x), true); // [b, hidden]
+        }
         self.fc3.forward(x) // [b, classes]
     }
 }
@@ -194,5 +212,21 @@ mod tests {
         let expected =
             (800 + 32) + (38_400 + 48) + 160 + (76_800 + 100) + 10_100 + 1_010 + 400 + running;
         assert_eq!(net.num_params(), expected);
+    }
+
+    #[test]
+    fn fewer_hidden_layers_shrink_the_classifier() {
+        let device = Device::flex();
+        let x = Tensor::<4>::zeros([2, 1, 28, 28], &device);
+        let conv = (800 + 32) + (38_400 + 48) + 160 + 2 * (32 + 48);
+        for (layers, head) in [(0, 768 * 10 + 10), (1, (76_800 + 100) + 200 + 200 + 1_010)] {
+            let net = DigitsNetConfig {
+                hidden_layers: layers,
+                ..DigitsNetConfig::default()
+            }
+            .init(&device);
+            assert_eq!(net.valid().forward(x.clone()).dims(), [2, 10]);
+            assert_eq!(net.num_params(), conv + head, "{layers} hidden layers");
+        }
     }
 }

@@ -278,6 +278,11 @@ impl PipelineFile {
             num_classes: n.num_classes.unwrap_or(d.num_classes),
             dropout: n.dropout.unwrap_or(d.dropout),
             hidden: n.hidden.unwrap_or(d.hidden),
+            hidden_layers: n
+                .hidden_layers
+                .as_ref()
+                .map(|l| *l.get_ref())
+                .unwrap_or(d.hidden_layers),
         }))
     }
 

@@ -188,6 +188,8 @@ pub struct NetworkSpec {
     pub dropout: Option<f64>,
     /// Hidden width of the classifier (default 100).
     pub hidden: Option<usize>,
+    /// Digits: hidden layers of the classifier, 0 to 2 (default 2).
+    pub hidden_layers: Option<Spanned<usize>>,
     /// EnvNet: channel multiplier of every convolution and of the hidden fully
     /// connected layers (default 1).
     pub width: Option<usize>,

@@ -472,6 +472,19 @@ impl PipelineFile {
                     ),
                 ));
             }
+            if let Some(l) = &n.get_ref().hidden_layers {
+                if *l.get_ref() > 2 || n.get_ref().is_sound() {
+                    return Err(self.error(
+                        l.span(),
+                        Some(&format!("stage.{name}.network.hidden_layers")),
+                        format!(
+                            "hidden_layers is a setting of the digits network, 0 to 2 (got {} with `{}`)",
+                            l.get_ref(),
+                            k.get_ref()
+                        ),
+                    ));
+                }
+            }
         }
         if let Some(l) = &st.length {
             if !(256..=10_000_000).contains(l.get_ref()) {

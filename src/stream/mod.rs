@@ -20,6 +20,7 @@
 //! is slower than the stream; drops are counted in the graph's metrics. Replays with
 //! `fast` use blocking edges instead and lose nothing.
 
+pub mod images;
 #[cfg(feature = "mic")]
 pub mod mic;
 pub mod replay;

@@ -6,6 +6,7 @@ mod data_errors;
 mod device;
 mod fetch;
 mod live;
+mod live_images;
 mod pipelines;
 mod sound;
 mod training;
