@@ -734,6 +734,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if runs.iter().any(|r| r.fold.is_none()) {
                 print!("{}", scarce::results::table(&runs, threshold));
+                let open = scarce::results::open_set_table(&runs);
+                if !open.is_empty() {
+                    println!("\nOpen set (final epoch):\n");
+                    print!("{open}");
+                }
             }
             if runs.iter().any(|r| r.fold.is_some()) {
                 if runs.iter().any(|r| r.fold.is_none()) {

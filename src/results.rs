@@ -5,6 +5,7 @@
 //! reproduces the row. `scarce results runs/` prints it as Markdown.
 
 use crate::item::EpochMetrics;
+use crate::openset::OpenSetMetrics;
 use crate::pipeline::PipelineFile;
 use crate::sink::metrics::{load_history, Summary, SUMMARY_FILE};
 use crate::train::session::{RunSettings, PIPELINE_FILE};
@@ -54,6 +55,8 @@ pub struct RunResult {
     /// Epoch by epoch: (epoch, training loss, accuracy on the reported evaluation set
     /// where the epoch was evaluated).
     pub curve: Vec<(usize, f64, Option<f64>)>,
+    /// Open-set models: the final epoch's open-set metrics on the reported set.
+    pub open_set: Option<OpenSetMetrics>,
 }
 
 /// Finds run folders (folders with a `summary.json`) at or up to two levels below each
@@ -170,6 +173,11 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
         }
         _ => file.spec.pipeline.clone(),
     };
+    let open_set = last
+        .open_set
+        .iter()
+        .find(|(name, _)| *name == data)
+        .map(|(_, m)| *m);
     Ok(Some(RunResult {
         dir: dir.to_path_buf(),
         pipeline: summary.pipeline,
@@ -192,6 +200,7 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
             .iter()
             .map(|m| (m.epoch, m.train_loss, m.eval.first().map(|e| e.1)))
             .collect(),
+        open_set,
     }))
 }
 
@@ -438,6 +447,67 @@ pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
     s
 }
 
+/// A Markdown table of the open-set runs among `runs` (seeds grouped as in [`table`]):
+/// OS, OS*, ALL, UNK and H-score of the final epoch, mean ± sample std over seeds.
+/// Empty when no run is an open-set one.
+pub fn open_set_table(runs: &[RunResult]) -> String {
+    let groups = group(
+        runs.iter()
+            .filter(|r| r.fold.is_none() && r.open_set.is_some()),
+    );
+    if groups.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "| task | method | evaluated on | OS % | OS* % | ALL % | UNK % | H-score % | seeds | epochs | reference | command |\n",
+    );
+    let _ = writeln!(s, "|{}", "---|".repeat(12));
+    for ((pipeline, command, _), rs) in groups {
+        let metrics: Vec<OpenSetMetrics> = rs.iter().filter_map(|r| r.open_set).collect();
+        let cell = |f: fn(&OpenSetMetrics) -> Option<f64>| {
+            let v: Option<Vec<f64>> = metrics.iter().map(|m| f(m).map(|x| 100.0 * x)).collect();
+            match v {
+                Some(v) => {
+                    let (m, sd) = mean_std(&v);
+                    format!("{m:.1} ± {sd:.1}")
+                }
+                None => "-".to_string(),
+            }
+        };
+        let mut seeds: Vec<u64> = rs.iter().map(|r| r.seed).collect();
+        seeds.sort();
+        let first = rs[0];
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | `{command}` |",
+            if first.task.is_empty() {
+                pipeline
+            } else {
+                first.task.as_str()
+            },
+            first.method,
+            first.data,
+            cell(|m| Some(m.os)),
+            cell(|m| Some(m.os_star)),
+            cell(|m| Some(m.all)),
+            cell(|m| m.unk),
+            cell(|m| m.h_score),
+            seeds
+                .iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            first.epochs,
+            if first.reference.is_empty() {
+                "-"
+            } else {
+                first.reference.as_str()
+            },
+        );
+    }
+    s
+}
+
 /// A plain-text table of runs side by side (as `scarce compare` prints it): method,
 /// evaluation set, final and best accuracy, wall time, and the change of the final
 /// accuracy against the first run in points (where both were evaluated on the same set).
@@ -500,7 +570,41 @@ mod tests {
             fold: None,
             pipeline_text: format!("[pipeline]\nname = \"{pipeline}\""),
             curve: Vec::new(),
+            open_set: None,
         }
+    }
+
+    #[test]
+    fn open_set_rows_give_every_metric_over_seeds() {
+        let m = |os: f64, unk: Option<f64>| OpenSetMetrics {
+            os,
+            os_star: 0.9,
+            all: 0.8,
+            unk,
+            h_score: unk.map(|u| 2.0 * 0.9 * u / (0.9 + u)),
+        };
+        let mut a1 = r("osbp", 1, 0.8);
+        a1.open_set = Some(m(0.86, Some(0.5)));
+        let mut a2 = r("osbp", 2, 0.8);
+        a2.open_set = Some(m(0.88, Some(0.7)));
+        let mut b = r("so", 1, 0.7);
+        b.open_set = Some(m(0.7, None));
+        let closed = r("mcd", 1, 0.9);
+        assert_eq!(open_set_table(std::slice::from_ref(&closed)), "");
+        let t = open_set_table(&[a1, a2, b, closed]);
+        let rows: Vec<&str> = t.lines().collect();
+        assert_eq!(rows.len(), 4, "header, rule, two open-set rows: {t}");
+        assert!(
+            rows[0].contains("| OS % | OS* % | ALL % | UNK % | H-score % |"),
+            "{t}"
+        );
+        let osbp = rows.iter().find(|l| l.contains("| 1, 2 |")).unwrap();
+        assert!(
+            osbp.contains("| 87.0 ± 1.4 | 90.0 ± 0.0 | 80.0 ± 0.0 | 60.0 ± 14.1 |"),
+            "{t}"
+        );
+        let so = rows.iter().find(|l| l.contains("| 70.0 ± 0.0 |")).unwrap();
+        assert!(so.contains("| - | - |"), "no unknown examples: {t}");
     }
 
     #[test]

@@ -28,6 +28,19 @@ pub enum GrlSchedule {
     Ramp,
 }
 
+/// Where the reversal sits in a generator + classifier network.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrlAt {
+    /// Between the generator and the whole classifier (default): the classifier's
+    /// hidden layers play on the classifier's side.
+    #[default]
+    Classifier,
+    /// Before the classifier's last layer: its hidden layers play on the generator's
+    /// side, and the adversary is one linear layer.
+    LastLayer,
+}
+
 /// The gradient reversal settings of a model stage (`grl = { lambda = 1.0, schedule = "ramp" }`).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +51,9 @@ pub struct GrlConfig {
     /// Schedule (default constant).
     #[serde(default)]
     pub schedule: GrlSchedule,
+    /// Where the reversal sits (default: before the classifier).
+    #[serde(default)]
+    pub at: GrlAt,
 }
 
 fn one() -> f64 {
@@ -49,6 +65,7 @@ impl Default for GrlConfig {
         Self {
             lambda: 1.0,
             schedule: GrlSchedule::Constant,
+            at: GrlAt::Classifier,
         }
     }
 }
@@ -109,6 +126,7 @@ mod tests {
         let c = GrlConfig {
             lambda: 0.5,
             schedule: GrlSchedule::Ramp,
+            ..GrlConfig::default()
         };
         assert_eq!(c.lambda_at(1, 100), 0.0);
         let l: Vec<f64> = (1..=100).map(|e| c.lambda_at(e, 100)).collect();

@@ -9,12 +9,12 @@
 //!   trained the other way: to push `p(unknown)` away from 0.5, so that each target
 //!   example is either aligned with a known class or rejected as unknown.
 
-use super::grl::{grad_reverse, GrlConfig};
+use super::grl::{grad_reverse, GrlAt, GrlConfig};
 use super::{
     count_correct, cross_entropy, load_two, pair_tensors, save_two, scalar, Method, MethodConfig,
     Predictor, StepInput, StepStats,
 };
-use crate::model::digits::DigitsNet;
+use crate::model::digits::{DigitsClassifier, DigitsGenerator, DigitsNet};
 use crate::train::checkpoint::safetensors_bytes;
 use anyhow::Result;
 use burn::module::Module;
@@ -32,6 +32,22 @@ pub fn bce_to(p: Tensor<1>, t: f64) -> Tensor<1> {
     let p = p.clamp(1e-6, 1.0 - 1e-6);
     let one_minus = p.clone().neg().add_scalar(1.0);
     (p.log().mul_scalar(-t) - one_minus.log().mul_scalar(1.0 - t)).mean()
+}
+
+/// Logits of target images `xt` with the gradient reversal (weight `lambda`) where `at`
+/// puts it: the layers before it learn to push `p(unknown)` away from 0.5, those after
+/// it to hold it there.
+pub fn adversarial_logits(
+    at: GrlAt,
+    lambda: f64,
+    g: &DigitsGenerator,
+    c: &DigitsClassifier,
+    xt: Tensor<4>,
+) -> Tensor<2> {
+    match at {
+        GrlAt::Classifier => c.forward(grad_reverse(g.forward(xt), lambda)),
+        GrlAt::LastLayer => c.last(grad_reverse(c.hidden(g.forward(xt)), lambda)),
+    }
 }
 
 /// OSBP's network (G and a `K + 1`-way C) and optimizers.
@@ -82,7 +98,7 @@ impl Osbp {
         let correct = count_correct(&os, &ys);
         let loss_s = cross_entropy(os, ys);
         // target: C learns p(unknown) = 0.5, G (reversed) learns the opposite
-        let ot = c.forward(grad_reverse(g.forward(xt), self.lambda));
+        let ot = adversarial_logits(self.grl.at, self.lambda, &g, &c, xt);
         let k = ot.dims()[1] - 1;
         let p_unk = softmax(ot, 1).narrow(1, k, 1).flatten::<1>(0, 1);
         let spread = scalar(
@@ -198,7 +214,7 @@ mod tests {
                    lambda: f64| {
             crate::kernels::seed_dropout(9);
             ad.seed(9);
-            let ot = c.forward(grad_reverse(g.forward(xt.clone()), lambda));
+            let ot = adversarial_logits(GrlAt::Classifier, lambda, g, c, xt.clone());
             let p = softmax(ot, 1).narrow(1, 3, 1).flatten::<1>(0, 1);
             bce_to(p, 0.5)
         };
@@ -216,5 +232,53 @@ mod tests {
         let g2 = opt.step(lr, g.clone(), gg);
         let after_g = scalar(&adv(&g2, &c, 1.0));
         assert!(after_g > before, "G: {before} -> {after_g}");
+    }
+
+    #[test]
+    fn the_reversal_sits_before_the_classifier_or_before_its_last_layer() {
+        // gradients of the adversarial loss with lambda = 1: layers before the reversal
+        // get exactly the negated gradient of the plain loss, layers after it the same
+        let (m, ad) = osbp();
+        let xt = Tensor::<4>::random([16, 1, 28, 28], Distribution::Normal(0.0, 1.0), &ad);
+        let DigitsNet { g, c } = m.net.clone().unwrap();
+        let grads = |at: Option<GrlAt>| {
+            crate::kernels::seed_dropout(3);
+            let ot = match at {
+                Some(at) => adversarial_logits(at, 1.0, &g, &c, xt.clone()),
+                None => c.forward(g.forward(xt.clone())),
+            };
+            let p = softmax(ot, 1).narrow(1, 3, 1).flatten::<1>(0, 1);
+            let gr = bce_to(p, 0.5).backward();
+            let v = |t: Option<Tensor<4>>| -> Vec<f32> {
+                t.unwrap().into_data().try_to_vec::<f32>().unwrap()
+            };
+            let w = |t: Option<Tensor<2>>| -> Vec<f32> {
+                t.unwrap().into_data().try_to_vec::<f32>().unwrap()
+            };
+            (
+                v(g.conv1.weight.grad(&gr)),
+                w(c.fc2.as_ref().unwrap().weight.grad(&gr)),
+                w(c.fc3.weight.grad(&gr)),
+            )
+        };
+        let plain = grads(None);
+        let close = |a: &[f32], b: &[f32], sign: f32| {
+            let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+            assert!(scale > 0.0, "a gradient flows");
+            a.iter()
+                .zip(b)
+                .all(|(x, y)| (x - sign * y).abs() <= 1e-4 * scale)
+        };
+        let before_c = grads(Some(GrlAt::Classifier));
+        assert!(close(&plain.0, &before_c.0, -1.0), "G reversed");
+        assert!(close(&plain.1, &before_c.1, 1.0), "C's hidden layer not");
+        assert!(close(&plain.2, &before_c.2, 1.0), "C's last layer not");
+        let before_last = grads(Some(GrlAt::LastLayer));
+        assert!(close(&plain.0, &before_last.0, -1.0), "G reversed");
+        assert!(
+            close(&plain.1, &before_last.1, -1.0),
+            "C's hidden layer reversed"
+        );
+        assert!(close(&plain.2, &before_last.2, 1.0), "C's last layer not");
     }
 }

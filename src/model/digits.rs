@@ -80,7 +80,7 @@ impl DigitsNetConfig {
 /// maxpool 2; flatten to 768.
 #[derive(Module, Debug)]
 pub struct DigitsGenerator {
-    conv1: Conv2d,
+    pub(crate) conv1: Conv2d,
     bn1: BatchNorm,
     conv2: Conv2d,
     bn2: BatchNorm,
@@ -132,9 +132,9 @@ pub struct DigitsClassifier {
     drop: Dropout,
     fc1: Option<Linear>,
     bn1: Option<BatchNorm>,
-    fc2: Option<Linear>,
+    pub(crate) fc2: Option<Linear>,
     bn2: Option<BatchNorm>,
-    fc3: Linear,
+    pub(crate) fc3: Linear,
 }
 
 impl DigitsClassifier {
@@ -155,6 +155,17 @@ impl DigitsClassifier {
 
     /// `[batch, 768]` -> logits `[batch, classes]`.
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.last(self.hidden(x))
+    }
+
+    /// The last layer: `[batch, hidden]` (`[batch, 768]` without hidden layers) ->
+    /// logits.
+    pub fn last(&self, x: Tensor<2>) -> Tensor<2> {
+        self.fc3.forward(x)
+    }
+
+    /// Everything before the last layer: `[batch, 768]` -> `[batch, hidden]`.
+    pub fn hidden(&self, x: Tensor<2>) -> Tensor<2> {
         let mut x = kernels::dropout(&self.drop, x);
         if let (Some(fc), Some(bn)) = (&self.fc1, &self.bn1) {
             x = kernels::batch_norm(bn, fc.forward(x), true); // [b, hidden]
@@ -163,7 +174,7 @@ impl DigitsClassifier {
         if let (Some(fc), Some(bn)) = (&self.fc2, &self.bn2) {
             x = kernels::batch_norm(bn, fc.forward(x), true); // [b, hidden]
         }
-        self.fc3.forward(x) // [b, classes]
+        x
     }
 }
 
