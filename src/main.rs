@@ -230,7 +230,7 @@ come at --fps per second (dropping the oldest when the model falls behind) or, w
         /// Image models: invert the images first (dark digits on a light background).
         #[arg(long)]
         invert: bool,
-        /// One JSON object per window instead of lines for people.
+        /// One JSON object per window (image models: per image) instead of lines for people.
         #[arg(long)]
         json: bool,
         /// Print the graph's per-stage metrics once a second (stderr).

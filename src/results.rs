@@ -239,6 +239,23 @@ fn relative_to_cwd(path: &Path) -> PathBuf {
     rel
 }
 
+/// `1, 2, 3`.
+fn comma_list<T: std::fmt::Display>(v: impl IntoIterator<Item = T>) -> String {
+    v.into_iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The run's reference figure, or `-`.
+fn reference_or_dash(r: &RunResult) -> &str {
+    if r.reference.is_empty() {
+        "-"
+    } else {
+        r.reference.as_str()
+    }
+}
+
 fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n;
@@ -304,16 +321,9 @@ pub fn cv_table(runs: &[RunResult]) -> String {
             s,
             "| {task} | {method} | {m:.1} ± {sd:.1} | {} | {best:.1} | {} | {} | {wall:.1} | {} | `{command}` |",
             errs.iter().map(|e| format!("{e:.1}")).collect::<Vec<_>>().join(" / "),
-            rs.iter()
-                .map(|r| r.fold.unwrap_or(0).to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            comma_list(rs.iter().map(|r| r.fold.unwrap_or(0))),
             first.epochs,
-            if first.reference.is_empty() {
-                "-"
-            } else {
-                first.reference.as_str()
-            },
+            reference_or_dash(first),
         );
     }
     s
@@ -401,11 +411,7 @@ pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
             first.method,
             first.data,
             100.0 * best,
-            seeds
-                .iter()
-                .map(|x| x.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            comma_list(&seeds),
             first.epochs,
         );
         if threshold.is_some() {
@@ -434,15 +440,7 @@ pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
                 );
             }
         }
-        let _ = writeln!(
-            s,
-            " {} | `{command}` |",
-            if first.reference.is_empty() {
-                "-"
-            } else {
-                first.reference.as_str()
-            },
-        );
+        let _ = writeln!(s, " {} | `{command}` |", reference_or_dash(first),);
     }
     s
 }
@@ -492,17 +490,9 @@ pub fn open_set_table(runs: &[RunResult]) -> String {
             cell(|m| Some(m.all)),
             cell(|m| m.unk),
             cell(|m| m.h_score),
-            seeds
-                .iter()
-                .map(|x| x.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            comma_list(&seeds),
             first.epochs,
-            if first.reference.is_empty() {
-                "-"
-            } else {
-                first.reference.as_str()
-            },
+            reference_or_dash(first),
         );
     }
     s

@@ -500,13 +500,10 @@ impl Sink<Shot> for PrintImage {
         } else {
             d.human(&self.classes)
         };
-        if let Err(e) = writeln!(self.out, "{line}").and_then(|_| self.out.flush()) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                self.tally.lock().expect("tally lock").closed = true;
-                self.stop.stop();
-                return Ok(());
-            }
-            return Err(e.into());
+        if !super::write_line(&mut self.out, &line)? {
+            self.tally.lock().expect("tally lock").closed = true;
+            self.stop.stop();
+            return Ok(());
         }
         let mut t = self.tally.lock().expect("tally lock");
         t.images += 1;
@@ -516,10 +513,7 @@ impl Sink<Shot> for PrintImage {
     }
 
     fn finish(&mut self) -> Result<(), BoxError> {
-        match self.out.flush() {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-            _ => Ok(()),
-        }
+        super::flush_output(&mut self.out)
     }
 }
 
@@ -653,28 +647,8 @@ pub fn run_images(
     g.connect(source, prepare, EdgeSpec::block(8))?;
     g.connect(prepare, infer, live)?;
     g.connect(infer, sink, EdgeSpec::block(64))?;
-    let metrics = g.metrics();
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let printer = opts.stats.then(|| {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let mut last = Instant::now();
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
-                if last.elapsed() >= Duration::from_secs(1) {
-                    eprintln!("{}", metrics.snapshot().table());
-                    last = Instant::now();
-                }
-            }
-        })
-    });
     let started = Instant::now();
-    let result = g.run();
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(p) = printer {
-        let _ = p.join();
-    }
-    let report = result?;
+    let report = super::run_graph(g, opts.stats, String::new)?;
     let dropped = report
         .edges
         .iter()

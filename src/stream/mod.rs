@@ -27,8 +27,59 @@ pub mod replay;
 pub mod run;
 pub mod wire;
 
+use crate::graph::{BoxError, Graph, GraphError, RunReport};
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Runs `g` to the end. With `stats`, prints the graph's per-stage metrics to stderr
+/// once a second meanwhile, followed by `extra()` (input counters).
+pub(crate) fn run_graph<T: Clone + Send + 'static>(
+    g: Graph<T>,
+    stats: bool,
+    extra: impl Fn() -> String + Send + 'static,
+) -> Result<RunReport, GraphError> {
+    let metrics = g.metrics();
+    let done = Arc::new(AtomicBool::new(false));
+    let printer = stats.then(|| {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut last = Instant::now();
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+                if last.elapsed() >= Duration::from_secs(1) {
+                    eprintln!("{}{}", metrics.snapshot().table(), extra());
+                    last = Instant::now();
+                }
+            }
+        })
+    });
+    let result = g.run();
+    done.store(true, Ordering::Relaxed);
+    if let Some(p) = printer {
+        let _ = p.join();
+    }
+    result
+}
+
+/// Writes `line` to a sink's output and flushes it; `Ok(false)` when the reader went
+/// away (`scarce run ... | head`), which stops the stream quietly.
+pub(crate) fn write_line(out: &mut dyn Write, line: &str) -> std::io::Result<bool> {
+    match writeln!(out, "{line}").and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        r => r.map(|_| true),
+    }
+}
+
+/// The last flush of a sink's output; a reader that went away is not an error.
+pub(crate) fn flush_output(out: &mut dyn Write) -> Result<(), BoxError> {
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
 
 /// The items of a live graph.
 #[derive(Clone, Debug)]

@@ -16,7 +16,7 @@ use burn::tensor::activation::softmax;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// What to listen to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -264,13 +264,6 @@ struct Print {
     results: Option<ResultSender>,
 }
 
-impl Print {
-    fn write(&mut self, line: &str) -> std::io::Result<()> {
-        writeln!(self.out, "{line}")?;
-        self.out.flush()
-    }
-}
-
 impl Sink<Live> for Print {
     fn consume(&mut self, item: Live) -> Result<(), BoxError> {
         let Live::Decision(d) = item else {
@@ -285,13 +278,10 @@ impl Sink<Live> for Print {
             (d.verdict != Verdict::Silence).then(|| d.human(&self.classes))
         };
         if let Some(line) = line {
-            match self.write(&line) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                    self.tally.lock().expect("tally lock").closed = true;
-                    self.stop.stop();
-                    return Ok(());
-                }
-                r => r?,
+            if !super::write_line(&mut self.out, &line)? {
+                self.tally.lock().expect("tally lock").closed = true;
+                self.stop.stop();
+                return Ok(());
             }
         }
         let latency = d.ready.elapsed();
@@ -303,10 +293,7 @@ impl Sink<Live> for Print {
     }
 
     fn finish(&mut self) -> Result<(), BoxError> {
-        match self.out.flush() {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-            _ => Ok(()),
-        }
+        super::flush_output(&mut self.out)
     }
 }
 
@@ -410,35 +397,18 @@ pub fn run_live(
     g.connect(window, infer, windows)?;
     g.connect(infer, sink, EdgeSpec::block(64))?;
 
-    let metrics = g.metrics();
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let printer = opts.stats.then(|| {
-        let done = done.clone();
-        let lost = mic_stats.clone();
-        std::thread::spawn(move || {
-            let mut last = Instant::now();
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
-                if last.elapsed() >= Duration::from_secs(1) {
-                    let mut table = metrics.snapshot().table();
-                    if let Some((samples, xruns)) = lost.as_ref().map(|s| s.overruns()) {
-                        table.push_str(&format!(
-                            "mic overruns: {samples} samples lost, {xruns} reported by the audio system\n"
-                        ));
-                    }
-                    eprintln!("{table}");
-                    last = Instant::now();
-                }
-            }
-        })
-    });
+    let lost = mic_stats.clone();
     let started = Instant::now();
-    let result = g.run();
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(p) = printer {
-        let _ = p.join();
-    }
-    let report = result?;
+    let report = super::run_graph(g, opts.stats, move || {
+        lost.as_ref()
+            .map(|s| s.overruns())
+            .map(|(samples, xruns)| {
+                format!(
+                    "mic overruns: {samples} samples lost, {xruns} reported by the audio system\n"
+                )
+            })
+            .unwrap_or_default()
+    })?;
     let wall_s = started.elapsed().as_secs_f64();
     let dropped_windows = report
         .edges
