@@ -71,6 +71,21 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Trains shipped pipeline `pipeline` (a path from the repository root) for one epoch on
+/// the built-in data into `run_dir`, asserting that it succeeds.
+pub fn train_one_epoch(pipeline: &str, run_dir: &Path) {
+    let o = run(&[
+        "train",
+        pipeline,
+        "--epochs",
+        "1",
+        "--out",
+        run_dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 /// The small test pipeline.
 pub fn tiny_pipeline() -> PathBuf {
     root().join("tests/pipelines/tiny.toml")

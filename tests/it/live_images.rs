@@ -32,16 +32,7 @@ fn stream(run_dir: &Path, input: &Path, extra: &[&str]) -> Vec<Value> {
 fn an_open_set_image_model_streams_unknown_as_eval_counts_it() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
-    let o = run(&[
-        "train",
-        "pipelines/digits-osbp-usps-mnist.toml",
-        "--epochs",
-        "1",
-        "--out",
-        run_dir.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    train_one_epoch("pipelines/digits-osbp-usps-mnist.toml", &run_dir);
 
     // the target's test set, streamed from its IDX file: the same answers as `eval`
     let idx = builtin_data().join("mnist/t10k-images-idx3-ubyte.gz");

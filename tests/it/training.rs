@@ -369,16 +369,7 @@ fn fold_is_refused_for_a_pipeline_without_folds() {
 fn osbp_trains_on_the_known_classes_and_reports_open_set_metrics() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
-    let o = run(&[
-        "train",
-        "pipelines/digits-osbp-mnist-usps.toml",
-        "--epochs",
-        "1",
-        "--out",
-        run_dir.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    train_one_epoch("pipelines/digits-osbp-mnist-usps.toml", &run_dir);
     let m = metrics(&run_dir);
     let (name, os) = (&m[0]["open_set"][0][0], &m[0]["open_set"][0][1]);
     assert_eq!(name, "usps_test");
@@ -440,16 +431,10 @@ fn osbp_trains_on_the_known_classes_and_reports_open_set_metrics() {
 fn a_confidence_threshold_makes_a_source_only_model_open_set() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
-    let o = run(&[
-        "train",
+    train_one_epoch(
         "pipelines/digits-source-only-open-mnist-usps.toml",
-        "--epochs",
-        "1",
-        "--out",
-        run_dir.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+        &run_dir,
+    );
     let o = run(&["eval", run_dir.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let e: Value = serde_json::from_str(&stdout(&o)).unwrap();
