@@ -279,7 +279,10 @@ adapted one to see the two domains' features come together.")]
 Example:
   scarce results runs/ --threshold 0.92 > table.md
 
-Each PATH is a run folder or a folder of run folders; unfinished runs are skipped.")]
+Each PATH is a run folder or a folder of run folders; unfinished runs are skipped.
+Cross-validated runs (scarce cv) get one row per pipeline and seed (error over the
+folds); a pipeline cross-validated with several seeds (scarce cv ... --seed K --out DIR)
+also gets a row that averages each fold over the seeds first.")]
     Results {
         /// Run folders, or folders holding run folders.
         #[arg(required = true)]
@@ -745,6 +748,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!();
                 }
                 print!("{}", scarce::results::cv_table(&runs));
+                let seeds = scarce::results::cv_seed_table(&runs);
+                if !seeds.is_empty() {
+                    println!("\nOver seeds (each fold's error averaged over the seeds first):\n");
+                    print!("{seeds}");
+                }
             }
             if let Some(path) = curves {
                 let c = scarce::results::cv_curves(&runs);

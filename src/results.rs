@@ -329,6 +329,96 @@ pub fn cv_table(runs: &[RunResult]) -> String {
     s
 }
 
+/// The command line of a cross-validated run without its `--seed K`.
+fn without_seed(command: &str) -> String {
+    let mut out = Vec::new();
+    let mut words = command.split(' ');
+    while let Some(w) = words.next() {
+        if w == "--seed" {
+            words.next();
+        } else {
+            out.push(w);
+        }
+    }
+    out.join(" ")
+}
+
+/// The Markdown table of cross-validated pipelines run with several seeds (`scarce cv
+/// ... --seed K`), one row per pipeline: each fold's error averaged over the seeds, the
+/// mean ± sample std of those over the folds, and the seed-to-seed spread (sample std
+/// over the seeds, averaged over the folds). Only folds that every seed finished count.
+/// Empty when no pipeline has more than one seed.
+pub fn cv_seed_table(runs: &[RunResult]) -> String {
+    type Key<'a> = (&'a str, String, &'a str);
+    let mut groups: BTreeMap<Key, BTreeMap<u64, BTreeMap<usize, &RunResult>>> = BTreeMap::new();
+    for r in runs {
+        let Some(fold) = r.fold else { continue };
+        groups
+            .entry((
+                r.pipeline.as_str(),
+                without_seed(&r.command),
+                r.pipeline_text.as_str(),
+            ))
+            .or_default()
+            .entry(r.seed)
+            .or_default()
+            .insert(fold, r);
+    }
+    let mut s = String::new();
+    for ((pipeline, command, _), seeds) in groups {
+        if seeds.len() < 2 {
+            continue;
+        }
+        let mut folds: Vec<usize> = seeds.values().next().unwrap().keys().copied().collect();
+        folds.retain(|f| seeds.values().all(|by_fold| by_fold.contains_key(f)));
+        if folds.is_empty() {
+            continue;
+        }
+        let (mut per_fold, mut spread) = (Vec::new(), Vec::new());
+        for f in &folds {
+            let errs: Vec<f64> = seeds
+                .values()
+                .map(|by_fold| 100.0 * (1.0 - by_fold[f].final_acc))
+                .collect();
+            let (m, sd) = mean_std(&errs);
+            per_fold.push(m);
+            spread.push(sd);
+        }
+        let (m, sd) = mean_std(&per_fold);
+        let (seed_sd, _) = mean_std(&spread);
+        let first = seeds.values().next().unwrap()[&folds[0]];
+        if s.is_empty() {
+            let _ = writeln!(
+                s,
+                "| task | method | error % (mean ± std over folds) | error % per fold (mean over seeds) | seed-to-seed std (mean over folds) | folds | seeds | epochs | command |"
+            );
+            let _ = writeln!(s, "|{}", "---|".repeat(9));
+        }
+        let task = if first.task.is_empty() {
+            pipeline
+        } else {
+            first.task.as_str()
+        };
+        let method = match first.method.as_str() {
+            "source_only" => "standard",
+            other => other,
+        };
+        let _ = writeln!(
+            s,
+            "| {task} | {method} | {m:.1} ± {sd:.1} | {} | {seed_sd:.1} | {} | {} | {} | `{command} --seed N` |",
+            per_fold
+                .iter()
+                .map(|e| format!("{e:.1}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            comma_list(&folds),
+            comma_list(seeds.keys()),
+            first.epochs,
+        );
+    }
+    s
+}
+
 /// The mean learning curve of one cross-validated pipeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CvCurve {
@@ -595,6 +685,46 @@ mod tests {
         );
         let so = rows.iter().find(|l| l.contains("| 70.0 ± 0.0 |")).unwrap();
         assert!(so.contains("| - | - |"), "no unknown examples: {t}");
+    }
+
+    #[test]
+    fn seeds_of_a_cross_validation_average_per_fold_first() {
+        let run = |seed: u64, fold: usize, err: f64| {
+            let mut x = r("bc", seed, 1.0 - err / 100.0);
+            x.method = "source_only".into();
+            x.fold = Some(fold);
+            x.command = if seed == 1 {
+                "scarce cv pipelines/x.toml --data-dir d".into()
+            } else {
+                format!("scarce cv pipelines/x.toml --seed {seed} --data-dir d")
+            };
+            x
+        };
+        assert_eq!(
+            without_seed("scarce cv p.toml --seed 3 --data-dir d"),
+            "scarce cv p.toml --data-dir d"
+        );
+        // one seed: nothing to average
+        assert!(cv_seed_table(&[run(1, 1, 40.0), run(1, 2, 20.0)]).is_empty());
+        // fold 1: 40 and 50 (mean 45, std 7.07); fold 2: 20 and 30 (25, 7.07); seed 2's
+        // fold 3 has no seed-1 partner and is left out
+        let t = cv_seed_table(&[
+            run(1, 1, 40.0),
+            run(1, 2, 20.0),
+            run(2, 1, 50.0),
+            run(2, 2, 30.0),
+            run(2, 3, 90.0),
+        ]);
+        let rows: Vec<&str> = t.lines().skip(2).collect();
+        assert_eq!(rows.len(), 1, "{t}");
+        assert!(
+            rows[0].contains("| standard | 35.0 ± 14.1 | 45.0 / 25.0 | 7.1 | 1, 2 | 1, 2 |"),
+            "{t}"
+        );
+        assert!(
+            rows[0].contains("`scarce cv pipelines/x.toml --data-dir d --seed N`"),
+            "{t}"
+        );
     }
 
     #[test]
