@@ -307,16 +307,7 @@ pub fn cv_table(runs: &[RunResult]) -> String {
         );
         let (wall, _) = mean_std(&rs.iter().map(|r| r.wall_s / 60.0).collect::<Vec<_>>());
         let first = rs[0];
-        let task = if first.task.is_empty() {
-            pipeline
-        } else {
-            first.task.as_str()
-        };
-        // on sound, supervised training without mixing is "standard learning"
-        let method = match first.method.as_str() {
-            "source_only" => "standard",
-            other => other,
-        };
+        let (task, method) = cv_labels(pipeline, first);
         let _ = writeln!(
             s,
             "| {task} | {method} | {m:.1} ± {sd:.1} | {} | {best:.1} | {} | {} | {wall:.1} | {} | `{command}` |",
@@ -327,6 +318,21 @@ pub fn cv_table(runs: &[RunResult]) -> String {
         );
     }
     s
+}
+
+/// Task and method columns of a cross-validated row: the pipeline's task (else its
+/// name), and "standard" for supervised training without mixing (standard learning).
+fn cv_labels<'a>(pipeline: &'a str, first: &'a RunResult) -> (&'a str, &'a str) {
+    let task = if first.task.is_empty() {
+        pipeline
+    } else {
+        first.task.as_str()
+    };
+    let method = match first.method.as_str() {
+        "source_only" => "standard",
+        other => other,
+    };
+    (task, method)
 }
 
 /// The command line of a cross-validated run without its `--seed K`.
@@ -394,15 +400,7 @@ pub fn cv_seed_table(runs: &[RunResult]) -> String {
             );
             let _ = writeln!(s, "|{}", "---|".repeat(9));
         }
-        let task = if first.task.is_empty() {
-            pipeline
-        } else {
-            first.task.as_str()
-        };
-        let method = match first.method.as_str() {
-            "source_only" => "standard",
-            other => other,
-        };
+        let (task, method) = cv_labels(pipeline, first);
         let _ = writeln!(
             s,
             "| {task} | {method} | {m:.1} ± {sd:.1} | {} | {seed_sd:.1} | {} | {} | {} | `{command} --seed N` |",
