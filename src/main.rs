@@ -108,7 +108,11 @@ features side by side (t-SNE). Ctrl-C stops the current run after flushing its m
 Example (FSDD, leave one speaker out: six runs):
   scarce cv pipelines/fsdd-envnet2-standard.toml --data-dir ../shared/data
 
-Each fold gets a run folder OUT/fold-K (default OUT: runs/cv-NAME). Running the same
+Example (the same with three seeds, each fold's error then averaged over them):
+  scarce cv pipelines/fsdd-envnet2-standard.toml --data-dir ../shared/data --seeds 1,2,3
+
+Each fold gets a run folder OUT/fold-K (default OUT: runs/cv-NAME); with --seeds, the
+pipeline's own seed keeps OUT and any other seed S writes to OUT-sS. Running the same
 command again skips finished folds and resumes an interrupted one, so a long
 cross-validation can be stopped with Ctrl-C and continued.")]
     Cv {
@@ -117,6 +121,10 @@ cross-validation can be stopped with Ctrl-C and continued.")]
         /// Folds to hold out, e.g. `1,2,3` (default: all).
         #[arg(long, value_delimiter = ',')]
         folds: Vec<usize>,
+        /// Seeds to cross-validate with, one after the other, e.g. `1,2,3` (instead of
+        /// --seed); the table then also averages each fold over the seeds.
+        #[arg(long, value_delimiter = ',', conflicts_with = "seed")]
+        seeds: Vec<u64>,
         /// Folder for the fold run folders.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
@@ -337,6 +345,17 @@ download form: unpack it by hand as DATA/UrbanSound8K/.")]
     },
 }
 
+/// The cross-validation table of `runs` and, where a pipeline ran with several seeds,
+/// the table over seeds.
+fn print_cv_tables(runs: &[scarce::results::RunResult]) {
+    print!("{}", scarce::results::cv_table(runs));
+    let seeds = scarce::results::cv_seed_table(runs);
+    if !seeds.is_empty() {
+        println!("\nOver seeds (each fold's error averaged over the seeds first):\n");
+        print!("{seeds}");
+    }
+}
+
 fn main() -> ExitCode {
     scarce::kernels::tune_allocator();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
@@ -498,6 +517,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cv {
             pipeline,
             folds,
+            seeds,
             out,
             run,
         } => {
@@ -518,55 +538,90 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(bad) = folds.iter().find(|f| !(1..=available).contains(*f)) {
                 anyhow::bail!("fold {bad} does not exist: this data set has folds 1-{available}");
             }
-            let root = out.unwrap_or_else(|| {
+            let base = out.unwrap_or_else(|| {
                 PathBuf::from("runs").join(format!("cv-{}", file.spec.pipeline.name))
             });
+            // (seed, run folder root): the pipeline's own seed keeps the base folder
+            let own_seed = file.spec.train.as_ref().map(|t| t.get_ref().seed);
+            let plan: Vec<(Option<u64>, PathBuf)> = if seeds.is_empty() {
+                vec![(run.seed, base)]
+            } else {
+                let mut unique = seeds.clone();
+                unique.sort_unstable();
+                unique.dedup();
+                anyhow::ensure!(unique.len() == seeds.len(), "--seeds names a seed twice");
+                seeds
+                    .iter()
+                    .map(|&seed| {
+                        let root = if Some(seed) == own_seed {
+                            base.clone()
+                        } else {
+                            let mut name = base.clone().into_os_string();
+                            name.push(format!("-s{seed}"));
+                            PathBuf::from(name)
+                        };
+                        (Some(seed), root)
+                    })
+                    .collect()
+            };
+            let total = plan.len() * folds.len();
             let mut results = Vec::new();
-            for (i, &fold) in folds.iter().enumerate() {
-                let dir = root.join(format!("fold-{fold}"));
-                let done = scarce::results::read_run(&dir, None).ok().flatten();
-                if let Some(r) = done {
+            for (k, (seed, root)) in plan.iter().enumerate() {
+                for (i, &fold) in folds.iter().enumerate() {
+                    let step = k * folds.len() + i + 1;
+                    let seed_note = match (seeds.is_empty(), seed) {
+                        (false, Some(s)) => format!("seed {s}, "),
+                        _ => String::new(),
+                    };
+                    let dir = root.join(format!("fold-{fold}"));
+                    let done = scarce::results::read_run(&dir, None).ok().flatten();
+                    if let Some(r) = done {
+                        eprintln!(
+                            "[{step}/{total}] {seed_note}fold {fold}: finished earlier ({})",
+                            dir.display()
+                        );
+                        results.push(r);
+                        continue;
+                    }
+                    let resume = scarce::train::checkpoint::latest(&dir)?.is_some();
                     eprintln!(
-                        "[{}/{}] fold {fold}: finished earlier ({})",
-                        i + 1,
-                        folds.len(),
-                        dir.display()
+                        "[{step}/{total}] {seed_note}fold {fold} ({} held out) -> {}{}",
+                        names[fold - 1],
+                        dir.display(),
+                        if resume { " (resuming)" } else { "" }
                     );
-                    results.push(r);
-                    continue;
-                }
-                let resume = scarce::train::checkpoint::latest(&dir)?.is_some();
-                eprintln!(
-                    "[{}/{}] fold {fold} ({} held out) -> {}{}",
-                    i + 1,
-                    folds.len(),
-                    names[fold - 1],
-                    dir.display(),
-                    if resume { " (resuming)" } else { "" }
-                );
-                let req = TrainRequest {
-                    pipeline: (!resume).then(|| pipeline.clone()),
-                    resume: resume.then(|| dir.clone()),
-                    out: (!resume).then(|| dir.clone()),
-                    data_dir: run.data_dir.clone(),
-                    seed: run.seed,
-                    epochs: run.epochs,
-                    fold: Some(fold),
-                    device: run.device.clone(),
-                    quiet: run.quiet,
-                };
-                let outcome = session::train(&req, stop.clone())?;
-                if outcome.report.stopped || outcome.summary.status != "completed" {
-                    eprintln!("interrupted in fold {fold}: run the same command again to continue");
-                    return Ok(ExitCode::from(130));
-                }
-                match scarce::results::read_run(&dir, None)? {
-                    Some(r) => results.push(r),
-                    None => anyhow::bail!("{} has no evaluation", dir.display()),
+                    let req = TrainRequest {
+                        pipeline: (!resume).then(|| pipeline.clone()),
+                        resume: resume.then(|| dir.clone()),
+                        out: (!resume).then(|| dir.clone()),
+                        data_dir: run.data_dir.clone(),
+                        seed: *seed,
+                        epochs: run.epochs,
+                        fold: Some(fold),
+                        device: run.device.clone(),
+                        quiet: run.quiet,
+                    };
+                    let outcome = session::train(&req, stop.clone())?;
+                    if outcome.report.stopped || outcome.summary.status != "completed" {
+                        eprintln!(
+                            "interrupted in fold {fold}: run the same command again to continue"
+                        );
+                        return Ok(ExitCode::from(130));
+                    }
+                    match scarce::results::read_run(&dir, None)? {
+                        Some(r) => results.push(r),
+                        None => anyhow::bail!("{} has no evaluation", dir.display()),
+                    }
                 }
             }
-            println!("run folders: {}", root.display());
-            print!("{}", scarce::results::cv_table(&results));
+            println!(
+                "run folders: {}",
+                plan.iter()
+                    .map(|(_, root)| root.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            print_cv_tables(&results);
             Ok(ExitCode::SUCCESS)
         }
         Command::Devices => {
@@ -747,12 +802,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if runs.iter().any(|r| r.fold.is_none()) {
                     println!();
                 }
-                print!("{}", scarce::results::cv_table(&runs));
-                let seeds = scarce::results::cv_seed_table(&runs);
-                if !seeds.is_empty() {
-                    println!("\nOver seeds (each fold's error averaged over the seeds first):\n");
-                    print!("{seeds}");
-                }
+                print_cv_tables(&runs);
             }
             if let Some(path) = curves {
                 let c = scarce::results::cv_curves(&runs);

@@ -185,6 +185,43 @@ fn cross_validation_runs_every_fold_and_resumes() {
         "{}",
         stderr(&o)
     );
+    // several seeds: the pipeline's own (3) reuses the folds above, seed 4 gets cv-s4
+    let seeds = |extra: &[&str]| {
+        let mut a = vec![
+            "cv",
+            p.to_str().unwrap(),
+            "--data-dir",
+            tmp.path().to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--folds",
+            "1,2",
+            "--quiet",
+        ];
+        a.extend_from_slice(extra);
+        run(&a)
+    };
+    let o = seeds(&["--seeds", "3,4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o).matches("finished earlier").count(), 2);
+    assert!(
+        stderr(&o).contains("[3/4] seed 4, fold 1 (ann held out)"),
+        "{}",
+        stderr(&o)
+    );
+    for fold in 1..=2 {
+        let summary: Value = serde_json::from_str(
+            &std::fs::read_to_string(tmp.path().join(format!("cv-s4/fold-{fold}/summary.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(summary["seed"], 4);
+    }
+    let table = stdout(&o);
+    assert!(table.contains("Over seeds"), "{table}");
+    assert!(table.contains("| 1, 2 | 3, 4 | 1 |"), "{table}");
+    assert_user_error(&seeds(&["--seeds", "4,4"]), &["--seeds names a seed twice"]);
+    assert_user_error(&seeds(&["--seeds", "3,4", "--seed", "4"]), &["--seed"]);
     // `scarce data` lists the sound sets it finds
     let o = run(&["data", "--data-dir", tmp.path().to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
