@@ -352,8 +352,9 @@ fn without_seed(command: &str) -> String {
 /// The Markdown table of cross-validated pipelines run with several seeds (`scarce cv
 /// ... --seed K`), one row per pipeline: each fold's error averaged over the seeds, the
 /// mean ± sample std of those over the folds, and the seed-to-seed spread (sample std
-/// over the seeds, averaged over the folds). Only folds that every seed finished count.
-/// Empty when no pipeline has more than one seed.
+/// over the seeds, averaged over the folds). Only folds that every seed finished count;
+/// the command is `scarce cv ... --seeds S1,S2,...`. Empty when no pipeline has more
+/// than one seed.
 pub fn cv_seed_table(runs: &[RunResult]) -> String {
     type Key<'a> = (&'a str, String, &'a str);
     let mut groups: BTreeMap<Key, BTreeMap<u64, BTreeMap<usize, &RunResult>>> = BTreeMap::new();
@@ -403,7 +404,7 @@ pub fn cv_seed_table(runs: &[RunResult]) -> String {
         let (task, method) = cv_labels(pipeline, first);
         let _ = writeln!(
             s,
-            "| {task} | {method} | {m:.1} ± {sd:.1} | {} | {seed_sd:.1} | {} | {} | {} | `{command} --seed N` |",
+            "| {task} | {method} | {m:.1} ± {sd:.1} | {} | {seed_sd:.1} | {} | {} | {} | `{command} --seeds {}` |",
             per_fold
                 .iter()
                 .map(|e| format!("{e:.1}"))
@@ -412,6 +413,7 @@ pub fn cv_seed_table(runs: &[RunResult]) -> String {
             comma_list(&folds),
             comma_list(seeds.keys()),
             first.epochs,
+            seeds.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(","),
         );
     }
     s
@@ -720,7 +722,7 @@ mod tests {
             "{t}"
         );
         assert!(
-            rows[0].contains("`scarce cv pipelines/x.toml --data-dir d --seed N`"),
+            rows[0].contains("`scarce cv pipelines/x.toml --data-dir d --seeds 1,2`"),
             "{t}"
         );
     }
