@@ -289,7 +289,7 @@ Example:
 
 Each PATH is a run folder or a folder of run folders; unfinished runs are skipped.
 Cross-validated runs (scarce cv) get one row per pipeline and seed (error over the
-folds); a pipeline cross-validated with several seeds (scarce cv ... --seed K --out DIR)
+folds); a pipeline cross-validated with several seeds (scarce cv ... --seeds 1,2,3)
 also gets a row that averages each fold over the seeds first.")]
     Results {
         /// Run folders, or folders holding run folders.
@@ -574,6 +574,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         _ => String::new(),
                     };
                     let dir = root.join(format!("fold-{fold}"));
+                    // a fold folder left by another seed is neither reused nor resumed
+                    let wanted = seed.or(own_seed).unwrap_or(1);
+                    if let Ok(earlier) = session::RunSettings::load(&dir) {
+                        anyhow::ensure!(
+                            earlier.seed == wanted,
+                            "{} holds a run with seed {}, not {wanted}: choose another --out (or --seeds, which gives each seed its own folder)",
+                            dir.display(),
+                            earlier.seed
+                        );
+                    }
                     let done = scarce::results::read_run(&dir, None).ok().flatten();
                     if let Some(r) = done {
                         eprintln!(

@@ -221,6 +221,11 @@ fn cross_validation_runs_every_fold_and_resumes() {
     assert!(table.contains("Over seeds"), "{table}");
     assert!(table.contains("| 1, 2 | 3, 4 | 1 |"), "{table}");
     assert_user_error(&seeds(&["--seeds", "4,4"]), &["--seeds names a seed twice"]);
+    // another seed into the folder of seed 3 is refused, not mixed with it
+    assert_user_error(
+        &seeds(&["--seed", "5"]),
+        &["fold-1", "seed 3, not 5", "--out"],
+    );
     assert_user_error(&seeds(&["--seeds", "3,4", "--seed", "4"]), &["--seed"]);
     // `scarce data` lists the sound sets it finds
     let o = run(&["data", "--data-dir", tmp.path().to_str().unwrap()]);
