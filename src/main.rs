@@ -543,6 +543,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             // (seed, run folder root): the pipeline's own seed keeps the base folder
             let own_seed = file.spec.train.as_ref().map(|t| t.get_ref().seed);
+            // (--epochs is already applied to the loaded pipeline)
+            let own_epochs = file
+                .spec
+                .train
+                .as_ref()
+                .map(|t| *t.get_ref().epochs.get_ref());
             let plan: Vec<(Option<u64>, PathBuf)> = if seeds.is_empty() {
                 vec![(run.seed, base)]
             } else {
@@ -574,7 +580,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         _ => String::new(),
                     };
                     let dir = root.join(format!("fold-{fold}"));
-                    // a fold folder left by another seed is neither reused nor resumed
+                    // a fold folder left by another seed or epoch count is neither
+                    // reused nor resumed
                     let wanted = seed.or(own_seed).unwrap_or(1);
                     if let Ok(earlier) = session::RunSettings::load(&dir) {
                         anyhow::ensure!(
@@ -582,6 +589,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "{} holds a run with seed {}, not {wanted}: choose another --out (or --seeds, which gives each seed its own folder)",
                             dir.display(),
                             earlier.seed
+                        );
+                        anyhow::ensure!(
+                            own_epochs.is_none_or(|e| e == earlier.epochs),
+                            "{} holds a run of {} epochs, not {}: choose another --out",
+                            dir.display(),
+                            earlier.epochs,
+                            own_epochs.unwrap_or(0)
                         );
                     }
                     let done = scarce::results::read_run(&dir, None).ok().flatten();

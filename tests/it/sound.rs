@@ -226,6 +226,10 @@ fn cross_validation_runs_every_fold_and_resumes() {
         &seeds(&["--seed", "5"]),
         &["fold-1", "seed 3, not 5", "--out"],
     );
+    assert_user_error(
+        &seeds(&["--epochs", "2"]),
+        &["fold-1", "1 epochs, not 2", "--out"],
+    );
     assert_user_error(&seeds(&["--seeds", "3,4", "--seed", "4"]), &["--seed"]);
     // `scarce data` lists the sound sets it finds
     let o = run(&["data", "--data-dir", tmp.path().to_str().unwrap()]);
