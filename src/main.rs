@@ -590,13 +590,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             dir.display(),
                             earlier.seed
                         );
-                        anyhow::ensure!(
-                            own_epochs.is_none_or(|e| e == earlier.epochs),
-                            "{} holds a run of {} epochs, not {}: choose another --out",
-                            dir.display(),
-                            earlier.epochs,
-                            own_epochs.unwrap_or(0)
-                        );
+                        if let Some(epochs) = own_epochs {
+                            anyhow::ensure!(
+                                epochs == earlier.epochs,
+                                "{} holds a run of {} epochs, not {epochs}: choose another --out",
+                                dir.display(),
+                                earlier.epochs
+                            );
+                        }
                     }
                     let done = scarce::results::read_run(&dir, None).ok().flatten();
                     if let Some(r) = done {

@@ -187,17 +187,8 @@ fn cross_validation_runs_every_fold_and_resumes() {
     );
     // several seeds: the pipeline's own (3) reuses the folds above, seed 4 gets cv-s4
     let seeds = |extra: &[&str]| {
-        let mut a = vec![
-            "cv",
-            p.to_str().unwrap(),
-            "--data-dir",
-            tmp.path().to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--folds",
-            "1,2",
-            "--quiet",
-        ];
+        let mut a = args.to_vec();
+        a.extend_from_slice(&["--folds", "1,2"]);
         a.extend_from_slice(extra);
         run(&a)
     };
