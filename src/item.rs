@@ -73,6 +73,9 @@ pub struct Example {
     /// A between-class mix: the second class and the ratio `r` of the first, so the
     /// soft label is `r` for `label` and `1 - r` for the second class.
     pub mix: Option<(u8, f32)>,
+    /// The recording group the example comes from: a sound clip's fold (FSDD's
+    /// speaker), 0 for sets without folds.
+    pub group: u32,
 }
 
 impl Example {
@@ -93,7 +96,14 @@ impl Example {
             epoch,
             domain,
             mix: None,
+            group: 0,
         }
+    }
+
+    /// The example with its recording group set.
+    pub fn with_group(mut self, group: u32) -> Self {
+        self.group = group;
+        self
     }
 }
 

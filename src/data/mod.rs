@@ -208,6 +208,14 @@ impl Dataset {
             Dataset::Sound(s) => (s.clips[i].clone(), 1, s.clips[i].len(), s.labels[i]),
         }
     }
+
+    /// The recording group of example `i`: a clip's fold, 0 for images.
+    pub fn group(&self, i: usize) -> u32 {
+        match self {
+            Dataset::Images(_) => 0,
+            Dataset::Sound(s) => s.folds[i] as u32,
+        }
+    }
 }
 
 /// The digit sets.

@@ -333,7 +333,12 @@ impl PipelineFile {
                         .source_data_before(plan, &sp.name)
                         .map(|d| d.rate())
                         .context("a `bc_mix` stage needs a sound dataset upstream")?;
-                    graph.add_stage(&sp.name, BcMix::new(rate, ctx.seed))
+                    let partners = st
+                        .partners
+                        .as_ref()
+                        .map(|p| *p.get_ref())
+                        .unwrap_or_default();
+                    graph.add_stage(&sp.name, BcMix::with_partners(rate, ctx.seed, partners))
                 }
                 StageKind::Normalize => graph.add_stage(
                     &sp.name,

@@ -174,6 +174,9 @@ pub struct StageSpec {
     /// `crop`: "strong" augmentation, random gain in `[-g, g]` dB (0 = off, default; the
     /// reference uses 6).
     pub gain_db: Option<Spanned<f64>>,
+    /// `bc_mix`: which examples may be mixed, `any` (default: any of another class),
+    /// `same_group` or `other_group` (the clip's fold; FSDD: its speaker).
+    pub partners: Option<Spanned<crate::stage::mix::Partners>>,
 }
 
 /// `network = { kind = "digits", ... }` of a model stage.
@@ -318,7 +321,8 @@ impl StageKind {
             StageKind::Dataset => (&["data", "shuffle", "domain"], &["data"]),
             StageKind::Normalize => (&["mean", "std"], &["mean", "std"]),
             StageKind::Batcher => (&["batch_size", "drop_last"], &["batch_size"]),
-            StageKind::Pair | StageKind::BcMix => (&[], &[]),
+            StageKind::Pair => (&[], &[]),
+            StageKind::BcMix => (&["partners"], &[]),
             StageKind::Crop => (&["length", "level", "max_scale", "gain_db"], &["length"]),
             StageKind::Train => (
                 &[
@@ -379,8 +383,25 @@ impl StageSpec {
             )*};
         }
         key!(
-            data, shuffle, domain, mean, std, batch_size, drop_last, network, method, optimizer,
-            num_k, quiet, length, level, max_scale, gain_db
+            data,
+            shuffle,
+            domain,
+            mean,
+            std,
+            batch_size,
+            drop_last,
+            network,
+            method,
+            optimizer,
+            num_k,
+            grl,
+            reject_below,
+            quiet,
+            length,
+            level,
+            max_scale,
+            gain_db,
+            partners
         );
         v
     }

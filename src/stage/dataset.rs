@@ -86,14 +86,10 @@ impl Source<Item> for DatasetSource {
         let i = self.order[self.pos];
         self.pos += 1;
         let (pixels, height, width, label) = self.set.example(i);
-        Ok(Some(Item::Example(Arc::new(Example::new(
-            pixels,
-            height,
-            width,
-            label,
-            self.epoch,
-            self.domain,
-        )))))
+        let ex = Example::new(pixels, height, width, label, self.epoch, self.domain);
+        Ok(Some(Item::Example(Arc::new(
+            ex.with_group(self.set.group(i)),
+        ))))
     }
 }
 

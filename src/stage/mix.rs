@@ -4,6 +4,10 @@
 //! ([`crate::audio::bc_mix`]). The output carries the soft label
 //! `r * t1 + (1 - r) * t2` ([`crate::item::Example::mix`]).
 //!
+//! Which examples may be partners is a setting ([`Partners`]): any of another class
+//! (the paper's rule), or only those of the same or of another recording group (for
+//! FSDD the group is the speaker).
+//!
 //! An epoch emits as many mixes as it received examples: an example that finds no
 //! partner yet (the first of an epoch) is made up for at the epoch's end with a mix of
 //! two pooled examples. The pool never spans epochs, and its randomness depends only on
@@ -21,9 +25,33 @@ use std::sync::Arc;
 /// Examples kept as partners.
 pub const POOL: usize = 64;
 
+/// Which pooled examples may be mixed with an incoming one (always of another class).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partners {
+    /// Any example of another class (the paper's rule).
+    #[default]
+    Any,
+    /// Only examples of the same recording group (fold; FSDD: the same speaker).
+    SameGroup,
+    /// Only examples of another recording group.
+    OtherGroup,
+}
+
+impl Partners {
+    fn allows(self, a: u32, b: u32) -> bool {
+        match self {
+            Partners::Any => true,
+            Partners::SameGroup => a == b,
+            Partners::OtherGroup => a != b,
+        }
+    }
+}
+
 /// The BC mixing stage.
 pub struct BcMix {
     meter: GainMeter,
+    partners: Partners,
     seed: u64,
     epoch: usize,
     rng: ChaCha8Rng,
@@ -34,10 +62,16 @@ pub struct BcMix {
 }
 
 impl BcMix {
-    /// A mixer for sounds at `rate` Hz.
+    /// A mixer for sounds at `rate` Hz that mixes any two examples of different classes.
     pub fn new(rate: u32, seed: u64) -> Self {
+        Self::with_partners(rate, seed, Partners::Any)
+    }
+
+    /// A mixer for sounds at `rate` Hz that draws partners by `partners`.
+    pub fn with_partners(rate: u32, seed: u64, partners: Partners) -> Self {
         Self {
             meter: GainMeter::new(rate),
+            partners,
             seed,
             epoch: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -46,13 +80,12 @@ impl BcMix {
         }
     }
 
-    fn partner(&mut self, label: u8, skip: Option<usize>) -> Option<usize> {
-        let n = self
-            .pool
-            .iter()
-            .enumerate()
-            .filter(|(i, (e, _))| e.label != label && Some(*i) != skip)
-            .count();
+    fn partner(&mut self, of: &Example, skip: Option<usize>) -> Option<usize> {
+        let partners = self.partners;
+        let fits = |(i, (e, _)): &(usize, &(Arc<Example>, f64))| {
+            e.label != of.label && Some(*i) != skip && partners.allows(of.group, e.group)
+        };
+        let n = self.pool.iter().enumerate().filter(fits).count();
         if n == 0 {
             return None;
         }
@@ -60,7 +93,7 @@ impl BcMix {
         self.pool
             .iter()
             .enumerate()
-            .filter(|(i, (e, _))| e.label != label && Some(*i) != skip)
+            .filter(fits)
             .nth(k)
             .map(|(i, _)| i)
     }
@@ -97,7 +130,7 @@ impl Stage<Item> for BcMix {
                     self.owed = 0;
                 }
                 let gain = self.meter.gain(&ex.pixels);
-                match self.partner(ex.label, None) {
+                match self.partner(&ex, None) {
                     Some(j) => {
                         let (other, g2) = self.pool[j].clone();
                         let mixed = self.mix(&ex, gain, &other, g2);
@@ -108,11 +141,21 @@ impl Stage<Item> for BcMix {
                 self.remember(ex, gain);
             }
             Item::EpochEnd(..) => {
-                while self.owed > 0 && self.pool.len() > 1 {
-                    let i = self.rng.random_range(0..self.pool.len());
+                // pooled examples that have a partner (all of them, unless the pool holds
+                // a single class, or with a group rule a single class per group)
+                let mixable: Vec<usize> = (0..self.pool.len())
+                    .filter(|&i| {
+                        let a = &self.pool[i].0;
+                        self.pool.iter().enumerate().any(|(j, (e, _))| {
+                            j != i && e.label != a.label && self.partners.allows(a.group, e.group)
+                        })
+                    })
+                    .collect();
+                while self.owed > 0 && !mixable.is_empty() {
+                    let i = mixable[self.rng.random_range(0..mixable.len())];
                     let (a, ga) = self.pool[i].clone();
-                    let Some(j) = self.partner(a.label, Some(i)) else {
-                        break; // a single class in the pool: nothing to mix
+                    let Some(j) = self.partner(&a, Some(i)) else {
+                        break; // not reached: `mixable` holds only examples with a partner
                     };
                     let (b, gb) = self.pool[j].clone();
                     let mixed = self.mix(&a, ga, &b, gb);
@@ -196,5 +239,56 @@ mod tests {
         let want = 1.0 / (r * r + (1.0 - r) * (1.0 - r)).sqrt();
         let got = e.pixels[100] as f64 / a.pixels[100] as f64;
         assert!((got - want).abs() < 1e-3, "{got} {want}");
+    }
+
+    #[test]
+    fn group_rules_choose_the_partners() {
+        // 3 classes x 2 groups; group 1 sounds only in the first half of the clip,
+        // group 2 only in the second, so a mix shows which groups it holds
+        let examples: Vec<Arc<Example>> = (0..60)
+            .map(|i| {
+                let (label, group) = ((i % 3) as u8, (i / 3 % 2) as u32 + 1);
+                let mut x = tone(0.01 * (label + 1) as f32, 0.5);
+                let silent = if group == 1 { 1024..2048 } else { 0..1024 };
+                x[silent].iter_mut().for_each(|v| *v = 0.0);
+                Arc::new(Example::new(x, 1, 2048, label, 1, Domain::Source).with_group(group))
+            })
+            .collect();
+        let sounds = |x: &[f32]| x.iter().any(|v| *v != 0.0);
+        for partners in [Partners::SameGroup, Partners::OtherGroup, Partners::Any] {
+            let mut m = BcMix::with_partners(16_000, 3, partners);
+            let mut out = Vec::new();
+            for e in &examples {
+                m.process(Item::Example(e.clone()), &mut out).unwrap();
+            }
+            m.process(Item::EpochEnd(1, Domain::Source), &mut out)
+                .unwrap();
+            let mixes: Vec<_> = out
+                .iter()
+                .filter_map(|i| match i {
+                    Item::Example(e) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                mixes.len(),
+                examples.len(),
+                "{partners:?}: one mix per example"
+            );
+            let (mut within, mut across) = (0, 0);
+            for mx in &mixes {
+                assert_ne!(mx.mix.unwrap().0, mx.label);
+                match (sounds(&mx.pixels[..1024]), sounds(&mx.pixels[1024..])) {
+                    (true, true) => across += 1,
+                    (true, false) | (false, true) => within += 1,
+                    (false, false) => panic!("a silent mix"),
+                }
+            }
+            match partners {
+                Partners::SameGroup => assert_eq!((within, across), (60, 0)),
+                Partners::OtherGroup => assert_eq!((within, across), (0, 60)),
+                Partners::Any => assert!(within > 0 && across > 0, "{within} {across}"),
+            }
+        }
     }
 }
