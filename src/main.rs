@@ -4,6 +4,8 @@
 //! [`scarce::pipeline`], print results, map errors to exit codes (0 success, 2 error,
 //! 130 interrupted by Ctrl-C).
 
+mod cv_jobs;
+
 use clap::{Parser, Subcommand};
 use scarce::data::{digits_files, resolve_data_dir, DigitsSet, Split, DATA_DIR_ENV};
 use scarce::graph::StopFlag;
@@ -111,10 +113,18 @@ Example (FSDD, leave one speaker out: six runs):
 Example (the same with three seeds, each fold's error then averaged over them):
   scarce cv pipelines/fsdd-envnet2-standard.toml --data-dir ../shared/data --seeds 1,2,3
 
+Example (two folds at a time, one core each on a two-core machine):
+  scarce cv pipelines/fsdd-envnet2-bc.toml --data-dir ../shared/data --jobs 2
+
 Each fold gets a run folder OUT/fold-K (default OUT: runs/cv-NAME); with --seeds, the
 pipeline's own seed keeps OUT and any other seed S writes to OUT-sS. Running the same
 command again skips finished folds and resumes an interrupted one, so a long
-cross-validation can be stopped with Ctrl-C and continued.")]
+cross-validation can be stopped with Ctrl-C and continued.
+
+--jobs N trains N folds (of any seed) at once, each in a quiet `scarce train` process
+with its share of the cores (RAYON_NUM_THREADS, unless set), and prints a line as each
+starts and ends. The network is too small to keep several cores busy, so on a small
+machine this finishes a table sooner than one fold at a time with every core.")]
     Cv {
         /// Pipeline file (with a sound data set that has folds).
         pipeline: PathBuf,
@@ -128,6 +138,10 @@ cross-validation can be stopped with Ctrl-C and continued.")]
         /// Folder for the fold run folders.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Folds to train at the same time, each in its own process with an equal share
+        /// of the cores (default 1: one fold after another, in this process).
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
         #[command(flatten)]
         run: RunOptions,
     },
@@ -519,8 +533,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             folds,
             seeds,
             out,
+            jobs,
             run,
         } => {
+            let jobs = usize::from(jobs);
             anyhow::ensure!(
                 run.fold.is_none(),
                 "`scarce cv` chooses the folds itself: use --folds 1,2,... instead of --fold"
@@ -572,6 +588,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let total = plan.len() * folds.len();
             let mut results = Vec::new();
+            let mut tasks = Vec::new();
             for (k, (seed, root)) in plan.iter().enumerate() {
                 for (i, &fold) in folds.iter().enumerate() {
                     let step = k * folds.len() + i + 1;
@@ -605,40 +622,80 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "[{step}/{total}] {seed_note}fold {fold}: finished earlier ({})",
                             dir.display()
                         );
-                        results.push(r);
+                        results.push((step, r));
                         continue;
                     }
                     let resume = scarce::train::checkpoint::latest(&dir)?.is_some();
+                    tasks.push(cv_jobs::CvTask {
+                        step,
+                        seed: *seed,
+                        seed_note,
+                        fold,
+                        fold_name: names[fold - 1].clone(),
+                        dir,
+                        resume,
+                    });
+                }
+            }
+            let jobs = jobs.min(tasks.len()).max(1);
+            if jobs > 1 {
+                let opts = cv_jobs::ChildOptions {
+                    pipeline: &pipeline,
+                    data_dir: run.data_dir.as_deref(),
+                    epochs: run.epochs,
+                    device: &run.device,
+                };
+                let outcome = cv_jobs::run_parallel(&tasks, jobs, total, &opts, &stop, |i| {
+                    let t = &tasks[i];
+                    let Some(r) = scarce::results::read_run(&t.dir, None)? else {
+                        anyhow::bail!("{} has no evaluation", t.dir.display());
+                    };
+                    let line = format!("error {:.1}%", 100.0 * (1.0 - r.final_acc));
+                    results.push((t.step, r));
+                    Ok(line)
+                })?;
+                if let cv_jobs::Outcome::Interrupted = outcome {
+                    eprintln!("interrupted: run the same command again to continue");
+                    return Ok(ExitCode::from(130));
+                }
+            } else {
+                for t in &tasks {
                     eprintln!(
-                        "[{step}/{total}] {seed_note}fold {fold} ({} held out) -> {}{}",
-                        names[fold - 1],
-                        dir.display(),
-                        if resume { " (resuming)" } else { "" }
+                        "[{}/{total}] {}fold {} ({} held out) -> {}{}",
+                        t.step,
+                        t.seed_note,
+                        t.fold,
+                        t.fold_name,
+                        t.dir.display(),
+                        if t.resume { " (resuming)" } else { "" }
                     );
                     let req = TrainRequest {
-                        pipeline: (!resume).then(|| pipeline.clone()),
-                        resume: resume.then(|| dir.clone()),
-                        out: (!resume).then(|| dir.clone()),
+                        pipeline: (!t.resume).then(|| pipeline.clone()),
+                        resume: t.resume.then(|| t.dir.clone()),
+                        out: (!t.resume).then(|| t.dir.clone()),
                         data_dir: run.data_dir.clone(),
-                        seed: *seed,
+                        seed: t.seed,
                         epochs: run.epochs,
-                        fold: Some(fold),
+                        fold: Some(t.fold),
                         device: run.device.clone(),
                         quiet: run.quiet,
                     };
                     let outcome = session::train(&req, stop.clone())?;
                     if outcome.report.stopped || outcome.summary.status != "completed" {
                         eprintln!(
-                            "interrupted in fold {fold}: run the same command again to continue"
+                            "interrupted in fold {}: run the same command again to continue",
+                            t.fold
                         );
                         return Ok(ExitCode::from(130));
                     }
-                    match scarce::results::read_run(&dir, None)? {
-                        Some(r) => results.push(r),
-                        None => anyhow::bail!("{} has no evaluation", dir.display()),
+                    match scarce::results::read_run(&t.dir, None)? {
+                        Some(r) => results.push((t.step, r)),
+                        None => anyhow::bail!("{} has no evaluation", t.dir.display()),
                     }
                 }
             }
+            results.sort_by_key(|(step, _)| *step);
+            let results: Vec<_> = results.into_iter().map(|(_, r)| r).collect();
             println!(
                 "run folders: {}",
                 plan.iter()

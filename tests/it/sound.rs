@@ -250,6 +250,58 @@ fn cross_validation_runs_every_fold_and_resumes() {
 }
 
 #[test]
+fn cross_validation_with_jobs_trains_folds_side_by_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    tones(tmp.path(), &["ann", "bob", "cy"], 2);
+    let p = pipeline(tmp.path(), "source_only", 1, "per_class_per_fold = 1");
+    let out = tmp.path().join("cv");
+    let args = [
+        "cv",
+        p.to_str().unwrap(),
+        "--data-dir",
+        tmp.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--folds",
+        "1,3",
+        "--seeds",
+        "3,4",
+        "--jobs",
+        "2",
+    ];
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = stderr(&o);
+    // four folds (2 folds x 2 seeds), each announced when it starts and when it ends
+    assert_eq!(log.matches(" held out) -> ").count(), 4, "{log}");
+    assert_eq!(log.matches(": error ").count(), 4, "{log}");
+    assert!(log.contains("seed 4, fold 3 (cy held out)"), "{log}");
+    for (dir, seed) in [("cv", 3), ("cv-s4", 4)] {
+        for fold in [1, 3] {
+            let summary: Value = serde_json::from_str(
+                &std::fs::read_to_string(
+                    tmp.path().join(format!("{dir}/fold-{fold}/summary.json")),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(summary["seed"], seed);
+            assert_eq!(summary["status"], "completed");
+        }
+    }
+    let table = stdout(&o);
+    assert!(table.contains("| 1, 3 | 3, 4 | 1 |"), "{table}");
+    // the same command again runs nothing
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o).matches("finished earlier").count(), 4);
+    let mut zero = args.to_vec();
+    let last = zero.len() - 1;
+    zero[last] = "0";
+    assert_user_error(&run(&zero), &["--jobs"]);
+}
+
+#[test]
 fn unreadable_recordings_are_named_or_skipped_and_counted() {
     let tmp = tempfile::tempdir().unwrap();
     tones(tmp.path(), &["ann", "bob"], 2);
