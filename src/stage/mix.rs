@@ -177,6 +177,15 @@ mod tests {
     use super::*;
     use crate::item::Domain;
 
+    fn examples_in(out: &[Item]) -> Vec<Arc<Example>> {
+        out.iter()
+            .filter_map(|i| match i {
+                Item::Example(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn tone(freq: f32, amp: f32) -> Vec<f32> {
         (0..2048).map(|i| amp * (i as f32 * freq).sin()).collect()
     }
@@ -201,13 +210,7 @@ mod tests {
         m.process(Item::EpochEnd(1, Domain::Source), &mut out)
             .unwrap();
         assert!(matches!(out.last(), Some(Item::EpochEnd(1, _))));
-        let mixes: Vec<_> = out
-            .iter()
-            .filter_map(|i| match i {
-                Item::Example(e) => Some(e.clone()),
-                _ => None,
-            })
-            .collect();
+        let mixes = examples_in(&out);
         assert_eq!(mixes.len(), n);
         let mut rs = Vec::new();
         for e in &mixes {
@@ -263,13 +266,7 @@ mod tests {
             }
             m.process(Item::EpochEnd(1, Domain::Source), &mut out)
                 .unwrap();
-            let mixes: Vec<_> = out
-                .iter()
-                .filter_map(|i| match i {
-                    Item::Example(e) => Some(e.clone()),
-                    _ => None,
-                })
-                .collect();
+            let mixes = examples_in(&out);
             assert_eq!(
                 mixes.len(),
                 examples.len(),

@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// An FSDD-layout folder: `speakers` x 10 digits x `per` recordings of 0.4 s tones at
 /// 8 kHz, each digit its own pitch, each speaker its own level.
@@ -137,21 +137,31 @@ fn bc_learning_on_synthesised_tones_lowers_its_loss() {
     assert!((evals[0]["accuracy"].as_f64().unwrap() - acc).abs() < 1e-9);
 }
 
-#[test]
-fn cross_validation_runs_every_fold_and_resumes() {
-    let tmp = tempfile::tempdir().unwrap();
-    tones(tmp.path(), &["ann", "bob", "cy"], 2);
-    let p = pipeline(tmp.path(), "source_only", 1, "per_class_per_fold = 1");
-    let out = tmp.path().join("cv");
+/// Tones of three speakers (ann, bob, cy) in `dir`, a one-epoch pipeline that keeps one
+/// recording per digit per speaker, and `scarce cv` arguments for it with `--out DIR/cv`.
+fn cv_setup(dir: &Path) -> (PathBuf, PathBuf, Vec<String>) {
+    tones(dir, &["ann", "bob", "cy"], 2);
+    let p = pipeline(dir, "source_only", 1, "per_class_per_fold = 1");
+    let out = dir.join("cv");
     let args = [
         "cv",
         p.to_str().unwrap(),
         "--data-dir",
-        tmp.path().to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ];
+        dir.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain(["--out".to_string(), out.display().to_string()])
+    .collect();
+    (p, out, args)
+}
+
+#[test]
+fn cross_validation_runs_every_fold_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (p, out, args) = cv_setup(tmp.path());
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.push("--quiet");
     let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let table = stdout(&o);
@@ -252,23 +262,9 @@ fn cross_validation_runs_every_fold_and_resumes() {
 #[test]
 fn cross_validation_with_jobs_trains_folds_side_by_side() {
     let tmp = tempfile::tempdir().unwrap();
-    tones(tmp.path(), &["ann", "bob", "cy"], 2);
-    let p = pipeline(tmp.path(), "source_only", 1, "per_class_per_fold = 1");
-    let out = tmp.path().join("cv");
-    let args = [
-        "cv",
-        p.to_str().unwrap(),
-        "--data-dir",
-        tmp.path().to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--folds",
-        "1,3",
-        "--seeds",
-        "3,4",
-        "--jobs",
-        "2",
-    ];
+    let (_, _, args) = cv_setup(tmp.path());
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--folds", "1,3", "--seeds", "3,4", "--jobs", "2"]);
     let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let log = stderr(&o);
