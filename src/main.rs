@@ -131,15 +131,15 @@ machine this finishes a table sooner than one fold at a time with every core.")]
         /// Folds to hold out, e.g. `1,2,3` (default: all).
         #[arg(long, value_delimiter = ',')]
         folds: Vec<usize>,
-        /// Seeds to cross-validate with, one after the other, e.g. `1,2,3` (instead of
-        /// --seed); the table then also averages each fold over the seeds.
+        /// Seeds to cross-validate with, e.g. `1,2,3` (instead of --seed); the table then
+        /// also averages each fold over the seeds.
         #[arg(long, value_delimiter = ',', conflicts_with = "seed")]
         seeds: Vec<u64>,
         /// Folder for the fold run folders.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Folds to train at the same time, each in its own process with an equal share
-        /// of the cores (default 1: one fold after another, in this process).
+        /// of the cores (1: one fold after another, in this process).
         #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
         jobs: u16,
         #[command(flatten)]
