@@ -93,7 +93,9 @@ struct Running {
 }
 
 /// Runs `tasks` with at most `jobs` children at once. `done(i)` is called in the parent
-/// for each task that finished; it reads the run folder's result. Ctrl-C (the `stop`
+/// for each task that finished; it reads the run folder's result and returns a line to
+/// print. After a failure no further task starts, and the error comes once the running
+/// ones have ended. Ctrl-C (the `stop`
 /// flag) starts no further task and waits for the running ones, which stop on the same
 /// signal after their current step; a child that did not see the signal (the parent
 /// alone was signalled) is sent one after a grace period.
@@ -125,9 +127,14 @@ pub fn run_parallel(
             if let Some(n) = threads {
                 cmd.env("RAYON_NUM_THREADS", n.to_string());
             }
-            let mut child = cmd
-                .spawn()
-                .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", exe.display()))?;
+            let mut child = match cmd.spawn() {
+                Ok(c) => c,
+                Err(e) => {
+                    // the folds already running are let finish
+                    failure = Some(format!("cannot start {}: {e}", exe.display()));
+                    break;
+                }
+            };
             let prefix = format!("  {}fold {}: ", t.seed_note, t.fold);
             let stderr = child.stderr.take().expect("piped");
             let forward = std::thread::spawn(move || {
@@ -183,11 +190,15 @@ pub fn run_parallel(
             let t = &tasks[r.task];
             let minutes = r.started.elapsed().as_secs_f64() / 60.0;
             if status.success() {
-                let line = done(r.task)?;
-                eprintln!(
-                    "[{}/{total}] {}fold {}: {line} ({minutes:.1} min)",
-                    t.step, t.seed_note, t.fold
-                );
+                match done(r.task) {
+                    Ok(line) => eprintln!(
+                        "[{}/{total}] {}fold {}: {line} ({minutes:.1} min)",
+                        t.step, t.seed_note, t.fold
+                    ),
+                    Err(e) => {
+                        failure.get_or_insert(format!("{e:#}"));
+                    }
+                }
             } else if stop.is_stopped() || interrupted(&status) {
                 eprintln!(
                     "[{}/{total}] {}fold {}: stopped at its last checkpoint",
@@ -196,7 +207,8 @@ pub fn run_parallel(
                 stop.stop();
             } else if failure.is_none() {
                 failure = Some(format!(
-                    "fold {} ({}) failed ({status}); its messages are above, prefixed with its fold; the folds still running were let finish",
+                    "{}fold {} ({}) failed ({status}): its messages are above, prefixed with its fold (no further fold was started; those already running were let finish)",
+                    t.seed_note,
                     t.fold,
                     t.dir.display()
                 ));

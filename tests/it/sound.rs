@@ -295,6 +295,28 @@ fn cross_validation_with_jobs_trains_folds_side_by_side() {
     let last = zero.len() - 1;
     zero[last] = "0";
     assert_user_error(&run(&zero), &["--jobs"]);
+    // a fold that fails: its messages come through, no further fold starts, and the
+    // error names the fold
+    let bad = tmp.path().join("cv-bad");
+    let mut failing = args.to_vec();
+    assert_eq!(failing[4], "--out");
+    failing[5] = bad.to_str().unwrap();
+    failing.extend(["--device", "nonsense"]);
+    let o = run(&failing);
+    assert_eq!(o.status.code(), Some(2));
+    let log = stderr(&o);
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: seed 3, fold ")
+            && last.contains("cv-bad/fold-")
+            && last.contains("failed"),
+        "{log}"
+    );
+    assert!(
+        log.contains("  seed 3, fold 1: error: unknown device `nonsense`"),
+        "{log}"
+    );
+    assert_eq!(log.matches(" held out) -> ").count(), 2, "{log}");
 }
 
 #[test]
