@@ -95,10 +95,10 @@ struct Running {
 /// Runs `tasks` with at most `jobs` children at once. `done(i)` is called in the parent
 /// for each task that finished; it reads the run folder's result and returns a line to
 /// print. After a failure no further task starts, and the error comes once the running
-/// ones have ended. Ctrl-C (the `stop`
-/// flag) starts no further task and waits for the running ones, which stop on the same
-/// signal after their current step; a child that did not see the signal (the parent
-/// alone was signalled) is sent one after a grace period.
+/// ones have ended. Ctrl-C (the `stop` flag) starts no further task and waits for the
+/// running ones, which stop on the same signal after their current step; a child that
+/// did not see the signal (the parent alone was signalled) is sent one after a grace
+/// period.
 pub fn run_parallel(
     tasks: &[CvTask],
     jobs: usize,
@@ -127,6 +127,19 @@ pub fn run_parallel(
             if let Some(n) = threads {
                 cmd.env("RAYON_NUM_THREADS", n.to_string());
             }
+            eprintln!(
+                "[{}/{total}] {}fold {} ({} held out) -> {}{}{}",
+                t.step,
+                t.seed_note,
+                t.fold,
+                t.fold_name,
+                t.dir.display(),
+                if t.resume { " (resuming)" } else { "" },
+                threads.map_or(String::new(), |n| format!(
+                    ", {n} thread{}",
+                    if n == 1 { "" } else { "s" }
+                )),
+            );
             let mut child = match cmd.spawn() {
                 Ok(c) => c,
                 Err(e) => {
@@ -144,19 +157,6 @@ pub fn run_parallel(
                     }
                 }
             });
-            eprintln!(
-                "[{}/{total}] {}fold {} ({} held out) -> {}{}{}",
-                t.step,
-                t.seed_note,
-                t.fold,
-                t.fold_name,
-                t.dir.display(),
-                if t.resume { " (resuming)" } else { "" },
-                threads.map_or(String::new(), |n| format!(
-                    ", {n} thread{}",
-                    if n == 1 { "" } else { "s" }
-                )),
-            );
             running.push(Running {
                 task: next,
                 child,
