@@ -124,7 +124,9 @@ cross-validation can be stopped with Ctrl-C and continued.
 --jobs N trains N folds (of any seed) at once, each in a quiet `scarce train` process
 with its share of the cores (RAYON_NUM_THREADS, unless set), and prints a line as each
 starts and ends. The network is too small to keep several cores busy, so on a small
-machine this finishes a table sooner than one fold at a time with every core.")]
+machine this finishes a table sooner than one fold at a time with every core. A fold's
+result depends on its thread count (sums are added up in another order), so compare
+tables made with the same --jobs on the same machine.")]
     Cv {
         /// Pipeline file (with a sound data set that has folds).
         pipeline: PathBuf,
