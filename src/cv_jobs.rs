@@ -32,6 +32,21 @@ pub struct CvTask {
     pub resume: bool,
 }
 
+impl CvTask {
+    /// The line announcing the fold: `[step/total] seed S, fold K (NAME held out) -> DIR`.
+    pub fn start_line(&self, total: usize) -> String {
+        format!(
+            "[{}/{total}] {}fold {} ({} held out) -> {}{}",
+            self.step,
+            self.seed_note,
+            self.fold,
+            self.fold_name,
+            self.dir.display(),
+            if self.resume { " (resuming)" } else { "" }
+        )
+    }
+}
+
 /// Settings every child gets.
 pub struct ChildOptions<'a> {
     /// The pipeline file.
@@ -128,13 +143,8 @@ pub fn run_parallel(
                 cmd.env("RAYON_NUM_THREADS", n.to_string());
             }
             eprintln!(
-                "[{}/{total}] {}fold {} ({} held out) -> {}{}{}",
-                t.step,
-                t.seed_note,
-                t.fold,
-                t.fold_name,
-                t.dir.display(),
-                if t.resume { " (resuming)" } else { "" },
+                "{}{}",
+                t.start_line(total),
                 threads.map_or(String::new(), |n| format!(
                     ", {n} thread{}",
                     if n == 1 { "" } else { "s" }

@@ -363,6 +363,12 @@ download form: unpack it by hand as DATA/UrbanSound8K/.")]
 
 /// The cross-validation table of `runs` and, where a pipeline ran with several seeds,
 /// the table over seeds.
+/// The result of a finished fold's run folder.
+fn evaluated_run(dir: &std::path::Path) -> anyhow::Result<scarce::results::RunResult> {
+    scarce::results::read_run(dir, None)?
+        .ok_or_else(|| anyhow::anyhow!("{} has no evaluation", dir.display()))
+}
+
 fn print_cv_tables(runs: &[scarce::results::RunResult]) {
     print!("{}", scarce::results::cv_table(runs));
     let seeds = scarce::results::cv_seed_table(runs);
@@ -649,9 +655,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 let outcome = cv_jobs::run_parallel(&tasks, jobs, total, &opts, &stop, |i| {
                     let t = &tasks[i];
-                    let Some(r) = scarce::results::read_run(&t.dir, None)? else {
-                        anyhow::bail!("{} has no evaluation", t.dir.display());
-                    };
+                    let r = evaluated_run(&t.dir)?;
                     let line = format!("error {:.1}%", 100.0 * (1.0 - r.final_acc));
                     results.push((t.step, r));
                     Ok(line)
@@ -662,15 +666,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             } else {
                 for t in &tasks {
-                    eprintln!(
-                        "[{}/{total}] {}fold {} ({} held out) -> {}{}",
-                        t.step,
-                        t.seed_note,
-                        t.fold,
-                        t.fold_name,
-                        t.dir.display(),
-                        if t.resume { " (resuming)" } else { "" }
-                    );
+                    eprintln!("{}", t.start_line(total));
                     let req = TrainRequest {
                         pipeline: (!t.resume).then(|| pipeline.clone()),
                         resume: t.resume.then(|| t.dir.clone()),
@@ -690,10 +686,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         );
                         return Ok(ExitCode::from(130));
                     }
-                    match scarce::results::read_run(&t.dir, None)? {
-                        Some(r) => results.push((t.step, r)),
-                        None => anyhow::bail!("{} has no evaluation", t.dir.display()),
-                    }
+                    results.push((t.step, evaluated_run(&t.dir)?));
                 }
             }
             results.sort_by_key(|(step, _)| *step);

@@ -39,12 +39,14 @@ pub enum Partners {
 }
 
 impl Partners {
-    fn allows(self, a: u32, b: u32) -> bool {
-        match self {
-            Partners::Any => true,
-            Partners::SameGroup => a == b,
-            Partners::OtherGroup => a != b,
-        }
+    /// Whether `b` may be mixed with `a`: another class, and a group the rule allows.
+    fn may_mix(self, a: &Example, b: &Example) -> bool {
+        a.label != b.label
+            && match self {
+                Partners::Any => true,
+                Partners::SameGroup => a.group == b.group,
+                Partners::OtherGroup => a.group != b.group,
+            }
     }
 }
 
@@ -83,7 +85,7 @@ impl BcMix {
     fn partner(&mut self, of: &Example, skip: Option<usize>) -> Option<usize> {
         let partners = self.partners;
         let fits = |(i, (e, _)): &(usize, &(Arc<Example>, f64))| {
-            e.label != of.label && Some(*i) != skip && partners.allows(of.group, e.group)
+            Some(*i) != skip && partners.may_mix(of, e)
         };
         let n = self.pool.iter().enumerate().filter(fits).count();
         if n == 0 {
@@ -146,9 +148,10 @@ impl Stage<Item> for BcMix {
                 let mixable: Vec<usize> = (0..self.pool.len())
                     .filter(|&i| {
                         let a = &self.pool[i].0;
-                        self.pool.iter().enumerate().any(|(j, (e, _))| {
-                            j != i && e.label != a.label && self.partners.allows(a.group, e.group)
-                        })
+                        self.pool
+                            .iter()
+                            .enumerate()
+                            .any(|(j, (e, _))| j != i && self.partners.may_mix(a, e))
                     })
                     .collect();
                 while self.owed > 0 && !mixable.is_empty() {
