@@ -338,7 +338,11 @@ impl PipelineFile {
                         .as_ref()
                         .map(|p| *p.get_ref())
                         .unwrap_or_default();
-                    graph.add_stage(&sp.name, BcMix::with_partners(rate, ctx.seed, partners))
+                    let alpha = st.alpha.as_ref().map(|a| *a.get_ref()).unwrap_or(1.0);
+                    graph.add_stage(
+                        &sp.name,
+                        BcMix::with_partners(rate, ctx.seed, partners).with_alpha(alpha),
+                    )
                 }
                 StageKind::Normalize => graph.add_stage(
                     &sp.name,

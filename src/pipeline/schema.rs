@@ -177,6 +177,9 @@ pub struct StageSpec {
     /// `bc_mix`: which examples may be mixed, `any` (default: any of another class),
     /// `same_group` or `other_group` (the clip's fold; FSDD: its speaker).
     pub partners: Option<Spanned<crate::stage::mix::Partners>>,
+    /// `bc_mix`: the mixing ratio is drawn as `r ~ Beta(alpha, alpha)`; 1 (default) is the
+    /// paper's `U(0, 1)`, smaller values keep most mixes close to one of the two crops.
+    pub alpha: Option<Spanned<f64>>,
 }
 
 /// `network = { kind = "digits", ... }` of a model stage.
@@ -322,7 +325,7 @@ impl StageKind {
             StageKind::Normalize => (&["mean", "std"], &["mean", "std"]),
             StageKind::Batcher => (&["batch_size", "drop_last"], &["batch_size"]),
             StageKind::Pair => (&[], &[]),
-            StageKind::BcMix => (&["partners"], &[]),
+            StageKind::BcMix => (&["partners", "alpha"], &[]),
             StageKind::Crop => (&["length", "level", "max_scale", "gain_db"], &["length"]),
             StageKind::Train => (
                 &[
@@ -401,7 +404,8 @@ impl StageSpec {
             level,
             max_scale,
             gain_db,
-            partners
+            partners,
+            alpha
         );
         v
     }

@@ -515,6 +515,16 @@ impl PipelineFile {
                 ));
             }
         }
+        if let Some(a) = &st.alpha {
+            let v = *a.get_ref();
+            if !(0.05..=100.0).contains(&v) {
+                return Err(self.error(
+                    a.span(),
+                    Some(&format!("stage.{name}.alpha")),
+                    format!("alpha {v} is out of range: the ratio is drawn from Beta(alpha, alpha); 1 is the paper's uniform ratio (0.05 to 100)"),
+                ));
+            }
+        }
         if let Some(o) = &st.optimizer {
             let lr = o.get_ref().lr;
             if !(lr > 0.0 && lr.is_finite()) {

@@ -1,6 +1,6 @@
 //! Between-class mixer for sound: each incoming example is mixed with an earlier one of
 //! a *different* class, drawn at random from a small pool, with a random ratio
-//! `r ~ U(0, 1)`, using the A-weighted gains of both crops
+//! `r ~ U(0, 1)` (or `Beta(alpha, alpha)`, a setting), using the A-weighted gains of both crops
 //! ([`crate::audio::bc_mix`]). The output carries the soft label
 //! `r * t1 + (1 - r) * t2` ([`crate::item::Example::mix`]).
 //!
@@ -20,6 +20,7 @@ use crate::item::{Example, Item};
 use crate::stage::dataset::epoch_seed;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Beta, Distribution};
 use std::sync::Arc;
 
 /// Examples kept as partners.
@@ -54,6 +55,8 @@ impl Partners {
 pub struct BcMix {
     meter: GainMeter,
     partners: Partners,
+    /// `r ~ Beta(alpha, alpha)`; `None`: the paper's `U(0, 1)`.
+    ratio: Option<Beta<f64>>,
     seed: u64,
     epoch: usize,
     rng: ChaCha8Rng,
@@ -74,12 +77,24 @@ impl BcMix {
         Self {
             meter: GainMeter::new(rate),
             partners,
+            ratio: None,
             seed,
             epoch: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             pool: Vec::with_capacity(POOL),
             owed: 0,
         }
+    }
+
+    /// Draws the ratio from `Beta(alpha, alpha)`. `alpha = 1` is `U(0, 1)`, drawn exactly
+    /// as by [`BcMix::new`]; smaller values keep most mixes close to one of the two crops.
+    ///
+    /// # Panics
+    /// If `alpha` is not a positive finite number (the pipeline checks it first).
+    pub fn with_alpha(mut self, alpha: f64) -> Self {
+        self.ratio = (alpha != 1.0)
+            .then(|| Beta::new(alpha, alpha).expect("alpha is a positive finite number"));
+        self
     }
 
     fn partner(&mut self, of: &Example, skip: Option<usize>) -> Option<usize> {
@@ -102,7 +117,11 @@ impl BcMix {
 
     fn mix(&mut self, a: &Example, ga: f64, b: &Example, gb: f64) -> Item {
         // r in (0, 1]: the share of the first example's class
-        let r = 1.0 - self.rng.random::<f64>();
+        let r = match &self.ratio {
+            None => 1.0 - self.rng.random::<f64>(),
+            // a mix of nothing of the first crop would carry its label for nothing
+            Some(beta) => beta.sample(&mut self.rng).max(f64::MIN_POSITIVE),
+        };
         let pixels = bc_mix(&a.pixels, &b.pixels, ga, gb, r);
         Item::Example(Arc::new(Example {
             pixels,
@@ -290,5 +309,50 @@ mod tests {
                 Partners::Any => assert!(within > 0 && across > 0, "{within} {across}"),
             }
         }
+    }
+
+    fn ratios(m: BcMix, n: usize) -> Vec<f32> {
+        let mut m = m;
+        let mut out = Vec::new();
+        for i in 0..n {
+            let label = (i % 4) as u8;
+            let ex = Example::new(
+                tone(0.01 * (label + 1) as f32, 0.5),
+                1,
+                2048,
+                label,
+                1,
+                Domain::Source,
+            );
+            m.process(Item::Example(Arc::new(ex)), &mut out).unwrap();
+        }
+        m.process(Item::EpochEnd(1, Domain::Source), &mut out)
+            .unwrap();
+        examples_in(&out).iter().map(|e| e.mix.unwrap().1).collect()
+    }
+
+    #[test]
+    fn alpha_shapes_the_ratio_and_one_keeps_the_uniform_draws() {
+        let n = 400;
+        let uniform = ratios(BcMix::new(16_000, 5), n);
+        assert_eq!(ratios(BcMix::new(16_000, 5).with_alpha(1.0), n), uniform);
+        // share of ratios within 0.1 of a pure crop: 20% for U(0, 1), about 60% for
+        // Beta(0.2, 0.2), about 3% for Beta(4, 4)
+        let near_ends = |rs: &[f32]| {
+            rs.iter().filter(|r| **r < 0.1 || **r > 0.9).count() as f64 / rs.len() as f64
+        };
+        let small = ratios(BcMix::new(16_000, 5).with_alpha(0.2), n);
+        let large = ratios(BcMix::new(16_000, 5).with_alpha(4.0), n);
+        for rs in [&uniform, &small, &large] {
+            assert_eq!(rs.len(), n);
+            assert!(rs.iter().all(|r| *r > 0.0 && *r <= 1.0));
+        }
+        assert!(
+            (0.12..0.28).contains(&near_ends(&uniform)),
+            "{}",
+            near_ends(&uniform)
+        );
+        assert!(near_ends(&small) > 0.5, "{}", near_ends(&small));
+        assert!(near_ends(&large) < 0.08, "{}", near_ends(&large));
     }
 }
