@@ -647,6 +647,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let jobs = jobs.min(tasks.len()).max(1);
             if jobs > 1 {
+                // each child would report a bad --device on its own: say it once, first
+                run.device
+                    .parse::<scarce::model::device::DeviceChoice>()?
+                    .device()?;
                 let opts = cv_jobs::ChildOptions {
                     pipeline: &pipeline,
                     data_dir: run.data_dir.as_deref(),

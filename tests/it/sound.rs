@@ -295,13 +295,23 @@ fn cross_validation_with_jobs_trains_folds_side_by_side() {
     let last = zero.len() - 1;
     zero[last] = "0";
     assert_user_error(&run(&zero), &["--jobs"]);
-    // a fold that fails: its messages come through, no further fold starts, and the
-    // error names the fold
     let bad = tmp.path().join("cv-bad");
     let mut failing = args.to_vec();
     assert_eq!(failing[4], "--out");
     failing[5] = bad.to_str().unwrap();
-    failing.extend(["--device", "nonsense"]);
+    // a device this binary cannot use is refused once, before any fold starts
+    let mut no_device = failing.clone();
+    no_device.extend(["--device", "nonsense"]);
+    let o = run(&no_device);
+    assert_user_error(&o, &["unknown device `nonsense`"]);
+    assert!(!stderr(&o).contains(" held out) -> "), "{}", stderr(&o));
+    // a fold that fails (bob, a training speaker of folds 1 and 3, has a broken
+    // recording): its messages come through, no further fold starts, and the error
+    // names the fold
+    let rec = tmp.path().join("fsdd/recordings");
+    for i in 0..2 {
+        std::fs::write(rec.join(format!("0_bob_{i}.wav")), b"").unwrap();
+    }
     let o = run(&failing);
     assert_eq!(o.status.code(), Some(2));
     let log = stderr(&o);
@@ -312,10 +322,8 @@ fn cross_validation_with_jobs_trains_folds_side_by_side() {
             && last.contains("failed"),
         "{log}"
     );
-    assert!(
-        log.contains("  seed 3, fold 1: error: unknown device `nonsense`"),
-        "{log}"
-    );
+    assert!(log.contains("  seed 3, fold 1: error: "), "{log}");
+    assert!(log.contains("0_bob_"), "{log}");
     assert_eq!(log.matches(" held out) -> ").count(), 2, "{log}");
 }
 
