@@ -260,13 +260,20 @@ impl Images {
         match self {
             Images::Files(files) => {
                 let p = &files[i];
-                let img = image::ImageReader::open(p)
+                use image::ImageDecoder;
+                let unreadable = || format!("{}: not a readable PNG or JPEG image", p.display());
+                let mut decoder = image::ImageReader::open(p)
                     .with_context(|| format!("{}: cannot open", p.display()))?
                     .with_guessed_format()
                     .with_context(|| format!("{}: cannot read", p.display()))?
-                    .decode()
-                    .with_context(|| format!("{}: not a readable PNG or JPEG image", p.display()))?
-                    .to_luma8();
+                    .into_decoder()
+                    .with_context(unreadable)?;
+                // a camera's EXIF orientation: the picture as it was taken, not as stored
+                let orientation = decoder.orientation().with_context(unreadable)?;
+                let mut img =
+                    image::DynamicImage::from_decoder(decoder).with_context(unreadable)?;
+                img.apply_orientation(orientation);
+                let img = img.to_luma8();
                 let (w, h) = (img.width() as usize, img.height() as usize);
                 let name = p
                     .file_name()
@@ -802,6 +809,33 @@ mod tests {
         std::fs::write(&txt, b"hello").unwrap();
         let e = Images::open(&txt).err().unwrap().to_string();
         assert!(e.contains("notes.txt") && e.contains("IDX"), "{e}");
+    }
+
+    #[test]
+    fn a_photos_exif_orientation_is_applied() {
+        use image::ImageEncoder;
+        // 16 x 8, left half white; stored with EXIF orientation 6 (turn 90 degrees
+        // clockwise to show), so it is shown 8 wide and 16 high with the white half on top
+        let img =
+            image::GrayImage::from_fn(16, 8, |x, _| image::Luma([if x < 8 { 255 } else { 0 }]));
+        let mut exif = b"MM\0*\0\0\0\x08\0\x01".to_vec();
+        exif.extend([0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0]); // orientation (SHORT) = 6
+        exif.extend([0, 0, 0, 0]); // no next IFD
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("photo.jpg");
+        let mut bytes = Vec::new();
+        let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+        enc.set_exif_metadata(exif).unwrap();
+        enc.write_image(img.as_raw(), 16, 8, image::ExtendedColorType::L8)
+            .unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let (_, px, h, w) = Images::open(&path).unwrap().get(0).unwrap();
+        assert_eq!((h, w), (16, 8));
+        let mean = |rows: std::ops::Range<usize>| {
+            let v = &px[rows.start * w..rows.end * w];
+            v.iter().sum::<f32>() / v.len() as f32
+        };
+        assert!(mean(0..8) > 0.9 && mean(8..16) < 0.1, "{px:?}");
     }
 
     struct NoNet;
