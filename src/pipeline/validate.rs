@@ -495,34 +495,23 @@ impl PipelineFile {
                 ));
             }
         }
-        if let Some(m) = &st.max_scale {
-            let v = *m.get_ref();
-            if !(1.0..=4.0).contains(&v) {
-                return Err(self.error(
-                    m.span(),
-                    Some(&format!("stage.{name}.max_scale")),
-                    format!("max_scale {v} is out of range: 1 turns time scaling off, the reference uses 1.25 (at most 4)"),
-                ));
-            }
-        }
-        if let Some(g) = &st.gain_db {
-            let v = *g.get_ref();
-            if !(0.0..=60.0).contains(&v) {
-                return Err(self.error(
-                    g.span(),
-                    Some(&format!("stage.{name}.gain_db")),
-                    format!("gain_db {v} is out of range: 0 turns random gain off, the reference uses 6 (at most 60)"),
-                ));
-            }
-        }
-        if let Some(a) = &st.alpha {
-            let v = *a.get_ref();
-            if !(0.05..=100.0).contains(&v) {
-                return Err(self.error(
-                    a.span(),
-                    Some(&format!("stage.{name}.alpha")),
-                    format!("alpha {v} is out of range: the ratio is drawn from Beta(alpha, alpha); 1 is the paper's uniform ratio (0.05 to 100)"),
-                ));
+        // (key, its value, lowest, highest, what the values mean)
+        type Bounded<'a> = (&'a str, &'a Option<toml::Spanned<f64>>, f64, f64, &'a str);
+        let ranges: [Bounded; 3] = [
+            ("max_scale", &st.max_scale, 1.0, 4.0, "1 turns time scaling off, the reference uses 1.25 (at most 4)"),
+            ("gain_db", &st.gain_db, 0.0, 60.0, "0 turns random gain off, the reference uses 6 (at most 60)"),
+            ("alpha", &st.alpha, 0.05, 100.0, "the ratio is drawn from Beta(alpha, alpha); 1 is the paper's uniform ratio (0.05 to 100)"),
+        ];
+        for (key, value, lo, hi, advice) in ranges {
+            if let Some(v) = value {
+                let x = *v.get_ref();
+                if !(lo..=hi).contains(&x) {
+                    return Err(self.error(
+                        v.span(),
+                        Some(&format!("stage.{name}.{key}")),
+                        format!("{key} {x} is out of range: {advice}"),
+                    ));
+                }
             }
         }
         if let Some(o) = &st.optimizer {

@@ -212,11 +212,9 @@ mod tests {
         (0..2048).map(|i| amp * (i as f32 * freq).sin()).collect()
     }
 
-    #[test]
-    fn every_example_yields_one_mix_of_two_different_classes() {
-        let mut m = BcMix::new(16_000, 1);
+    /// One epoch of `n` tones of 4 classes through `m`: everything it put out.
+    fn one_epoch(mut m: BcMix, n: usize) -> Vec<Item> {
         let mut out = Vec::new();
-        let n = 40;
         for i in 0..n {
             let label = (i % 4) as u8;
             let ex = Example::new(
@@ -231,6 +229,13 @@ mod tests {
         }
         m.process(Item::EpochEnd(1, Domain::Source), &mut out)
             .unwrap();
+        out
+    }
+
+    #[test]
+    fn every_example_yields_one_mix_of_two_different_classes() {
+        let n = 40;
+        let out = one_epoch(BcMix::new(16_000, 1), n);
         assert!(matches!(out.last(), Some(Item::EpochEnd(1, _))));
         let mixes = examples_in(&out);
         assert_eq!(mixes.len(), n);
@@ -312,22 +317,7 @@ mod tests {
     }
 
     fn ratios(m: BcMix, n: usize) -> Vec<f32> {
-        let mut m = m;
-        let mut out = Vec::new();
-        for i in 0..n {
-            let label = (i % 4) as u8;
-            let ex = Example::new(
-                tone(0.01 * (label + 1) as f32, 0.5),
-                1,
-                2048,
-                label,
-                1,
-                Domain::Source,
-            );
-            m.process(Item::Example(Arc::new(ex)), &mut out).unwrap();
-        }
-        m.process(Item::EpochEnd(1, Domain::Source), &mut out)
-            .unwrap();
+        let out = one_epoch(m, n);
         examples_in(&out).iter().map(|e| e.mix.unwrap().1).collect()
     }
 
