@@ -184,7 +184,8 @@ reads a serial port, --tcp HOST:PORT waits for a device to connect, --stdin read
 pipe. The device's hello gives its rate and channels; frames lost on the way become
 silence of the same length, and frames received, lost and corrupt are counted (last
 line, --stats). Each decision goes back to the device as a result message (label id,
-confidence; 65535 = unknown, 65534 = silence).
+confidence; 65535 = unknown, 65534 = silence); results the device does not read in time
+are dropped and counted (with --fast, each first waits up to 2 s).
 
   scarce run RUN_DIR --serial /dev/ttyACM0 --baud 921600
   cargo run -p firmware-host --features std --example sim-device -- talk.wav --stdout \

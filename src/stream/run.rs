@@ -252,6 +252,10 @@ struct Tally {
     closed: bool,
 }
 
+/// With `--fast`, how long a decision may wait for the device to read earlier ones
+/// before results are dropped instead (as in real time).
+const RESULT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 struct Print {
     classes: Vec<String>,
     json: bool,
@@ -269,7 +273,7 @@ impl Sink<Live> for Print {
         let Live::Decision(d) = item else {
             return Ok(());
         };
-        if let Some(r) = &self.results {
+        if let Some(r) = &mut self.results {
             r.send(d.verdict, d.confidence);
         }
         let line = if self.json {
@@ -348,7 +352,8 @@ pub fn run_live(
     } else if let Input::Wire(w) = &opts.input {
         let t = Transport::open(w, &stop)?;
         let (s, r) = WireSource::new(t, rate, chunk, limit, stop.clone(), &g.metrics())?;
-        results = r;
+        // --fast is lossless: a device that reads its results late still gets them all
+        results = r.map(|r| if opts.fast { r.waiting(RESULT_WAIT) } else { r });
         wire_failure = Some(s.failure());
         g.add_source("device", s.counting(streamed.clone()))
     } else {

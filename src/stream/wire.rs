@@ -16,12 +16,16 @@
 //! - Decisions go back to the device as `Result` messages through a [`ResultSender`]
 //!   (serial and TCP): a writer thread behind a small bounded queue, so a device that
 //!   does not read never slows the graph (what does not fit is counted and dropped).
+//!   With `--fast` the graph is lossless, and a result first waits a while for room
+//!   ([`ResultSender::waiting`]).
 
 use super::{downmix_into, Chunk, Live, Verdict};
 use crate::audio::StreamResampler;
 use crate::graph::{BoxError, GraphMetrics, Source, StopFlag};
 use anyhow::{anyhow, bail, Context, Result};
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{
+    bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError,
+};
 use firmware_host::{
     Decoder, Frame, Inference, Message, SampleData, SampleFormat, LABEL_SILENCE, LABEL_UNKNOWN,
     MAX_FRAME,
@@ -487,6 +491,10 @@ pub struct ResultSender {
     tx: Sender<Inference>,
     last_seq: Arc<AtomicU32>,
     dropped: Arc<AtomicU64>,
+    /// With `--fast`: how long a result may wait for room in the queue. The first one
+    /// that waits in vain turns waiting off, so a device that stopped reading never
+    /// holds the graph up more than once.
+    patience: Option<Duration>,
 }
 
 impl ResultSender {
@@ -514,12 +522,21 @@ impl ResultSender {
             tx,
             last_seq,
             dropped,
+            patience: None,
         }
     }
 
+    /// Waits up to `wait` for room in the queue instead of dropping a result at once:
+    /// for `--fast`, where the graph is lossless and a device that reads its results
+    /// late (a loaded host, a slow link) should still get every one.
+    pub fn waiting(mut self, wait: Duration) -> Self {
+        self.patience = Some(wait);
+        self
+    }
+
     /// Queues the decision `verdict` (with its confidence) for the device; drops it when
-    /// the queue is full.
-    pub fn send(&self, verdict: Verdict, confidence: f32) {
+    /// the queue is full (after waiting, if [`ResultSender::waiting`]).
+    pub fn send(&mut self, verdict: Verdict, confidence: f32) {
         let label = match verdict {
             Verdict::Label(i) => i.min(LABEL_SILENCE as usize - 1) as u16,
             Verdict::Unknown => LABEL_UNKNOWN,
@@ -530,7 +547,15 @@ impl ResultSender {
             label,
             confidence,
         };
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(r) {
+        let full = match self.patience {
+            None => matches!(self.tx.try_send(r), Err(TrySendError::Full(_))),
+            Some(wait) => matches!(
+                self.tx.send_timeout(r, wait),
+                Err(SendTimeoutError::Timeout(_))
+            ),
+        };
+        if full {
+            self.patience = None;
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -686,7 +711,7 @@ mod tests {
         }
         let seq = Arc::new(AtomicU32::new(41));
         let dropped = Arc::new(AtomicU64::new(0));
-        let r = ResultSender::spawn(Box::new(Shared(buf.clone())), seq, dropped);
+        let mut r = ResultSender::spawn(Box::new(Shared(buf.clone())), seq, dropped);
         r.send(Verdict::Label(3), 0.75);
         r.send(Verdict::Unknown, 0.2);
         drop(r); // the writer finishes the queue, then ends
@@ -718,6 +743,56 @@ mod tests {
                 }),
             ]
         );
+    }
+
+    /// A device that reads a result every 5 ms: `n` results sent at once, with or without
+    /// waiting for room. Returns (results it got, results counted as dropped).
+    fn slow_device(n: usize, wait: Option<Duration>) -> (usize, u64) {
+        struct Slow(Arc<Mutex<usize>>);
+        impl Write for Slow {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                std::thread::sleep(Duration::from_millis(5));
+                *self.0.lock().unwrap() += 1;
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let writes = Arc::new(Mutex::new(0));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let mut r = ResultSender::spawn(
+            Box::new(Slow(writes.clone())),
+            Arc::new(AtomicU32::new(0)),
+            dropped.clone(),
+        );
+        if let Some(w) = wait {
+            r = r.waiting(w);
+        }
+        for _ in 0..n {
+            r.send(Verdict::Label(1), 0.5);
+        }
+        drop(r);
+        let got = n - dropped.load(Ordering::Relaxed) as usize;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while *writes.lock().unwrap() < got && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let w = *writes.lock().unwrap();
+        (w, dropped.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn live_results_are_dropped_for_a_slow_device_and_fast_ones_wait_for_it() {
+        // in real time a burst larger than the queue loses what does not fit
+        let (got, dropped) = slow_device(64, None);
+        assert!(dropped > 0, "{got} {dropped}");
+        assert_eq!(got as u64 + dropped, 64);
+        // with --fast every result reaches the device
+        assert_eq!(slow_device(64, Some(Duration::from_secs(10))), (64, 0));
+        // a device that does not read within the wait loses results
+        let (got, dropped) = slow_device(64, Some(Duration::from_micros(1)));
+        assert!(dropped > 0 && got as u64 + dropped == 64, "{got} {dropped}");
     }
 
     #[test]
