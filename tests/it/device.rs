@@ -198,7 +198,8 @@ fn over_pty(
     assert_eq!(
         results.load(std::sync::atomic::Ordering::Relaxed),
         windows,
-        "every decision goes back to the device"
+        "every decision goes back to the device; stderr:\n{}",
+        stderr(&o)
     );
     (o, report)
 }
