@@ -13,51 +13,48 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Output, Stdio};
 
-/// Held while a pty is opened and while this module starts a process.
-static SPAWN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// A pseudo-terminal pair in raw mode: (master, slave, slave path). The slave end is
 /// what a USB serial device looks like to the host.
 fn pty() -> (std::fs::File, OwnedFd, String) {
-    // openpty's descriptors are inherited by children until marked close-on-exec: a
-    // `scarce` started meanwhile by another test would keep this master open, and the
-    // hang-up that ends the stream would never come
-    let _guard = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty writes two descriptors; the null pointers mean "no name buffer,
-    // default settings and size".
-    let rc = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
-    for fd in [master, slave] {
-        // SAFETY: fcntl on a descriptor we own.
-        assert_eq!(
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) },
-            0
-        );
+    // both ends are opened close-on-exec from the start: a `scarce` started meanwhile by
+    // another test would otherwise keep the master open, and the hang-up that ends the
+    // stream would never come
+    // SAFETY: posix_openpt opens a new descriptor; the flags are valid.
+    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    assert!(
+        master >= 0,
+        "posix_openpt: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: master was just opened and is owned here.
+    let master = unsafe { std::fs::File::from_raw_fd(master) };
+    use std::os::fd::AsRawFd;
+    // SAFETY: grantpt and unlockpt on the master we own.
+    unsafe {
+        assert_eq!(libc::grantpt(master.as_raw_fd()), 0, "grantpt");
+        assert_eq!(libc::unlockpt(master.as_raw_fd()), 0, "unlockpt");
     }
-    // SAFETY: both descriptors were just opened and are owned here.
-    let (master, slave) = unsafe {
-        (
-            std::fs::File::from_raw_fd(master),
-            OwnedFd::from_raw_fd(slave),
-        )
-    };
     let mut name = [0 as libc::c_char; 128];
     // SAFETY: the buffer is large enough for a pts path and NUL-terminated on success.
-    let rc = unsafe { libc::ttyname_r(slave_fd(&slave), name.as_mut_ptr(), name.len()) };
-    assert_eq!(rc, 0, "ttyname_r");
-    // SAFETY: ttyname_r wrote a NUL-terminated string.
-    let path = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
-        .to_string_lossy()
-        .into_owned();
+    let rc = unsafe { libc::ptsname_r(master.as_raw_fd(), name.as_mut_ptr(), name.len()) };
+    assert_eq!(rc, 0, "ptsname_r");
+    // SAFETY: ptsname_r wrote a NUL-terminated string.
+    let cpath = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) };
+    let path = cpath.to_string_lossy().into_owned();
+    // SAFETY: open with a NUL-terminated path and valid flags.
+    let slave = unsafe {
+        libc::open(
+            cpath.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    assert!(
+        slave >= 0,
+        "open {path}: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: slave was just opened and is owned here.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
     // raw mode before any byte flows: no echo, no line editing, no CR/LF translation
     // SAFETY: termios is plain data filled by tcgetattr.
     unsafe {
@@ -132,7 +129,6 @@ fn over_pty(
     extra: impl FnOnce(u64) -> Vec<u8>,
 ) -> (Output, firmware_host::sim::SimReport) {
     let (mut master, slave, path) = pty();
-    let guard = SPAWN.lock().unwrap_or_else(|e| e.into_inner());
     let child = scarce()
         .args([
             "run",
@@ -146,7 +142,6 @@ fn over_pty(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    drop(guard);
     // results come back on the master side: read them so the host never blocks, until
     // told to let go of the master (the device hanging up)
     let mut back = master.try_clone().unwrap();
