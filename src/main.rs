@@ -362,14 +362,14 @@ download form: unpack it by hand as DATA/UrbanSound8K/.")]
     },
 }
 
-/// The cross-validation table of `runs` and, where a pipeline ran with several seeds,
-/// the table over seeds.
 /// The result of a finished fold's run folder.
 fn evaluated_run(dir: &std::path::Path) -> anyhow::Result<scarce::results::RunResult> {
     scarce::results::read_run(dir, None)?
         .ok_or_else(|| anyhow::anyhow!("{} has no evaluation", dir.display()))
 }
 
+/// The cross-validation table of `runs` and, where a pipeline ran with several seeds,
+/// the table over seeds.
 fn print_cv_tables(runs: &[scarce::results::RunResult]) {
     print!("{}", scarce::results::cv_table(runs));
     let seeds = scarce::results::cv_seed_table(runs);

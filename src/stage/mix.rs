@@ -1,7 +1,7 @@
 //! Between-class mixer for sound: each incoming example is mixed with an earlier one of
 //! a *different* class, drawn at random from a small pool, with a random ratio
-//! `r ~ U(0, 1)` (or `Beta(alpha, alpha)`, a setting), using the A-weighted gains of both crops
-//! ([`crate::audio::bc_mix`]). The output carries the soft label
+//! `r ~ U(0, 1)` (or `Beta(alpha, alpha)`, a setting), using the A-weighted gains of
+//! both crops ([`crate::audio::bc_mix`]). The output carries the soft label
 //! `r * t1 + (1 - r) * t2` ([`crate::item::Example::mix`]).
 //!
 //! Which examples may be partners is a setting ([`Partners`]): any of another class
