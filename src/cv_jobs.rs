@@ -9,19 +9,24 @@
 //! as in a sequential cross-validation.
 
 use scarce::graph::StopFlag;
+use scarce::results::RunResult;
+use scarce::train::session;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// One fold of one seed to train.
+/// One fold of one seed of one pipeline to train.
 pub struct CvTask {
     /// Place in the whole plan (1-based), for `[step/total]` lines.
     pub step: usize,
+    /// The pipeline file.
+    pub pipeline: PathBuf,
     /// `--seed` for the run (`None`: the pipeline's).
     pub seed: Option<u64>,
-    /// `"seed S, "` when several seeds run, else empty.
-    pub seed_note: String,
+    /// What tells the task apart besides its fold: `"NAME, "` when several pipelines
+    /// run, `"seed S, "` when several seeds do, else empty.
+    pub note: String,
     /// Held-out fold.
     pub fold: usize,
     /// Name of the held-out fold (FSDD: the speaker).
@@ -33,12 +38,12 @@ pub struct CvTask {
 }
 
 impl CvTask {
-    /// The line announcing the fold: `[step/total] seed S, fold K (NAME held out) -> DIR`.
+    /// The line announcing the fold: `[step/total] NOTE fold K (NAME held out) -> DIR`.
     pub fn start_line(&self, total: usize) -> String {
         format!(
             "[{}/{total}] {}fold {} ({} held out) -> {}{}",
             self.step,
-            self.seed_note,
+            self.note,
             self.fold,
             self.fold_name,
             self.dir.display(),
@@ -47,10 +52,161 @@ impl CvTask {
     }
 }
 
+/// What `scarce cv` does with one pipeline file: the run folder of each seed and the
+/// folds to hold out.
+pub struct CvPlan {
+    /// The pipeline file.
+    pub pipeline: PathBuf,
+    /// The pipeline's name.
+    pub name: String,
+    /// Run folder of the pipeline's own seed (`--out`, else `runs/cv-NAME`).
+    pub base: PathBuf,
+    /// (`--seed` for the runs, their folder): the pipeline's own seed keeps `base`,
+    /// another seed S gets `base-sS`.
+    pub roots: Vec<(Option<u64>, PathBuf)>,
+    folds: Vec<usize>,
+    fold_names: Vec<String>,
+    several_seeds: bool,
+    own_seed: Option<u64>,
+    own_epochs: Option<usize>,
+}
+
+impl CvPlan {
+    /// Reads the pipeline and its data set's folds. `folds` and `seeds` empty: every
+    /// fold, and `seed_epochs.0` (else the pipeline's seed); `seed_epochs` are `--seed`
+    /// and `--epochs`.
+    pub fn new(
+        pipeline: &Path,
+        folds: &[usize],
+        seeds: &[u64],
+        out: Option<PathBuf>,
+        seed_epochs: (Option<u64>, Option<usize>),
+        data_dir: &scarce::data::DataDir,
+    ) -> anyhow::Result<Self> {
+        let (seed, epochs) = seed_epochs;
+        let (file, _) = session::load_pipeline(pipeline, epochs)?;
+        let fold_names = session::fold_names(&file, data_dir)?;
+        let available = fold_names.len();
+        let folds: Vec<usize> = if folds.is_empty() {
+            (1..=available).collect()
+        } else {
+            folds.to_vec()
+        };
+        if let Some(bad) = folds.iter().find(|f| !(1..=available).contains(*f)) {
+            anyhow::bail!(
+                "fold {bad} does not exist: the data set of {} has folds 1-{available}",
+                pipeline.display()
+            );
+        }
+        let name = file.spec.pipeline.name.clone();
+        let base = out.unwrap_or_else(|| PathBuf::from("runs").join(format!("cv-{name}")));
+        let own_seed = file.spec.train.as_ref().map(|t| t.get_ref().seed);
+        // (--epochs is already applied to the loaded pipeline)
+        let own_epochs = file
+            .spec
+            .train
+            .as_ref()
+            .map(|t| *t.get_ref().epochs.get_ref());
+        let roots = if seeds.is_empty() {
+            vec![(seed, base.clone())]
+        } else {
+            seeds
+                .iter()
+                .map(|&s| {
+                    let root = if Some(s) == own_seed {
+                        base.clone()
+                    } else {
+                        let mut name = base.clone().into_os_string();
+                        name.push(format!("-s{s}"));
+                        PathBuf::from(name)
+                    };
+                    (Some(s), root)
+                })
+                .collect()
+        };
+        Ok(Self {
+            pipeline: pipeline.to_path_buf(),
+            name,
+            base,
+            roots,
+            folds,
+            fold_names,
+            several_seeds: !seeds.is_empty(),
+            own_seed,
+            own_epochs,
+        })
+    }
+
+    /// Folds to hold out over all seeds.
+    pub fn len(&self) -> usize {
+        self.roots.len() * self.folds.len()
+    }
+
+    /// Appends the folds still to train to `tasks` and the finished ones (by step) to
+    /// `finished`, numbering them from `*step + 1` on. `name`: the pipeline's name,
+    /// to tell it apart from the others in the lines printed.
+    pub fn tasks(
+        &self,
+        name: Option<&str>,
+        step: &mut usize,
+        total: usize,
+        tasks: &mut Vec<CvTask>,
+        finished: &mut Vec<(usize, RunResult)>,
+    ) -> anyhow::Result<()> {
+        for (seed, root) in &self.roots {
+            for &fold in &self.folds {
+                *step += 1;
+                let mut note = name.map_or(String::new(), |n| format!("{n}, "));
+                if let (true, Some(s)) = (self.several_seeds, seed) {
+                    note.push_str(&format!("seed {s}, "));
+                }
+                let dir = root.join(format!("fold-{fold}"));
+                // a fold folder left by another seed or epoch count is neither reused
+                // nor resumed
+                let wanted = seed.or(self.own_seed).unwrap_or(1);
+                if let Ok(earlier) = session::RunSettings::load(&dir) {
+                    anyhow::ensure!(
+                        earlier.seed == wanted,
+                        "{} holds a run with seed {}, not {wanted}: choose another --out (or --seeds, which gives each seed its own folder)",
+                        dir.display(),
+                        earlier.seed
+                    );
+                    if let Some(epochs) = self.own_epochs {
+                        anyhow::ensure!(
+                            epochs == earlier.epochs,
+                            "{} holds a run of {} epochs, not {epochs}: choose another --out",
+                            dir.display(),
+                            earlier.epochs
+                        );
+                    }
+                }
+                if let Some(r) = scarce::results::read_run(&dir, None).ok().flatten() {
+                    eprintln!(
+                        "[{step}/{total}] {note}fold {fold}: finished earlier ({})",
+                        dir.display()
+                    );
+                    finished.push((*step, r));
+                    continue;
+                }
+                let resume = scarce::train::checkpoint::latest(&dir)?.is_some();
+                tasks.push(CvTask {
+                    step: *step,
+                    pipeline: self.pipeline.clone(),
+                    seed: *seed,
+                    note,
+                    fold,
+                    fold_name: self.fold_names[fold - 1].clone(),
+                    dir,
+                    resume,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Settings every child gets.
 pub struct ChildOptions<'a> {
-    /// The pipeline file.
-    pub pipeline: &'a Path,
     /// `--data-dir`.
     pub data_dir: Option<&'a Path>,
     /// `--epochs`.
@@ -83,7 +239,7 @@ pub fn child_args(task: &CvTask, opts: &ChildOptions) -> Vec<String> {
     if task.resume {
         a.extend(["--resume".into(), task.dir.display().to_string()]);
     } else {
-        a.push(opts.pipeline.display().to_string());
+        a.push(task.pipeline.display().to_string());
         a.extend(["--out".into(), task.dir.display().to_string()]);
     }
     a.extend(["--fold".into(), task.fold.to_string()]);
@@ -158,7 +314,7 @@ pub fn run_parallel(
                     break;
                 }
             };
-            let prefix = format!("  {}fold {}: ", t.seed_note, t.fold);
+            let prefix = format!("  {}fold {}: ", t.note, t.fold);
             let stderr = child.stderr.take().expect("piped");
             let forward = std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -203,7 +359,7 @@ pub fn run_parallel(
                 match done(r.task) {
                     Ok(line) => eprintln!(
                         "[{}/{total}] {}fold {}: {line} ({minutes:.1} min)",
-                        t.step, t.seed_note, t.fold
+                        t.step, t.note, t.fold
                     ),
                     Err(e) => {
                         failure.get_or_insert(format!("{e:#}"));
@@ -212,13 +368,13 @@ pub fn run_parallel(
             } else if stop.is_stopped() || interrupted(&status) {
                 eprintln!(
                     "[{}/{total}] {}fold {}: stopped at its last checkpoint",
-                    t.step, t.seed_note, t.fold
+                    t.step, t.note, t.fold
                 );
                 stop.stop();
             } else if failure.is_none() {
                 failure = Some(format!(
                     "{}fold {} ({}) failed ({status}): its messages are above, prefixed with its fold (no further fold was started; those already running were let finish)",
-                    t.seed_note,
+                    t.note,
                     t.fold,
                     t.dir.display()
                 ));
@@ -274,8 +430,9 @@ mod tests {
     fn task(resume: bool) -> CvTask {
         CvTask {
             step: 1,
+            pipeline: PathBuf::from("p.toml"),
             seed: Some(3),
-            seed_note: String::new(),
+            note: String::new(),
             fold: 2,
             fold_name: "jackson".into(),
             dir: PathBuf::from("runs/cv-x/fold-2"),
@@ -286,7 +443,6 @@ mod tests {
     #[test]
     fn children_train_the_fold_or_resume_it() {
         let opts = ChildOptions {
-            pipeline: Path::new("p.toml"),
             data_dir: Some(Path::new("data")),
             epochs: Some(4),
             device: "cpu",

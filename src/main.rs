@@ -104,8 +104,8 @@ features side by side (t-SNE). Ctrl-C stops the current run after flushing its m
         #[command(flatten)]
         run: RunOptions,
     },
-    /// Cross-validate a sound pipeline: train and test once per held-out fold, then print
-    /// the error rate per fold and its mean ± std.
+    /// Cross-validate sound pipelines: train and test once per held-out fold, then print
+    /// the error rate per fold and its mean ± std, a row per pipeline.
     #[command(after_help = "\
 Example (FSDD, leave one speaker out: six runs):
   scarce cv pipelines/fsdd-envnet2-standard.toml --data-dir ../shared/data
@@ -116,10 +116,15 @@ Example (the same with three seeds, each fold's error then averaged over them):
 Example (two folds at a time, one core each on a two-core machine):
   scarce cv pipelines/fsdd-envnet2-bc.toml --data-dir ../shared/data --jobs 2
 
+Example (the whole FSDD table of docs/results.md, four pipelines in one queue):
+  scarce cv pipelines/fsdd-envnet2-{bc,standard}{,-limited}.toml --data-dir ../shared/data --jobs 2
+
 Each fold gets a run folder OUT/fold-K (default OUT: runs/cv-NAME); with --seeds, the
 pipeline's own seed keeps OUT and any other seed S writes to OUT-sS. Running the same
 command again skips finished folds and resumes an interrupted one, so a long
-cross-validation can be stopped with Ctrl-C and continued.
+cross-validation can be stopped with Ctrl-C and continued. Several pipelines form one
+queue of folds in the order given (with --jobs, name the slowest first so that the last
+folds end together); each writes to its own runs/cv-NAME.
 
 --jobs N trains N folds (of any seed) at once, each in a quiet `scarce train` process
 with its share of the cores (RAYON_NUM_THREADS, unless set), and prints a line as each
@@ -128,8 +133,10 @@ machine this finishes a table sooner than one fold at a time with every core. A 
 result depends on its thread count (sums are added up in another order), so compare
 tables made with the same --jobs on the same machine.")]
     Cv {
-        /// Pipeline file (with a sound data set that has folds).
-        pipeline: PathBuf,
+        /// Pipeline files (each with a sound data set that has folds); several make one
+        /// table, a row per pipeline.
+        #[arg(required = true, num_args = 1.., value_name = "PIPELINE")]
+        pipelines: Vec<PathBuf>,
         /// Folds to hold out, e.g. `1,2,3` (default: all).
         #[arg(long, value_delimiter = ',')]
         folds: Vec<usize>,
@@ -137,7 +144,7 @@ tables made with the same --jobs on the same machine.")]
         /// also averages each fold over the seeds.
         #[arg(long, value_delimiter = ',', conflicts_with = "seed")]
         seeds: Vec<u64>,
-        /// Folder for the fold run folders.
+        /// Folder for the fold run folders (one pipeline only).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         /// Folds to train at the same time, each in its own process with an equal share
@@ -538,7 +545,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Cv {
-            pipeline,
+            pipelines,
             folds,
             seeds,
             out,
@@ -550,110 +557,56 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 run.fold.is_none(),
                 "`scarce cv` chooses the folds itself: use --folds 1,2,... instead of --fold"
             );
+            anyhow::ensure!(
+                out.is_none() || pipelines.len() == 1,
+                "--out names the folder of one pipeline's folds: with several pipelines each gets runs/cv-NAME (run them one at a time to choose the folders)"
+            );
+            let mut unique = seeds.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            anyhow::ensure!(unique.len() == seeds.len(), "--seeds names a seed twice");
             let stop = stop_on_ctrl_c();
-            let (file, _) = session::load_pipeline(&pipeline, run.epochs)?;
+            let started = std::time::Instant::now();
             let data_dir = resolve_data_dir(run.data_dir.as_deref());
-            let names = session::fold_names(&file, &data_dir)?;
-            let available = names.len();
-            let folds = if folds.is_empty() {
-                (1..=available).collect()
-            } else {
-                folds
-            };
-            if let Some(bad) = folds.iter().find(|f| !(1..=available).contains(*f)) {
-                anyhow::bail!("fold {bad} does not exist: this data set has folds 1-{available}");
-            }
-            let base = out.unwrap_or_else(|| {
-                PathBuf::from("runs").join(format!("cv-{}", file.spec.pipeline.name))
-            });
-            // (seed, run folder root): the pipeline's own seed keeps the base folder
-            let own_seed = file.spec.train.as_ref().map(|t| t.get_ref().seed);
-            // (--epochs is already applied to the loaded pipeline)
-            let own_epochs = file
-                .spec
-                .train
-                .as_ref()
-                .map(|t| *t.get_ref().epochs.get_ref());
-            let plan: Vec<(Option<u64>, PathBuf)> = if seeds.is_empty() {
-                vec![(run.seed, base)]
-            } else {
-                let mut unique = seeds.clone();
-                unique.sort_unstable();
-                unique.dedup();
-                anyhow::ensure!(unique.len() == seeds.len(), "--seeds names a seed twice");
-                seeds
+            let mut plans = Vec::new();
+            for pipeline in &pipelines {
+                let plan = cv_jobs::CvPlan::new(
+                    pipeline,
+                    &folds,
+                    &seeds,
+                    out.clone(),
+                    (run.seed, run.epochs),
+                    &data_dir,
+                )?;
+                if let Some(other) = plans
                     .iter()
-                    .map(|&seed| {
-                        let root = if Some(seed) == own_seed {
-                            base.clone()
-                        } else {
-                            let mut name = base.clone().into_os_string();
-                            name.push(format!("-s{seed}"));
-                            PathBuf::from(name)
-                        };
-                        (Some(seed), root)
-                    })
-                    .collect()
-            };
-            let total = plan.len() * folds.len();
+                    .find(|p: &&cv_jobs::CvPlan| p.base == plan.base)
+                {
+                    anyhow::bail!(
+                        "{} and {} both write their folds to {}: give each pipeline its own name",
+                        other.pipeline.display(),
+                        pipeline.display(),
+                        plan.base.display()
+                    );
+                }
+                plans.push(plan);
+            }
+            let total: usize = plans.iter().map(cv_jobs::CvPlan::len).sum();
             let mut results = Vec::new();
             let mut tasks = Vec::new();
-            for (k, (seed, root)) in plan.iter().enumerate() {
-                for (i, &fold) in folds.iter().enumerate() {
-                    let step = k * folds.len() + i + 1;
-                    let seed_note = match (seeds.is_empty(), seed) {
-                        (false, Some(s)) => format!("seed {s}, "),
-                        _ => String::new(),
-                    };
-                    let dir = root.join(format!("fold-{fold}"));
-                    // a fold folder left by another seed or epoch count is neither
-                    // reused nor resumed
-                    let wanted = seed.or(own_seed).unwrap_or(1);
-                    if let Ok(earlier) = session::RunSettings::load(&dir) {
-                        anyhow::ensure!(
-                            earlier.seed == wanted,
-                            "{} holds a run with seed {}, not {wanted}: choose another --out (or --seeds, which gives each seed its own folder)",
-                            dir.display(),
-                            earlier.seed
-                        );
-                        if let Some(epochs) = own_epochs {
-                            anyhow::ensure!(
-                                epochs == earlier.epochs,
-                                "{} holds a run of {} epochs, not {epochs}: choose another --out",
-                                dir.display(),
-                                earlier.epochs
-                            );
-                        }
-                    }
-                    let done = scarce::results::read_run(&dir, None).ok().flatten();
-                    if let Some(r) = done {
-                        eprintln!(
-                            "[{step}/{total}] {seed_note}fold {fold}: finished earlier ({})",
-                            dir.display()
-                        );
-                        results.push((step, r));
-                        continue;
-                    }
-                    let resume = scarce::train::checkpoint::latest(&dir)?.is_some();
-                    tasks.push(cv_jobs::CvTask {
-                        step,
-                        seed: *seed,
-                        seed_note,
-                        fold,
-                        fold_name: names[fold - 1].clone(),
-                        dir,
-                        resume,
-                    });
-                }
+            let mut step = 0;
+            for plan in &plans {
+                let name = (plans.len() > 1).then_some(plan.name.as_str());
+                plan.tasks(name, &mut step, total, &mut tasks, &mut results)?;
             }
             let jobs = jobs.min(tasks.len()).max(1);
+            let trained = tasks.len();
             if jobs > 1 {
                 // each child would report a bad --device on its own: say it once, first
                 run.device
                     .parse::<scarce::model::device::DeviceChoice>()?
                     .device()?;
                 let opts = cv_jobs::ChildOptions {
-                    pipeline: &pipeline,
                     data_dir: run.data_dir.as_deref(),
                     epochs: run.epochs,
                     device: &run.device,
@@ -673,7 +626,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 for t in &tasks {
                     eprintln!("{}", t.start_line(total));
                     let req = TrainRequest {
-                        pipeline: (!t.resume).then(|| pipeline.clone()),
+                        pipeline: (!t.resume).then(|| t.pipeline.clone()),
                         resume: t.resume.then(|| t.dir.clone()),
                         out: (!t.resume).then(|| t.dir.clone()),
                         data_dir: run.data_dir.clone(),
@@ -686,8 +639,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let outcome = session::train(&req, stop.clone())?;
                     if outcome.report.stopped || outcome.summary.status != "completed" {
                         eprintln!(
-                            "interrupted in fold {}: run the same command again to continue",
-                            t.fold
+                            "interrupted in {}fold {}: run the same command again to continue",
+                            t.note, t.fold
                         );
                         return Ok(ExitCode::from(130));
                     }
@@ -696,10 +649,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             results.sort_by_key(|(step, _)| *step);
             let results: Vec<_> = results.into_iter().map(|(_, r)| r).collect();
+            if trained > 0 {
+                eprintln!(
+                    "trained {trained} of {total} folds in {:.1} min",
+                    started.elapsed().as_secs_f64() / 60.0
+                );
+            }
             println!(
                 "run folders: {}",
-                plan.iter()
-                    .map(|(_, root)| root.display().to_string())
+                plans
+                    .iter()
+                    .flat_map(|p| p.roots.iter().map(|(_, root)| root.display().to_string()))
                     .collect::<Vec<_>>()
                     .join(", ")
             );

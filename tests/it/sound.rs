@@ -328,6 +328,69 @@ fn cross_validation_with_jobs_trains_folds_side_by_side() {
 }
 
 #[test]
+fn cross_validation_of_several_pipelines_makes_one_queue_and_one_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    tones(tmp.path(), &["ann", "bob", "cy"], 2);
+    let bc = pipeline(tmp.path(), "bc", 1, "per_class_per_fold = 1");
+    let standard = pipeline(tmp.path(), "source_only", 1, "per_class_per_fold = 1");
+    // run from the temporary folder, so that the default runs/cv-NAME folders go there
+    let cv = |extra: &[&str]| {
+        let mut a = vec!["cv", bc.to_str().unwrap(), standard.to_str().unwrap()];
+        a.extend_from_slice(&["--data-dir", tmp.path().to_str().unwrap(), "--folds", "1,3"]);
+        a.extend_from_slice(extra);
+        scarce()
+            .current_dir(tmp.path())
+            .args(&a)
+            .output()
+            .expect("scarce runs")
+    };
+    let o = cv(&["--jobs", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = stderr(&o);
+    assert!(
+        log.contains("[1/4] tones-bc, fold 1 (ann held out) -> runs/cv-tones-bc/fold-1"),
+        "{log}"
+    );
+    assert!(
+        log.contains("[4/4] tones-source_only, fold 3 (cy held out)"),
+        "{log}"
+    );
+    assert_eq!(log.matches(": error ").count(), 4, "{log}");
+    assert!(log.contains("trained 4 of 4 folds in "), "{log}");
+    for name in ["tones-bc", "tones-source_only"] {
+        for fold in [1, 3] {
+            let dir = tmp.path().join(format!("runs/cv-{name}/fold-{fold}"));
+            assert_eq!(metrics(&dir)[0]["iterations"], 2, "{}", dir.display());
+        }
+    }
+    let table = stdout(&o);
+    let rows: Vec<&str> = table.lines().filter(|l| l.contains("| 1, 3 |")).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows.iter().any(|r| r.contains("| bc |")), "{table}");
+    assert!(rows.iter().any(|r| r.contains("| standard |")), "{table}");
+    // the same command again trains nothing and prints the same table
+    let o = cv(&[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o).matches("finished earlier").count(), 4);
+    assert!(!stderr(&o).contains("trained "), "{}", stderr(&o));
+    assert_eq!(stdout(&o), table);
+    // one --out cannot hold two pipelines, and one pipeline twice would share its folders
+    assert_user_error(&cv(&["--out", "x"]), &["--out", "several pipelines"]);
+    let twice = scarce()
+        .current_dir(tmp.path())
+        .args([
+            "cv",
+            bc.to_str().unwrap(),
+            bc.to_str().unwrap(),
+            "--data-dir",
+        ])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert_user_error(&twice, &["both write their folds to runs/cv-tones-bc"]);
+}
+
+#[test]
 fn unreadable_recordings_are_named_or_skipped_and_counted() {
     let tmp = tempfile::tempdir().unwrap();
     tones(tmp.path(), &["ann", "bob"], 2);
