@@ -9,7 +9,7 @@ use crate::fsutil::write_atomic;
 use crate::graph::{RunReport, StopFlag};
 use crate::pipeline::assemble::RunContext;
 use crate::pipeline::{PipelineFile, Plan};
-use crate::sink::metrics::{load_history, Summary, SUMMARY_FILE};
+use crate::sink::metrics::{load_history, MetricsSink, Summary, SUMMARY_FILE};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -262,6 +262,10 @@ fn run_session(
         .unwrap_or_default();
     let history = load_history(&run_dir, done, &saved)?;
     if done >= settings.epochs {
+        let trained = (run_dir.as_path(), &file, &plan, &data_dir);
+        if let Some(outcome) = finish_trained(trained, settings, history, choice)? {
+            return Ok(outcome);
+        }
         bail!(
             "{} already finished all {} epochs; evaluate it with `scarce eval {}` or give more with --epochs",
             run_dir.display(),
@@ -295,6 +299,56 @@ fn run_session(
         summary,
         report,
     })
+}
+
+/// A run whose last checkpoint holds every epoch but whose summary does not say so (the
+/// process was killed between its last checkpoint and its summary): writes the summary
+/// and learning curve from the metrics lines, then the weights and the embedding, as
+/// the end of training would have. `None` if the summary already says `completed`.
+fn finish_trained(
+    (run_dir, file, plan, data_dir): (&Path, &PipelineFile, &Plan, &DataDir),
+    settings: &RunSettings,
+    history: Vec<crate::item::EpochMetrics>,
+    choice: &crate::model::device::DeviceChoice,
+) -> Result<Option<TrainOutcome>> {
+    use crate::graph::Sink;
+    let summary_path = run_dir.join(SUMMARY_FILE);
+    let earlier: Option<Summary> = fs::read_to_string(&summary_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    if earlier.as_ref().is_some_and(|s| s.status == "completed") {
+        return Ok(None);
+    }
+    let mut sink = MetricsSink::new(
+        run_dir,
+        history,
+        &file.spec.pipeline.name,
+        settings.epochs,
+        settings.seed,
+        &settings.device,
+    )
+    .with_skipped(earlier.map(|s| s.skipped_files).unwrap_or_default());
+    let summary = sink.summary();
+    sink.finish()
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", summary_path.display()))?;
+    let device = choice.device()?;
+    export_weights(run_dir, file, plan, &device)?;
+    write_embedding(run_dir, file, plan, data_dir, &device)?;
+    log::info!(
+        "{}: every epoch was trained; wrote the summary the run lacked",
+        run_dir.display()
+    );
+    Ok(Some(TrainOutcome {
+        run_dir: run_dir.to_path_buf(),
+        summary,
+        report: RunReport {
+            stages: Vec::new(),
+            edges: Vec::new(),
+            counters: Vec::new(),
+            stopped: false,
+            wall: std::time::Duration::ZERO,
+        },
+    }))
 }
 
 /// Writes the latest checkpoint's network as `model.safetensors` (portable weights).

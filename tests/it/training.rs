@@ -173,6 +173,43 @@ fn killed_run_resumes_from_its_last_checkpoint_and_finishes() {
 }
 
 #[test]
+fn run_killed_after_its_last_checkpoint_is_finished_without_training_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let o = train(&run_dir, &["--epochs", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    // the state a kill leaves between the last checkpoint and the end of training: the
+    // summary of the epoch before, no exported weights
+    let path = run_dir.join("summary.json");
+    let mut summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let final_eval = summary["final_eval"].clone();
+    summary["status"] = "interrupted".into();
+    summary["epochs_done"] = 1.into();
+    summary["final_eval"] = Value::Array(Vec::new());
+    std::fs::write(&path, summary.to_string()).unwrap();
+    std::fs::remove_file(run_dir.join("model.safetensors")).unwrap();
+
+    let o = run(&["train", "--resume", run_dir.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("2 epochs of 2"), "{}", stdout(&o));
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(summary["epochs_done"], 2);
+    assert_eq!(summary["final_eval"], final_eval);
+    assert!(run_dir.join("model.safetensors").is_file());
+    // no epoch was trained again
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap(),
+        lines
+    );
+    // now it is finished, and says so
+    let o = run(&["train", "--resume", run_dir.to_str().unwrap()]);
+    assert_user_error(&o, &["already finished all 2 epochs"]);
+}
+
+#[test]
 fn ctrl_c_stops_cleanly_and_flushes_the_summary() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
