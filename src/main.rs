@@ -130,8 +130,8 @@ folds end together); each writes to its own runs/cv-NAME.
 with its share of the cores (RAYON_NUM_THREADS, unless set), and prints a line as each
 starts and ends. The network is too small to keep several cores busy, so on a small
 machine this finishes a table sooner than one fold at a time with every core. A fold's
-result depends on its thread count (sums are added up in another order), so compare
-tables made with the same --jobs on the same machine.")]
+result does not depend on its thread count, so --jobs changes only the time a table
+takes.")]
     Cv {
         /// Pipeline files (each with a sound data set that has folds); several make one
         /// table, a row per pipeline.

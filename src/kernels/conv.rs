@@ -380,9 +380,7 @@ fn backward_input_im2col(g: &ConvGeom, weight: &[f32], dy: &[f32]) -> Vec<f32> {
 /// `dW = sum_b dy[b] * im2col(x[b])^T`, `db = sum over b and positions of dy`.
 fn backward_weight_im2col(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let (k, p, c_out) = (g.k(), g.p(), g.c_out);
-    let threads = rayon::current_num_threads().max(1);
-    // one partial sum per chunk of images, at most a few per thread
-    let per = g.n.div_ceil(threads * 2).max(1);
+    let per = images_per_partial(g.n);
     let partials: Vec<(Vec<f32>, Vec<f32>)> = x
         .par_chunks(g.in_len() * per)
         .zip(dy.par_chunks(g.out_len() * per))
@@ -415,6 +413,18 @@ fn backward_weight_im2col(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec
         })
         .collect();
     sum_partials(partials, c_out * k, c_out)
+}
+
+/// Partial weight gradients per batch: the batch's images are split into this many
+/// runs, each summed on its own (in parallel), then the partial sums are added. The split
+/// depends on the batch alone, never on the thread count, so every weight update, and
+/// with it a whole training run, comes out the same however many threads run it. (This
+/// phase then uses at most two threads; `scarce cv --jobs` is the way to use more cores
+/// on networks this small.)
+pub const PARTIALS: usize = 2;
+
+fn images_per_partial(n: usize) -> usize {
+    n.div_ceil(PARTIALS).max(1)
 }
 
 /// The sum of per-chunk (weight gradient, bias gradient) pairs; zeros when there are none.
@@ -607,8 +617,7 @@ fn backward_weight_implicit(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, V
     let (kc, nw, p, c_out) = (g.kc(), g.wide(), g.p(), g.c_out);
     let krow = g.kh * kc;
     let direct = nw == p;
-    let threads = rayon::current_num_threads().max(1);
-    let per = g.n.div_ceil(threads * 2).max(1);
+    let per = images_per_partial(g.n);
     let partials: Vec<(Vec<f32>, Vec<f32>)> = x
         .par_chunks(g.in_len() * per)
         .zip(dy.par_chunks(g.out_len() * per))
@@ -708,9 +717,7 @@ fn backward_input_direct(g: &ConvGeom, weight: &[f32], dy: &[f32]) -> Vec<f32> {
 
 fn backward_weight_direct(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let (p, c_out) = (g.p(), g.c_out);
-    let threads = rayon::current_num_threads().max(1);
-    // one partial sum per chunk of images, at most a few per thread
-    let per = g.n.div_ceil(threads * 2).max(1);
+    let per = images_per_partial(g.n);
     let partials: Vec<(Vec<f32>, Vec<f32>)> = x
         .par_chunks(g.in_len() * per)
         .zip(dy.par_chunks(g.out_len() * per))
@@ -918,6 +925,34 @@ mod tests {
             let (dw0, db0) = backward_weight_im2col(&g, &xs, &dy);
             close(&dw, &dw0, "dw");
             close(&db, &db0, "db");
+        }
+    }
+
+    #[test]
+    fn weight_gradients_are_the_same_bits_on_any_number_of_threads() {
+        // one shape per path: direct (where the CPU has it), implicit GEMM, columns
+        for (x, w, s, p) in [
+            ([17, 16, 6, 37], [32, 16, 1, 4], [1, 1], [0, 0]),
+            ([13, 6, 1, 200], [8, 6, 1, 16], [1, 2], [0, 0]),
+            ([11, 2, 9, 8], [4, 2, 5, 3], [2, 1], [1, 2]),
+        ] {
+            let g = ConvGeom::new(x, w, s, p).unwrap();
+            let xs = seq(x.iter().product(), 0.37);
+            let dy = seq(g.n * g.out_len(), 0.53);
+            let on = |threads: usize| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| backward_weight(&g, &xs, &dy))
+            };
+            let one = on(1);
+            for threads in [2, 3, 8] {
+                let (dw, db) = on(threads);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&dw), bits(&one.0), "{g:?} dw, {threads} threads");
+                assert_eq!(bits(&db), bits(&one.1), "{g:?} db, {threads} threads");
+            }
         }
     }
 

@@ -94,6 +94,19 @@ fn same_seed_same_run() {
     };
     assert_eq!(key(&a), key(&b), "same seed, same losses and accuracies");
     assert_ne!(key(&a).0, key(&c).0, "another seed gives another run");
+    // the thread count does not change the sums, so neither does it change the run
+    for threads in ["1", "3"] {
+        let d = tmp.path().join(format!("threads-{threads}"));
+        let o = scarce()
+            .env("RAYON_NUM_THREADS", threads)
+            .args(["train", tiny_pipeline().to_str().unwrap(), "--out"])
+            .arg(&d)
+            .args(["--epochs", "1", "--seed", "3", "--quiet"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(key(&d), key(&a), "{threads} threads");
+    }
 }
 
 #[test]
