@@ -339,12 +339,26 @@ fn stop_flag_unblocks_full_edges() {
     g.connect(s, a, EdgeSpec::block(2)).unwrap();
     g.connect(a, b, EdgeSpec::block(2)).unwrap();
     g.connect(b, k, EdgeSpec::block(2)).unwrap();
-    let stopper = stop_after(&stop, Duration::from_millis(100));
+    // stop once the sink has taken 20 items (40 ms of its work, in which the fast
+    // upstream fills its edge), not after a fixed time that a loaded machine may spend
+    // before the threads even run
+    let stopper = {
+        let (stop, sink) = (stop.clone(), sink.clone());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while sink.items().len() < 20 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            stop.stop();
+            Instant::now()
+        })
+    };
     let r = run_limited(g, LIMIT).unwrap();
     let took = Instant::now().duration_since(stopper.join().unwrap());
     assert!(took < Duration::from_secs(1), "took {took:?}");
     assert!(r.stopped);
     assert!(sink.finished());
+    assert!(sink.items().len() >= 20);
     assert!(is_strictly_increasing(&sink.items()));
     assert_eq!(r.edge("b", "sink").unwrap().max_depth, 2);
 }
