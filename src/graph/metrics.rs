@@ -504,7 +504,7 @@ impl GraphMetrics {
 }
 
 /// Metrics of a whole run (or of a running graph, through [`GraphMetrics::snapshot`]).
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct RunReport {
     /// One entry per node, in the order they were added.
     pub stages: Vec<StageStats>,

@@ -421,7 +421,7 @@ fn backward_weight_im2col(g: &ConvGeom, x: &[f32], dy: &[f32]) -> (Vec<f32>, Vec
 /// with it a whole training run, comes out the same however many threads run it. (This
 /// phase then uses at most two threads; `scarce cv --jobs` is the way to use more cores
 /// on networks this small.)
-pub const PARTIALS: usize = 2;
+const PARTIALS: usize = 2;
 
 fn images_per_partial(n: usize) -> usize {
     n.div_ceil(PARTIALS).max(1)

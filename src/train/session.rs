@@ -263,7 +263,7 @@ fn run_session(
     let history = load_history(&run_dir, done, &saved)?;
     if done >= settings.epochs {
         let trained = (run_dir.as_path(), &file, &plan, &data_dir);
-        if let Some(outcome) = finish_trained(trained, settings, history, choice)? {
+        if let Some(outcome) = finish_trained(trained, settings, history, &device)? {
             return Ok(outcome);
         }
         bail!(
@@ -291,8 +291,7 @@ fn run_session(
             .with_context(|| format!("reading {}", summary_path.display()))?,
     )?;
     if summary.status == "completed" {
-        export_weights(&run_dir, &file, &plan, &device)?;
-        write_embedding(&run_dir, &file, &plan, &embed_dir, &device)?;
+        write_outputs((&run_dir, &file, &plan, &embed_dir), &device)?;
     }
     Ok(TrainOutcome {
         run_dir,
@@ -309,7 +308,7 @@ fn finish_trained(
     (run_dir, file, plan, data_dir): (&Path, &PipelineFile, &Plan, &DataDir),
     settings: &RunSettings,
     history: Vec<crate::item::EpochMetrics>,
-    choice: &crate::model::device::DeviceChoice,
+    device: &burn::prelude::Device,
 ) -> Result<Option<TrainOutcome>> {
     use crate::graph::Sink;
     let summary_path = run_dir.join(SUMMARY_FILE);
@@ -331,9 +330,7 @@ fn finish_trained(
     let summary = sink.summary();
     sink.finish()
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", summary_path.display()))?;
-    let device = choice.device()?;
-    export_weights(run_dir, file, plan, &device)?;
-    write_embedding(run_dir, file, plan, data_dir, &device)?;
+    write_outputs((run_dir, file, plan, data_dir), device)?;
     log::info!(
         "{}: every epoch was trained; wrote the summary the run lacked",
         run_dir.display()
@@ -341,14 +338,19 @@ fn finish_trained(
     Ok(Some(TrainOutcome {
         run_dir: run_dir.to_path_buf(),
         summary,
-        report: RunReport {
-            stages: Vec::new(),
-            edges: Vec::new(),
-            counters: Vec::new(),
-            stopped: false,
-            wall: std::time::Duration::ZERO,
-        },
+        report: RunReport::default(),
     }))
+}
+
+/// What a completed run leaves besides its metrics: the weights (`model.safetensors`)
+/// and the embedding picture.
+fn write_outputs(
+    (run_dir, file, plan, data_dir): (&Path, &PipelineFile, &Plan, &DataDir),
+    device: &burn::prelude::Device,
+) -> Result<()> {
+    export_weights(run_dir, file, plan, device)?;
+    write_embedding(run_dir, file, plan, data_dir, device)?;
+    Ok(())
 }
 
 /// Writes the latest checkpoint's network as `model.safetensors` (portable weights).
