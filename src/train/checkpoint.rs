@@ -16,6 +16,7 @@ use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -181,16 +182,45 @@ pub fn load_optimizer(path: &Path, fresh: ModuleOptimizer) -> Result<ModuleOptim
     })
 }
 
-/// A module's weights as safetensors bytes.
+/// A module's weights as safetensors bytes, the same bytes for the same weights.
 pub fn safetensors_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
     use burn::store::ModuleSnapshot;
     let mut store = burn::store::SafetensorsStore::from_bytes(None);
     module
         .save_into(&mut store)
         .map_err(|e| anyhow::anyhow!("exporting weights: {e:?}"))?;
-    store
+    let bytes = store
         .get_bytes()
-        .map_err(|e| anyhow::anyhow!("exporting weights: {e:?}"))
+        .map_err(|e| anyhow::anyhow!("exporting weights: {e:?}"))?;
+    sorted_header(&bytes).context("exporting weights")
+}
+
+/// A safetensors buffer with the keys of its JSON header in sorted order. burn writes
+/// the metadata from a hash map, in an order that changes from run to run; sorted, the
+/// same weights give the same file. The data section is kept as it is: the header's
+/// tensor offsets count from its start.
+fn sorted_header(bytes: &[u8]) -> Result<Vec<u8>> {
+    // tensor name (or `__metadata__`) -> field -> value; no value is itself a table
+    type Header = BTreeMap<String, BTreeMap<String, serde_json::Value>>;
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        .and_then(|n| usize::try_from(n).ok())
+        .context("a safetensors buffer starts with its header's length")?;
+    let data = 8usize
+        .checked_add(n)
+        .filter(|&end| end <= bytes.len())
+        .context("the safetensors header runs past the buffer")?;
+    let header: Header =
+        serde_json::from_slice(&bytes[8..data]).context("reading the safetensors header")?;
+    let mut json = serde_json::to_vec(&header)?;
+    // the format pads the header with spaces to a multiple of 8 bytes
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - data);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[data..]);
+    Ok(out)
 }
 
 /// Finds the run's checkpoint or explains how to get one.
@@ -202,5 +232,74 @@ pub fn require_latest(run: &Path) -> Result<(PathBuf, CheckpointState)> {
             run.display(),
             run.display()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::digits::DigitsNetConfig;
+    use burn::prelude::Device;
+
+    /// A safetensors buffer with the given header text and data.
+    fn buffer(header: &str, data: &[u8]) -> Vec<u8> {
+        let mut b = (header.len() as u64).to_le_bytes().to_vec();
+        b.extend_from_slice(header.as_bytes());
+        b.extend_from_slice(data);
+        b
+    }
+
+    #[test]
+    fn header_keys_are_sorted_and_the_data_kept() {
+        let data: Vec<u8> = [1.5f32, -2.0, 0.25]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        let a = buffer(
+            r#"{"__metadata__":{"z":"1","a":"2"},"w":{"shape":[3],"dtype":"F32","data_offsets":[0,12]}}"#,
+            &data,
+        );
+        let b = buffer(
+            r#"{"w":{"data_offsets":[0,12],"dtype":"F32","shape":[3]},"__metadata__":{"a":"2","z":"1"}}"#,
+            &data,
+        );
+        let (sa, sb) = (sorted_header(&a).unwrap(), sorted_header(&b).unwrap());
+        assert_eq!(
+            sa, sb,
+            "the same table in another order gives the same bytes"
+        );
+        let n = u64::from_le_bytes(sa[..8].try_into().unwrap()) as usize;
+        assert_eq!(n % 8, 0, "header padded to 8 bytes");
+        let text = std::str::from_utf8(&sa[8..8 + n]).unwrap();
+        assert!(text.find(r#""a":"2""#).unwrap() < text.find(r#""z":"1""#).unwrap());
+        assert_eq!(&sa[8 + n..], &data[..]);
+        // an independent reader finds the tensor and the metadata
+        let st = safetensors::SafeTensors::deserialize(&sa).unwrap();
+        let w = st.tensor("w").unwrap();
+        assert_eq!(w.shape(), &[3]);
+        assert_eq!(w.data(), &data[..]);
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&sa).unwrap();
+        assert_eq!(meta.metadata().as_ref().unwrap()["z"], "1");
+    }
+
+    #[test]
+    fn bad_buffers_are_refused() {
+        assert!(sorted_header(&[1, 2, 3]).is_err());
+        assert!(sorted_header(&buffer("{}", &[])[..6]).is_err());
+        let mut long = buffer("{}", &[]);
+        long[..8].copy_from_slice(&1000u64.to_le_bytes());
+        assert!(sorted_header(&long).is_err());
+        assert!(sorted_header(&buffer("not json", &[])).is_err());
+    }
+
+    #[test]
+    fn a_network_exports_the_same_bytes_every_time() {
+        let net = DigitsNetConfig::default().init(&Device::flex());
+        let first = safetensors_bytes(&net).unwrap();
+        for _ in 0..4 {
+            assert!(safetensors_bytes(&net).unwrap() == first);
+        }
+        let st = safetensors::SafeTensors::deserialize(&first).unwrap();
+        assert!(st.len() > 4, "the network's tensors are there");
     }
 }

@@ -313,19 +313,11 @@ fn target_labels_never_reach_training() {
             assert!(m["discrepancy"].as_f64().unwrap() >= 0.0);
         }
     }
-    let (h0, d0) = safetensors_parts(&weights[0]);
-    let (h1, d1) = safetensors_parts(&weights[1]);
-    assert!(d0.len() > 100_000, "weights are there");
-    assert_eq!(h0, h1, "same tensors");
-    assert!(d0 == d1, "target labels changed the trained weights");
-}
-
-/// A safetensors file's tensor table (metadata removed: its key order varies) and data.
-fn safetensors_parts(bytes: &[u8]) -> (Value, &[u8]) {
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let mut header: Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    header.as_object_mut().unwrap().remove("__metadata__");
-    (header, &bytes[8 + n..])
+    assert!(weights[0].len() > 100_000, "weights are there");
+    assert!(
+        weights[0] == weights[1],
+        "target labels changed the trained weights"
+    );
 }
 
 #[test]
