@@ -339,9 +339,13 @@ impl PipelineFile {
                         .map(|p| *p.get_ref())
                         .unwrap_or_default();
                     let alpha = st.alpha.as_ref().map(|a| *a.get_ref()).unwrap_or(1.0);
+                    let until = st.until.as_ref().map(|u| *u.get_ref()).unwrap_or(1.0);
+                    let last_mixed = (until * epochs as f64).round() as usize;
                     graph.add_stage(
                         &sp.name,
-                        BcMix::with_partners(rate, ctx.seed, partners).with_alpha(alpha),
+                        BcMix::with_partners(rate, ctx.seed, partners)
+                            .with_alpha(alpha)
+                            .mixing_until(last_mixed),
                     )
                 }
                 StageKind::Normalize => graph.add_stage(

@@ -180,6 +180,9 @@ pub struct StageSpec {
     /// `bc_mix`: the mixing ratio is drawn as `r ~ Beta(alpha, alpha)`; 1 (default) is the
     /// paper's `U(0, 1)`, smaller values keep most mixes close to one of the two crops.
     pub alpha: Option<Spanned<f64>>,
+    /// `bc_mix`: the share of the epochs that train on mixes, 1 (default) for all; the
+    /// crops of later epochs pass plain, with their own labels.
+    pub until: Option<Spanned<f64>>,
 }
 
 /// `network = { kind = "digits", ... }` of a model stage.
@@ -325,7 +328,7 @@ impl StageKind {
             StageKind::Normalize => (&["mean", "std"], &["mean", "std"]),
             StageKind::Batcher => (&["batch_size", "drop_last"], &["batch_size"]),
             StageKind::Pair => (&[], &[]),
-            StageKind::BcMix => (&["partners", "alpha"], &[]),
+            StageKind::BcMix => (&["partners", "alpha", "until"], &[]),
             StageKind::Crop => (&["length", "level", "max_scale", "gain_db"], &["length"]),
             StageKind::Train => (
                 &[
@@ -405,7 +408,8 @@ impl StageSpec {
             max_scale,
             gain_db,
             partners,
-            alpha
+            alpha,
+            until
         );
         v
     }

@@ -8,6 +8,9 @@
 //! (the paper's rule), or only those of the same or of another recording group (for
 //! FSDD the group is the speaker).
 //!
+//! Mixing may stop before training does ([`BcMix::mixing_until`]): later epochs pass
+//! their crops through plain, with their own labels.
+//!
 //! An epoch emits as many mixes as it received examples: an example that finds no
 //! partner yet (the first of an epoch) is made up for at the epoch's end with a mix of
 //! two pooled examples. The pool never spans epochs, and its randomness depends only on
@@ -57,6 +60,8 @@ pub struct BcMix {
     partners: Partners,
     /// `r ~ Beta(alpha, alpha)`; `None`: the paper's `U(0, 1)`.
     ratio: Option<Beta<f64>>,
+    /// The last epoch (1-based) that is mixed; later ones pass plain.
+    last_mixed: usize,
     seed: u64,
     epoch: usize,
     rng: ChaCha8Rng,
@@ -78,6 +83,7 @@ impl BcMix {
             meter: GainMeter::new(rate),
             partners,
             ratio: None,
+            last_mixed: usize::MAX,
             seed,
             epoch: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -94,6 +100,13 @@ impl BcMix {
     pub fn with_alpha(mut self, alpha: f64) -> Self {
         self.ratio = (alpha != 1.0)
             .then(|| Beta::new(alpha, alpha).expect("alpha is a positive finite number"));
+        self
+    }
+
+    /// Mixes epochs `1..=last` only; the crops of later epochs pass through plain, with
+    /// their own labels (a plain finish after mixed training).
+    pub fn mixing_until(mut self, last: usize) -> Self {
+        self.last_mixed = last;
         self
     }
 
@@ -143,6 +156,7 @@ impl BcMix {
 impl Stage<Item> for BcMix {
     fn process(&mut self, item: Item, out: &mut Vec<Item>) -> Result<(), BoxError> {
         match item {
+            Item::Example(ex) if ex.epoch > self.last_mixed => out.push(Item::Example(ex)),
             Item::Example(ex) => {
                 if ex.epoch != self.epoch {
                     self.epoch = ex.epoch;
@@ -214,6 +228,11 @@ mod tests {
 
     /// One epoch of `n` tones of 4 classes through `m`: everything it put out.
     fn one_epoch(mut m: BcMix, n: usize) -> Vec<Item> {
+        epoch_through(&mut m, 1, n)
+    }
+
+    /// Epoch `epoch` of `n` tones of 4 classes through `m`: everything it put out.
+    fn epoch_through(m: &mut BcMix, epoch: usize, n: usize) -> Vec<Item> {
         let mut out = Vec::new();
         for i in 0..n {
             let label = (i % 4) as u8;
@@ -222,14 +241,39 @@ mod tests {
                 1,
                 2048,
                 label,
-                1,
+                epoch,
                 Domain::Source,
             );
             m.process(Item::Example(Arc::new(ex)), &mut out).unwrap();
         }
-        m.process(Item::EpochEnd(1, Domain::Source), &mut out)
+        m.process(Item::EpochEnd(epoch, Domain::Source), &mut out)
             .unwrap();
         out
+    }
+
+    #[test]
+    fn epochs_after_the_last_mixed_one_pass_plain() {
+        let n = 12;
+        let mut m = BcMix::new(16_000, 3).mixing_until(2);
+        for epoch in 1..=2 {
+            let out = epoch_through(&mut m, epoch, n);
+            let mixes = examples_in(&out);
+            assert_eq!(mixes.len(), n);
+            assert!(
+                mixes.iter().all(|e| e.mix.is_some()),
+                "epoch {epoch} is mixed"
+            );
+        }
+        let out = epoch_through(&mut m, 3, n);
+        assert!(matches!(out.last(), Some(Item::EpochEnd(3, _))));
+        let plain = examples_in(&out);
+        assert_eq!(plain.len(), n);
+        for (i, e) in plain.iter().enumerate() {
+            let label = (i % 4) as u8;
+            assert_eq!(e.mix, None);
+            assert_eq!(e.label, label, "plain crops keep their order and label");
+            assert_eq!(e.pixels, tone(0.01 * (label + 1) as f32, 0.5));
+        }
     }
 
     #[test]
