@@ -314,7 +314,11 @@ Example:
 Each PATH is a run folder or a folder of run folders; unfinished runs are skipped.
 Cross-validated runs (scarce cv) get one row per pipeline and seed (error over the
 folds); a pipeline cross-validated with several seeds (scarce cv ... --seeds 1,2,3)
-also gets a row that averages each fold over the seeds first.")]
+also gets a row that averages each fold over the seeds first. Each cross-validated
+pipeline that is not standard learning is also paired with the standard-learning
+pipelines of the same task (the [pipeline] table's `task`), fold by fold and seed by
+seed: both errors, their ratio, the mean difference with its spread and standard
+error, and how many pairs it wins. scarce cv prints the same tables at its end.")]
     Results {
         /// Run folders, or folders holding run folders.
         #[arg(required = true)]
@@ -383,6 +387,11 @@ fn print_cv_tables(runs: &[scarce::results::RunResult]) {
     if !seeds.is_empty() {
         println!("\nOver seeds (each fold's error averaged over the seeds first):\n");
         print!("{seeds}");
+    }
+    let paired = scarce::results::cv_paired_table(runs);
+    if !paired.is_empty() {
+        println!("\nAgainst standard learning on the same task, fold by fold and seed by seed:\n");
+        print!("{paired}");
     }
 }
 

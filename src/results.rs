@@ -419,6 +419,82 @@ pub fn cv_seed_table(runs: &[RunResult]) -> String {
     s
 }
 
+/// The Markdown table that pairs each cross-validated pipeline with standard learning on
+/// the same task (the pipelines' `task`): for every (fold, seed) that both finished, the
+/// two held-out errors side by side. Per pair of rows: the number of pairs, both mean
+/// errors over them, their ratio, the mean ± sample std of the difference (this row minus
+/// standard learning, points) with its standard error, and on how many pairs this row's
+/// error is lower. Seeds of a row are its runs with `--seed K`. Empty when no task has
+/// both standard learning and another row.
+pub fn cv_paired_table(runs: &[RunResult]) -> String {
+    struct Row<'a> {
+        pipeline: &'a str,
+        task: &'a str,
+        standard: bool,
+        /// (seed, fold) -> held-out error %
+        errors: BTreeMap<(u64, usize), f64>,
+    }
+    let mut rows: BTreeMap<(&str, String, &str), Row> = BTreeMap::new();
+    for r in runs {
+        let Some(fold) = r.fold else { continue };
+        let (task, method) = cv_labels(&r.pipeline, r);
+        rows.entry((
+            r.pipeline.as_str(),
+            without_seed(&r.command),
+            r.pipeline_text.as_str(),
+        ))
+        .or_insert_with(|| Row {
+            pipeline: &r.pipeline,
+            task,
+            standard: method == "standard",
+            errors: BTreeMap::new(),
+        })
+        .errors
+        .insert((r.seed, fold), 100.0 * (1.0 - r.final_acc));
+    }
+    let mut s = String::new();
+    for row in rows.values().filter(|r| !r.standard) {
+        for base in rows.values().filter(|b| b.standard && b.task == row.task) {
+            let pairs: Vec<(f64, f64)> = row
+                .errors
+                .iter()
+                .filter_map(|(k, &e)| base.errors.get(k).map(|&b| (e, b)))
+                .collect();
+            if pairs.is_empty() {
+                continue;
+            }
+            let n = pairs.len();
+            let (e, _) = mean_std(&pairs.iter().map(|p| p.0).collect::<Vec<_>>());
+            let (b, _) = mean_std(&pairs.iter().map(|p| p.1).collect::<Vec<_>>());
+            let (d, sd) = mean_std(&pairs.iter().map(|p| p.0 - p.1).collect::<Vec<_>>());
+            let se = if n > 1 {
+                format!("{:.1}", sd / (n as f64).sqrt())
+            } else {
+                "-".to_string()
+            };
+            let lower = pairs.iter().filter(|p| p.0 < p.1).count();
+            let ratio = if b > 0.0 {
+                format!("{:.2}", e / b)
+            } else {
+                "-".to_string()
+            };
+            if s.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "| task | pipeline | standard learning | (fold, seed) pairs | error % | standard error % | ratio | difference, points (mean ± std over pairs) | standard error of the difference | pairs with lower error |"
+                );
+                let _ = writeln!(s, "|{}", "---|".repeat(10));
+            }
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {n} | {e:.1} | {b:.1} | {ratio} | {d:+.1} ± {sd:.1} | {se} | {lower} of {n} |",
+                row.task, row.pipeline, base.pipeline
+            );
+        }
+    }
+    s
+}
+
 /// The mean learning curve of one cross-validated pipeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CvCurve {
@@ -723,6 +799,49 @@ mod tests {
         );
         assert!(
             rows[0].contains("`scarce cv pipelines/x.toml --data-dir d --seeds 1,2`"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn paired_rows_compare_each_fold_and_seed_with_standard_learning() {
+        let run = |pipeline: &str, method: &str, task: &str, seed: u64, fold: usize, err: f64| {
+            let mut x = r(pipeline, seed, 1.0 - err / 100.0);
+            x.method = method.into();
+            x.task = task.into();
+            x.fold = Some(fold);
+            x.command = format!("scarce cv pipelines/{pipeline}.toml --seed {seed}");
+            x
+        };
+        let (full, small) = ("FSDD", "FSDD, limited");
+        let mut runs = vec![
+            // BC: 30, 50 (seed 1), 40 (seed 2, fold 1); standard: 40, 40, 60
+            run("bc", "bc", full, 1, 1, 30.0),
+            run("bc", "bc", full, 1, 2, 50.0),
+            run("bc", "bc", full, 2, 1, 40.0),
+            run("std", "source_only", full, 1, 1, 40.0),
+            run("std", "source_only", full, 1, 2, 40.0),
+            run("std", "source_only", full, 2, 1, 60.0),
+            // no standard partner for this fold and seed: left out
+            run("bc", "bc", full, 2, 2, 99.0),
+            // another task's standard learning is not paired with the first task's BC
+            run("std-small", "source_only", small, 1, 1, 10.0),
+        ];
+        assert!(cv_paired_table(&runs[3..6]).is_empty(), "standard alone");
+        let t = cv_paired_table(&runs);
+        let rows: Vec<&str> = t.lines().skip(2).collect();
+        assert_eq!(rows.len(), 1, "{t}");
+        // differences -10, +10, -20: mean -6.7, std 15.3, standard error 8.8
+        assert!(
+            rows[0].contains(
+                "| FSDD | bc | std | 3 | 40.0 | 46.7 | 0.86 | -6.7 ± 15.3 | 8.8 | 2 of 3 |"
+            ),
+            "{t}"
+        );
+        runs.push(run("bc-small", "bc", small, 1, 1, 20.0));
+        let t = cv_paired_table(&runs);
+        assert!(
+            t.contains("| FSDD, limited | bc-small | std-small | 1 | 20.0 | 10.0 | 2.00 | +10.0 ± 0.0 | - | 0 of 1 |"),
             "{t}"
         );
     }

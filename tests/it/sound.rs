@@ -46,6 +46,7 @@ pub(crate) fn pipeline(
         r#"
 [pipeline]
 name = "tones-{method}"
+task = "tones, unseen speaker"
 
 [train]
 epochs = {epochs}
@@ -368,6 +369,13 @@ fn cross_validation_of_several_pipelines_makes_one_queue_and_one_table() {
     assert_eq!(rows.len(), 2, "{table}");
     assert!(rows.iter().any(|r| r.contains("| bc |")), "{table}");
     assert!(rows.iter().any(|r| r.contains("| standard |")), "{table}");
+    // BC and standard learning of the same task, paired fold by fold
+    let paired: Vec<&str> = table
+        .lines()
+        .filter(|l| l.contains("| tones-bc | tones-source_only | 2 |"))
+        .collect();
+    assert_eq!(paired.len(), 1, "{table}");
+    assert!(paired[0].ends_with(" of 2 |"), "{table}");
     // the same command again trains nothing and prints the same table
     let o = cv(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
