@@ -429,6 +429,7 @@ pub fn cv_seed_table(runs: &[RunResult]) -> String {
 pub fn cv_paired_table(runs: &[RunResult]) -> String {
     struct Row<'a> {
         pipeline: &'a str,
+        epochs: usize,
         task: &'a str,
         standard: bool,
         /// (seed, fold) -> held-out error %
@@ -445,6 +446,7 @@ pub fn cv_paired_table(runs: &[RunResult]) -> String {
         ))
         .or_insert_with(|| Row {
             pipeline: &r.pipeline,
+            epochs: r.epochs,
             task,
             standard: method == "standard",
             errors: BTreeMap::new(),
@@ -467,10 +469,10 @@ pub fn cv_paired_table(runs: &[RunResult]) -> String {
             let (e, _) = mean_std(&pairs.iter().map(|p| p.0).collect::<Vec<_>>());
             let (b, _) = mean_std(&pairs.iter().map(|p| p.1).collect::<Vec<_>>());
             let (d, sd) = mean_std(&pairs.iter().map(|p| p.0 - p.1).collect::<Vec<_>>());
-            let se = if n > 1 {
-                format!("{:.1}", sd / (n as f64).sqrt())
+            let (spread, se) = if n > 1 {
+                (format!("{sd:.1}"), format!("{:.1}", sd / (n as f64).sqrt()))
             } else {
-                "-".to_string()
+                ("-".to_string(), "-".to_string())
             };
             let lower = pairs.iter().filter(|p| p.0 < p.1).count();
             let ratio = if b > 0.0 {
@@ -487,12 +489,25 @@ pub fn cv_paired_table(runs: &[RunResult]) -> String {
             }
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {n} | {e:.1} | {b:.1} | {ratio} | {d:+.1} ± {sd:.1} | {se} | {lower} of {n} |",
-                row.task, row.pipeline, base.pipeline
+                "| {} | {} ({}) | {} ({}) | {n} | {e:.1} | {b:.1} | {ratio} | {d:+.1} ± {spread} | {se} | {lower} of {n} |",
+                row.task,
+                row.pipeline,
+                epochs_label(row.epochs),
+                base.pipeline,
+                epochs_label(base.epochs)
             );
         }
     }
     s
+}
+
+/// "1 epoch", "24 epochs".
+fn epochs_label(n: usize) -> String {
+    if n == 1 {
+        "1 epoch".to_string()
+    } else {
+        format!("{n} epochs")
+    }
 }
 
 /// The mean learning curve of one cross-validated pipeline.
@@ -834,14 +849,26 @@ mod tests {
         // differences -10, +10, -20: mean -6.7, std 15.3, standard error 8.8
         assert!(
             rows[0].contains(
-                "| FSDD | bc | std | 3 | 40.0 | 46.7 | 0.86 | -6.7 ± 15.3 | 8.8 | 2 of 3 |"
+                "| FSDD | bc (200 epochs) | std (200 epochs) | 3 | 40.0 | 46.7 | 0.86 | -6.7 ± 15.3 | 8.8 | 2 of 3 |"
             ),
+            "{t}"
+        );
+        // standard learning run again with other epochs: a second baseline row
+        let mut longer = run("std", "source_only", full, 1, 1, 35.0);
+        longer.epochs = 400;
+        longer.command.push_str(" --epochs 400");
+        let mut with_longer = runs.clone();
+        with_longer.push(longer);
+        let t = cv_paired_table(&with_longer);
+        assert_eq!(t.lines().count(), 4, "{t}");
+        assert!(
+            t.contains("| bc (200 epochs) | std (400 epochs) | 1 | 30.0 | 35.0 |"),
             "{t}"
         );
         runs.push(run("bc-small", "bc", small, 1, 1, 20.0));
         let t = cv_paired_table(&runs);
         assert!(
-            t.contains("| FSDD, limited | bc-small | std-small | 1 | 20.0 | 10.0 | 2.00 | +10.0 ± 0.0 | - | 0 of 1 |"),
+            t.contains("| FSDD, limited | bc-small (200 epochs) | std-small (200 epochs) | 1 | 20.0 | 10.0 | 2.00 | +10.0 ± - | - | 0 of 1 |"),
             "{t}"
         );
     }

@@ -167,7 +167,13 @@ pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
     let mut created = false;
     let (run_dir, settings, resume) = if let Some(run) = &req.resume {
         let mut settings = RunSettings::load(run)?;
-        if let Some(e) = req.epochs {
+        if let Some(e) = req.epochs.filter(|&e| e != settings.epochs) {
+            log::warn!(
+                "{}: {} epochs instead of {}: what is set as a share of the epochs (learning-rate milestones, `until` of a bc_mix stage) now follows the new total",
+                run.display(),
+                e,
+                settings.epochs
+            );
             settings.epochs = e;
         }
         let resume = checkpoint::latest(run)?;

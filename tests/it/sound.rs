@@ -372,7 +372,7 @@ fn cross_validation_of_several_pipelines_makes_one_queue_and_one_table() {
     // BC and standard learning of the same task, paired fold by fold
     let paired: Vec<&str> = table
         .lines()
-        .filter(|l| l.contains("| tones-bc | tones-source_only | 2 |"))
+        .filter(|l| l.contains("| tones-bc (1 epoch) | tones-source_only (1 epoch) | 2 |"))
         .collect();
     assert_eq!(paired.len(), 1, "{table}");
     assert!(paired[0].ends_with(" of 2 |"), "{table}");

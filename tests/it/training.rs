@@ -76,6 +76,22 @@ fn train_writes_a_complete_run_folder_and_eval_reloads_it() {
     // and --out refuses to overwrite it
     let o = train(&run_dir, &[]);
     assert_user_error(&o, &["already holds a run", "--resume"]);
+    // more epochs continue it, with a word on the schedules that follow the new total
+    let o = run(&[
+        "train",
+        "--resume",
+        run_dir.to_str().unwrap(),
+        "--epochs",
+        "4",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("4 epochs instead of 3") && stderr(&o).contains("milestones"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(metrics(&run_dir).len(), 4);
 }
 
 #[test]
