@@ -517,17 +517,32 @@ pub struct CvCurve {
     pub name: String,
     /// Folds averaged.
     pub folds: usize,
-    /// (epoch, training loss), mean over folds.
+    /// Seeds averaged (runs with `--seed K` of the same command); 1 for a single seed.
+    pub seeds: usize,
+    /// (epoch, training loss), mean over folds and seeds.
     pub loss: Vec<(usize, f64)>,
-    /// (epoch, held-out error %), mean over folds.
+    /// (epoch, held-out error %), mean over folds and seeds.
     pub error: Vec<(usize, f64)>,
 }
 
-/// Mean learning curves of each cross-validated pipeline, means over the folds at the
-/// epochs every fold reached (and, for the error, evaluated).
+/// Mean learning curves of each cross-validated pipeline, means over the folds (and the
+/// seeds of a command run with several, `scarce cv --seeds`) at the epochs every one of
+/// those runs reached (and, for the error, evaluated).
 pub fn cv_curves(runs: &[RunResult]) -> Vec<CvCurve> {
+    type Key<'a> = (&'a str, String, &'a str);
+    let mut groups: BTreeMap<Key, Vec<&RunResult>> = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.fold.is_some()) {
+        groups
+            .entry((
+                r.pipeline.as_str(),
+                without_seed(&r.command),
+                r.pipeline_text.as_str(),
+            ))
+            .or_default()
+            .push(r);
+    }
     let mut out = Vec::new();
-    for ((pipeline, _, _), rs) in group(runs.iter().filter(|r| r.fold.is_some())) {
+    for ((pipeline, _, _), rs) in groups {
         let mut loss: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
         let mut err: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
         for r in &rs {
@@ -544,9 +559,12 @@ pub fn cv_curves(runs: &[RunResult]) -> Vec<CvCurve> {
                 .map(|(e, v)| (e, v.iter().sum::<f64>() / v.len() as f64))
                 .collect()
         };
+        let folds: std::collections::BTreeSet<_> = rs.iter().map(|r| r.fold).collect();
+        let seeds: std::collections::BTreeSet<_> = rs.iter().map(|r| r.seed).collect();
         out.push(CvCurve {
             name: pipeline.to_string(),
-            folds: rs.len(),
+            folds: folds.len(),
+            seeds: seeds.len(),
             loss: mean_where_all(loss),
             error: mean_where_all(err),
         });
@@ -898,6 +916,22 @@ mod tests {
         let c = cv_curves(&[fold(1, 1.0, 0.8, 4), short]);
         assert_eq!(c[0].loss.len(), 2);
         assert_eq!(c[0].error.len(), 1);
+        // seeds of one command are one curve over every (fold, seed)
+        let seeded = |f: usize, seed: u64, acc: f64| {
+            let mut x = fold(f, 1.0, acc, 4);
+            x.seed = seed;
+            x.command = format!("scarce cv bc.toml --seed {seed}");
+            x
+        };
+        let c = cv_curves(&[
+            seeded(1, 1, 0.8),
+            seeded(2, 1, 0.6),
+            seeded(1, 2, 0.7),
+            seeded(2, 2, 0.5),
+        ]);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!((c[0].folds, c[0].seeds), (2, 2));
+        assert!((c[0].error[0].1 - 35.0).abs() < 1e-9, "{:?}", c[0].error);
     }
 
     #[test]

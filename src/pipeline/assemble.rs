@@ -341,11 +341,13 @@ impl PipelineFile {
                     let alpha = st.alpha.as_ref().map(|a| *a.get_ref()).unwrap_or(1.0);
                     let until = st.until.as_ref().map(|u| *u.get_ref()).unwrap_or(1.0);
                     let last_mixed = (until * epochs as f64).round() as usize;
+                    let prob = st.prob.as_ref().map(|p| *p.get_ref()).unwrap_or(1.0);
                     graph.add_stage(
                         &sp.name,
                         BcMix::with_partners(rate, ctx.seed, partners)
                             .with_alpha(alpha)
-                            .mixing_until(last_mixed),
+                            .mixing_until(last_mixed)
+                            .with_prob(prob),
                     )
                 }
                 StageKind::Normalize => graph.add_stage(

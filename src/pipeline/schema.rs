@@ -183,6 +183,9 @@ pub struct StageSpec {
     /// `bc_mix`: the share of the epochs that train on mixes, 1 (default) for all; the
     /// crops of later epochs pass plain, with their own labels.
     pub until: Option<Spanned<f64>>,
+    /// `bc_mix`: the probability that a crop is mixed, 1 (default) for every crop; the
+    /// others pass plain, with their own labels, in the same batches as the mixes.
+    pub prob: Option<Spanned<f64>>,
 }
 
 /// `network = { kind = "digits", ... }` of a model stage.
@@ -328,7 +331,7 @@ impl StageKind {
             StageKind::Normalize => (&["mean", "std"], &["mean", "std"]),
             StageKind::Batcher => (&["batch_size", "drop_last"], &["batch_size"]),
             StageKind::Pair => (&[], &[]),
-            StageKind::BcMix => (&["partners", "alpha", "until"], &[]),
+            StageKind::BcMix => (&["partners", "alpha", "until", "prob"], &[]),
             StageKind::Crop => (&["length", "level", "max_scale", "gain_db"], &["length"]),
             StageKind::Train => (
                 &[
@@ -409,7 +412,8 @@ impl StageSpec {
             gain_db,
             partners,
             alpha,
-            until
+            until,
+            prob
         );
         v
     }

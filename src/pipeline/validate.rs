@@ -497,11 +497,12 @@ impl PipelineFile {
         }
         // (key, its value, lowest, highest, what the values mean)
         type Bounded<'a> = (&'a str, &'a Option<toml::Spanned<f64>>, f64, f64, &'a str);
-        let ranges: [Bounded; 4] = [
+        let ranges: [Bounded; 5] = [
             ("max_scale", &st.max_scale, 1.0, 4.0, "1 turns time scaling off, the reference uses 1.25 (at most 4)"),
             ("gain_db", &st.gain_db, 0.0, 60.0, "0 turns random gain off, the reference uses 6 (at most 60)"),
             ("alpha", &st.alpha, 0.05, 100.0, "the ratio is drawn from Beta(alpha, alpha); 1 is the paper's uniform ratio (0.05 to 100)"),
             ("until", &st.until, 0.0, 1.0, "the share of the epochs that train on mixes (0 to 1); 1 mixes in every epoch"),
+            ("prob", &st.prob, 0.0, 1.0, "the probability that a crop is mixed (0 to 1); 1 mixes every crop"),
         ];
         for (key, value, lo, hi, advice) in ranges {
             if let Some(v) = value {

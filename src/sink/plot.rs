@@ -94,7 +94,7 @@ pub fn learning_curve_svg(title: &str, history: &[EpochMetrics]) -> anyhow::Resu
 
 /// Mean learning curves of several cross-validated pipelines side by side (see
 /// [`crate::results::cv_curves`]): training loss on the left, held-out error on the right,
-/// one colour per pipeline.
+/// one colour per pipeline, labelled with its folds (and seeds, where several).
 pub fn cv_curves_svg(curves: &[crate::results::CvCurve]) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
@@ -120,7 +120,7 @@ pub fn cv_curves_svg(curves: &[crate::results::CvCurve]) -> anyhow::Result<Strin
             .clamp(1.0, 100.0);
         let colours = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
         let mut loss = ChartBuilder::on(&left)
-            .caption("training loss (mean over folds)", ("sans-serif", 16))
+            .caption("training loss (mean over runs)", ("sans-serif", 16))
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(45)
@@ -132,7 +132,7 @@ pub fn cv_curves_svg(curves: &[crate::results::CvCurve]) -> anyhow::Result<Strin
             .draw()
             .map_err(plot_err)?;
         let mut err = ChartBuilder::on(&right)
-            .caption("held-out error % (mean over folds)", ("sans-serif", 16))
+            .caption("held-out error % (mean over runs)", ("sans-serif", 16))
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(45)
@@ -150,7 +150,11 @@ pub fn cv_curves_svg(curves: &[crate::results::CvCurve]) -> anyhow::Result<Strin
                 .map_err(plot_err)?;
             err.draw_series(LineSeries::new(e.iter().map(|p| (p.0 as f64, p.1)), &c))
                 .map_err(plot_err)?
-                .label(format!("{name} ({} folds)", curve.folds))
+                .label(if curve.seeds > 1 {
+                    format!("{name} ({} folds x {} seeds)", curve.folds, curve.seeds)
+                } else {
+                    format!("{name} ({} folds)", curve.folds)
+                })
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], c));
             err.draw_series(
                 e.iter()
@@ -208,6 +212,7 @@ mod tests {
             crate::results::CvCurve {
                 name: name.into(),
                 folds: 6,
+                seeds: if name == "bc" { 3 } else { 1 },
                 loss,
                 error,
             }
@@ -224,8 +229,8 @@ mod tests {
         let texts: Vec<&str> = svg.lines().map(str::trim).collect();
         for label in [
             "std (6 folds)",
-            "bc (6 folds)",
-            "held-out error % (mean over folds)",
+            "bc (6 folds x 3 seeds)",
+            "held-out error % (mean over runs)",
         ] {
             assert!(texts.contains(&label), "{label} missing");
         }

@@ -9,7 +9,8 @@
 //! FSDD the group is the speaker).
 //!
 //! Mixing may stop before training does ([`BcMix::mixing_until`]): later epochs pass
-//! their crops through plain, with their own labels.
+//! their crops through plain, with their own labels. It may also mix only a share of the
+//! crops ([`BcMix::with_prob`]): the others pass plain, in the same batches as the mixes.
 //!
 //! An epoch emits as many mixes as it received examples: an example that finds no
 //! partner yet (the first of an epoch) is made up for at the epoch's end with a mix of
@@ -62,6 +63,8 @@ pub struct BcMix {
     ratio: Option<Beta<f64>>,
     /// The last epoch (1-based) that is mixed; later ones pass plain.
     last_mixed: usize,
+    /// The probability that an incoming crop is mixed (1: every crop).
+    prob: f64,
     seed: u64,
     epoch: usize,
     rng: ChaCha8Rng,
@@ -84,6 +87,7 @@ impl BcMix {
             partners,
             ratio: None,
             last_mixed: usize::MAX,
+            prob: 1.0,
             seed,
             epoch: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -107,6 +111,14 @@ impl BcMix {
     /// their own labels (a plain finish after mixed training).
     pub fn mixing_until(mut self, last: usize) -> Self {
         self.last_mixed = last;
+        self
+    }
+
+    /// Mixes each crop with probability `prob` (0 to 1); the others pass through plain,
+    /// with their own labels, and still serve as partners. `prob = 1` mixes every crop,
+    /// drawn exactly as without this setting.
+    pub fn with_prob(mut self, prob: f64) -> Self {
+        self.prob = prob;
         self
     }
 
@@ -165,6 +177,11 @@ impl Stage<Item> for BcMix {
                     self.owed = 0;
                 }
                 let gain = self.meter.gain(&ex.pixels);
+                if self.prob < 1.0 && self.rng.random::<f64>() >= self.prob {
+                    out.push(Item::Example(ex.clone()));
+                    self.remember(ex, gain);
+                    return Ok(());
+                }
                 match self.partner(&ex, None) {
                     Some(j) => {
                         let (other, g2) = self.pool[j].clone();
@@ -388,5 +405,35 @@ mod tests {
         );
         assert!(near_ends(&small) > 0.5, "{}", near_ends(&small));
         assert!(near_ends(&large) < 0.08, "{}", near_ends(&large));
+    }
+
+    #[test]
+    fn prob_mixes_a_share_and_passes_the_rest_plain() {
+        let n = 400;
+        let mixes = |out: &[Item]| -> Vec<(Vec<f32>, Option<(u8, f32)>)> {
+            examples_in(out)
+                .iter()
+                .map(|e| (e.pixels.clone(), e.mix))
+                .collect()
+        };
+        assert_eq!(
+            mixes(&one_epoch(BcMix::new(16_000, 7).with_prob(1.0), n)),
+            mixes(&one_epoch(BcMix::new(16_000, 7), n)),
+            "prob = 1 draws as without it"
+        );
+        let out = one_epoch(BcMix::new(16_000, 7).with_prob(0.25), n);
+        let examples = examples_in(&out);
+        assert_eq!(examples.len(), n, "one output per crop");
+        let mixed = examples.iter().filter(|e| e.mix.is_some()).count();
+        assert!((60..140).contains(&mixed), "about a quarter mixed: {mixed}");
+        for e in examples.iter().filter(|e| e.mix.is_none()) {
+            assert_eq!(
+                e.pixels,
+                tone(0.01 * (e.label + 1) as f32, 0.5),
+                "plain crops pass untouched"
+            );
+        }
+        let none = examples_in(&one_epoch(BcMix::new(16_000, 7).with_prob(0.0), n));
+        assert!(none.iter().all(|e| e.mix.is_none()));
     }
 }
