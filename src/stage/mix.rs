@@ -410,7 +410,8 @@ mod tests {
     #[test]
     fn prob_mixes_a_share_and_passes_the_rest_plain() {
         let n = 400;
-        let mixes = |out: &[Item]| -> Vec<(Vec<f32>, Option<(u8, f32)>)> {
+        type Mix = (Vec<f32>, Option<(u8, f32)>);
+        let mixes = |out: &[Item]| -> Vec<Mix> {
             examples_in(out)
                 .iter()
                 .map(|e| (e.pixels.clone(), e.mix))
