@@ -349,6 +349,18 @@ fn without_seed(command: &str) -> String {
     out.join(" ")
 }
 
+/// What the seeds of one cross-validated row share: pipeline, command without its
+/// `--seed K`, and pipeline settings.
+type SeedsKey<'a> = (&'a str, String, &'a str);
+
+fn seeds_key(r: &RunResult) -> SeedsKey<'_> {
+    (
+        r.pipeline.as_str(),
+        without_seed(&r.command),
+        r.pipeline_text.as_str(),
+    )
+}
+
 /// The Markdown table of cross-validated pipelines run with several seeds (`scarce cv
 /// ... --seed K`), one row per pipeline: each fold's error averaged over the seeds, the
 /// mean ± sample std of those over the folds, and the seed-to-seed spread (sample std
@@ -356,16 +368,12 @@ fn without_seed(command: &str) -> String {
 /// the command is `scarce cv ... --seeds S1,S2,...`. Empty when no pipeline has more
 /// than one seed.
 pub fn cv_seed_table(runs: &[RunResult]) -> String {
-    type Key<'a> = (&'a str, String, &'a str);
-    let mut groups: BTreeMap<Key, BTreeMap<u64, BTreeMap<usize, &RunResult>>> = BTreeMap::new();
+    let mut groups: BTreeMap<SeedsKey, BTreeMap<u64, BTreeMap<usize, &RunResult>>> =
+        BTreeMap::new();
     for r in runs {
         let Some(fold) = r.fold else { continue };
         groups
-            .entry((
-                r.pipeline.as_str(),
-                without_seed(&r.command),
-                r.pipeline_text.as_str(),
-            ))
+            .entry(seeds_key(r))
             .or_default()
             .entry(r.seed)
             .or_default()
@@ -435,24 +443,20 @@ pub fn cv_paired_table(runs: &[RunResult]) -> String {
         /// (seed, fold) -> held-out error %
         errors: BTreeMap<(u64, usize), f64>,
     }
-    let mut rows: BTreeMap<(&str, String, &str), Row> = BTreeMap::new();
+    let mut rows: BTreeMap<SeedsKey, Row> = BTreeMap::new();
     for r in runs {
         let Some(fold) = r.fold else { continue };
         let (task, method) = cv_labels(&r.pipeline, r);
-        rows.entry((
-            r.pipeline.as_str(),
-            without_seed(&r.command),
-            r.pipeline_text.as_str(),
-        ))
-        .or_insert_with(|| Row {
-            pipeline: &r.pipeline,
-            epochs: r.epochs,
-            task,
-            standard: method == "standard",
-            errors: BTreeMap::new(),
-        })
-        .errors
-        .insert((r.seed, fold), 100.0 * (1.0 - r.final_acc));
+        rows.entry(seeds_key(r))
+            .or_insert_with(|| Row {
+                pipeline: &r.pipeline,
+                epochs: r.epochs,
+                task,
+                standard: method == "standard",
+                errors: BTreeMap::new(),
+            })
+            .errors
+            .insert((r.seed, fold), 100.0 * (1.0 - r.final_acc));
     }
     let mut s = String::new();
     for row in rows.values().filter(|r| !r.standard) {
@@ -529,17 +533,9 @@ pub struct CvCurve {
 /// seeds of a command run with several, `scarce cv --seeds`) at the epochs every one of
 /// those runs reached (and, for the error, evaluated).
 pub fn cv_curves(runs: &[RunResult]) -> Vec<CvCurve> {
-    type Key<'a> = (&'a str, String, &'a str);
-    let mut groups: BTreeMap<Key, Vec<&RunResult>> = BTreeMap::new();
+    let mut groups: BTreeMap<SeedsKey, Vec<&RunResult>> = BTreeMap::new();
     for r in runs.iter().filter(|r| r.fold.is_some()) {
-        groups
-            .entry((
-                r.pipeline.as_str(),
-                without_seed(&r.command),
-                r.pipeline_text.as_str(),
-            ))
-            .or_default()
-            .push(r);
+        groups.entry(seeds_key(r)).or_default().push(r);
     }
     let mut out = Vec::new();
     for ((pipeline, _, _), rs) in groups {
