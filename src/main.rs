@@ -329,8 +329,8 @@ error, and how many pairs it wins. scarce cv prints the same tables at its end."
         #[arg(long)]
         threshold: Option<f64>,
         /// Also draw the mean learning curves (training loss, held-out error) of the
-        /// cross-validated pipelines into this SVG file: one curve per pipeline, the mean
-        /// over its folds and over the seeds of `scarce cv --seeds`.
+        /// cross-validated pipelines into this SVG file: one curve per row of the tables,
+        /// the mean over its folds and over the seeds of `scarce cv --seeds`.
         #[arg(long, value_name = "FILE.svg")]
         curves: Option<PathBuf>,
     },

@@ -523,22 +523,38 @@ pub struct CvCurve {
     pub folds: usize,
     /// Seeds averaged (runs with `--seed K` of the same command); 1 for a single seed.
     pub seeds: usize,
+    /// Epochs of the runs.
+    pub epochs: usize,
     /// (epoch, training loss), mean over folds and seeds.
     pub loss: Vec<(usize, f64)>,
     /// (epoch, held-out error %), mean over folds and seeds.
     pub error: Vec<(usize, f64)>,
 }
 
-/// Mean learning curves of each cross-validated pipeline, means over the folds (and the
-/// seeds of a command run with several, `scarce cv --seeds`) at the epochs every one of
-/// those runs reached (and, for the error, evaluated).
+/// Mean learning curves of each cross-validated row (pipeline, command and settings, as
+/// in the tables), means over the folds (and the seeds of a command run with several,
+/// `scarce cv --seeds`) at the epochs every one of those runs reached (and, for the
+/// error, evaluated). With several seeds only the folds that every seed finished count,
+/// as in [`cv_seed_table`].
 pub fn cv_curves(runs: &[RunResult]) -> Vec<CvCurve> {
     let mut groups: BTreeMap<SeedsKey, Vec<&RunResult>> = BTreeMap::new();
     for r in runs.iter().filter(|r| r.fold.is_some()) {
         groups.entry(seeds_key(r)).or_default().push(r);
     }
     let mut out = Vec::new();
-    for ((pipeline, _, _), rs) in groups {
+    for ((pipeline, _, _), mut rs) in groups {
+        let seeds: std::collections::BTreeSet<u64> = rs.iter().map(|r| r.seed).collect();
+        let every_seed = |fold: Option<usize>| {
+            seeds
+                .iter()
+                .all(|&s| rs.iter().any(|r| r.seed == s && r.fold == fold))
+        };
+        let complete: Vec<bool> = rs.iter().map(|r| every_seed(r.fold)).collect();
+        let mut keep = complete.into_iter();
+        rs.retain(|_| keep.next().unwrap_or(false));
+        if rs.is_empty() {
+            continue;
+        }
         let mut loss: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
         let mut err: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
         for r in &rs {
@@ -556,11 +572,11 @@ pub fn cv_curves(runs: &[RunResult]) -> Vec<CvCurve> {
                 .collect()
         };
         let folds: std::collections::BTreeSet<_> = rs.iter().map(|r| r.fold).collect();
-        let seeds: std::collections::BTreeSet<_> = rs.iter().map(|r| r.seed).collect();
         out.push(CvCurve {
             name: pipeline.to_string(),
             folds: folds.len(),
             seeds: seeds.len(),
+            epochs: rs[0].epochs,
             loss: mean_where_all(loss),
             error: mean_where_all(err),
         });
@@ -913,20 +929,27 @@ mod tests {
         assert_eq!(c[0].loss.len(), 2);
         assert_eq!(c[0].error.len(), 1);
         // seeds of one command are one curve over every (fold, seed)
+        // (the pipeline's own seed has the bare command, as `scarce cv --seeds` writes it)
         let seeded = |f: usize, seed: u64, acc: f64| {
             let mut x = fold(f, 1.0, acc, 4);
             x.seed = seed;
-            x.command = format!("scarce cv bc.toml --seed {seed}");
+            x.command = if seed == 1 {
+                "scarce cv bc.toml".to_string()
+            } else {
+                format!("scarce cv bc.toml --seed {seed}")
+            };
             x
         };
         let c = cv_curves(&[
             seeded(1, 1, 0.8),
             seeded(2, 1, 0.6),
+            seeded(3, 1, 0.1),
             seeded(1, 2, 0.7),
             seeded(2, 2, 0.5),
         ]);
         assert_eq!(c.len(), 1, "{c:?}");
-        assert_eq!((c[0].folds, c[0].seeds), (2, 2));
+        // fold 3 has seed 1 only, so it is left out
+        assert_eq!((c[0].folds, c[0].seeds, c[0].epochs), (2, 2, 200));
         assert!((c[0].error[0].1 - 35.0).abs() < 1e-9, "{:?}", c[0].error);
     }
 

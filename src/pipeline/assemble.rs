@@ -333,22 +333,7 @@ impl PipelineFile {
                         .source_data_before(plan, &sp.name)
                         .map(|d| d.rate())
                         .context("a `bc_mix` stage needs a sound dataset upstream")?;
-                    let partners = st
-                        .partners
-                        .as_ref()
-                        .map(|p| *p.get_ref())
-                        .unwrap_or_default();
-                    let alpha = st.alpha.as_ref().map(|a| *a.get_ref()).unwrap_or(1.0);
-                    let until = st.until.as_ref().map(|u| *u.get_ref()).unwrap_or(1.0);
-                    let last_mixed = (until * epochs as f64).round() as usize;
-                    let prob = st.prob.as_ref().map(|p| *p.get_ref()).unwrap_or(1.0);
-                    graph.add_stage(
-                        &sp.name,
-                        BcMix::with_partners(rate, ctx.seed, partners)
-                            .with_alpha(alpha)
-                            .mixing_until(last_mixed)
-                            .with_prob(prob),
-                    )
+                    graph.add_stage(&sp.name, bc_mix_stage(st, rate, ctx.seed, epochs))
                 }
                 StageKind::Normalize => graph.add_stage(
                     &sp.name,
@@ -496,6 +481,24 @@ impl PipelineFile {
             .and_then(|b| b.drop_last.as_ref().map(|s| *s.get_ref()))
             .unwrap_or(false)
     }
+}
+
+/// The mixer of a `bc_mix` stage (settings checked by validation) for sounds at `rate`
+/// Hz in a run of `epochs` epochs.
+pub fn bc_mix_stage(st: &super::StageSpec, rate: u32, seed: u64, epochs: usize) -> BcMix {
+    let partners = st
+        .partners
+        .as_ref()
+        .map(|p| *p.get_ref())
+        .unwrap_or_default();
+    let alpha = st.alpha.as_ref().map(|a| *a.get_ref()).unwrap_or(1.0);
+    let until = st.until.as_ref().map(|u| *u.get_ref()).unwrap_or(1.0);
+    let last_mixed = (until * epochs as f64).round() as usize;
+    let prob = st.prob.as_ref().map(|p| *p.get_ref()).unwrap_or(1.0);
+    BcMix::with_partners(rate, seed, partners)
+        .with_alpha(alpha)
+        .mixing_until(last_mixed)
+        .with_prob(prob)
 }
 
 /// The settings of a `crop` stage.

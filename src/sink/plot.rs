@@ -94,7 +94,7 @@ pub fn learning_curve_svg(title: &str, history: &[EpochMetrics]) -> anyhow::Resu
 
 /// Mean learning curves of several cross-validated pipelines side by side (see
 /// [`crate::results::cv_curves`]): training loss on the left, held-out error on the right,
-/// one colour per pipeline, labelled with its folds (and seeds, where several).
+/// one colour per row, labelled with its epochs and folds (and seeds, where several).
 pub fn cv_curves_svg(curves: &[crate::results::CvCurve]) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
@@ -151,9 +151,12 @@ pub fn cv_curves_svg(curves: &[crate::results::CvCurve]) -> anyhow::Result<Strin
             err.draw_series(LineSeries::new(e.iter().map(|p| (p.0 as f64, p.1)), &c))
                 .map_err(plot_err)?
                 .label(if curve.seeds > 1 {
-                    format!("{name} ({} folds x {} seeds)", curve.folds, curve.seeds)
+                    format!(
+                        "{name} ({} epochs, {} folds x {} seeds)",
+                        curve.epochs, curve.folds, curve.seeds
+                    )
                 } else {
-                    format!("{name} ({} folds)", curve.folds)
+                    format!("{name} ({} epochs, {} folds)", curve.epochs, curve.folds)
                 })
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], c));
             err.draw_series(
@@ -213,6 +216,7 @@ mod tests {
                 name: name.into(),
                 folds: 6,
                 seeds: if name == "bc" { 3 } else { 1 },
+                epochs: 2,
                 loss,
                 error,
             }
@@ -228,8 +232,8 @@ mod tests {
         let svg = cv_curves_svg(&c).unwrap();
         let texts: Vec<&str> = svg.lines().map(str::trim).collect();
         for label in [
-            "std (6 folds)",
-            "bc (6 folds x 3 seeds)",
+            "std (2 epochs, 6 folds)",
+            "bc (2 epochs, 6 folds x 3 seeds)",
             "held-out error % (mean over runs)",
         ] {
             assert!(texts.contains(&label), "{label} missing");

@@ -12,9 +12,9 @@
 //! their crops through plain, with their own labels. It may also mix only a share of the
 //! crops ([`BcMix::with_prob`]): the others pass plain, in the same batches as the mixes.
 //!
-//! An epoch emits as many mixes as it received examples: an example that finds no
-//! partner yet (the first of an epoch) is made up for at the epoch's end with a mix of
-//! two pooled examples. The pool never spans epochs, and its randomness depends only on
+//! An epoch emits as many examples (mixes, and plain crops where some pass plain) as it
+//! received: a crop to be mixed that finds no partner yet (such as the first of an
+//! epoch) is made up for at the epoch's end with a mix of two pooled examples. The pool never spans epochs, and its randomness depends only on
 //! the seed and the epoch, so resumed runs repeat it.
 
 use super::unexpected;
@@ -434,7 +434,63 @@ mod tests {
                 "plain crops pass untouched"
             );
         }
-        let none = examples_in(&one_epoch(BcMix::new(16_000, 7).with_prob(0.0), n));
-        assert!(none.iter().all(|e| e.mix.is_none()));
+        // plain crops are partners too: with nothing mixed, the pool still fills
+        let mut m = BcMix::new(16_000, 7).with_prob(0.0);
+        let mut out = Vec::new();
+        for i in 0..10u8 {
+            let ex = Example::new(tone(0.01, 0.5), 1, 2048, i % 4, 1, Domain::Source);
+            m.process(Item::Example(Arc::new(ex)), &mut out).unwrap();
+        }
+        assert_eq!(m.pool.len(), 10);
+        assert!(examples_in(&out).iter().all(|e| e.mix.is_none()));
+    }
+
+    #[test]
+    fn an_epoch_mixes_the_same_after_a_resume() {
+        // epoch 2 after epoch 1, and epoch 2 alone (a run resumed there), draw alike
+        let mixes = |out: &[Item]| -> Vec<Option<(u8, f32)>> {
+            examples_in(out).iter().map(|e| e.mix).collect()
+        };
+        let mut whole = BcMix::new(16_000, 9).with_prob(0.5);
+        epoch_through(&mut whole, 1, 40);
+        let after = epoch_through(&mut whole, 2, 40);
+        let mut resumed = BcMix::new(16_000, 9).with_prob(0.5);
+        let alone = epoch_through(&mut resumed, 2, 40);
+        assert_eq!(mixes(&after), mixes(&alone));
+        assert!(mixes(&after).iter().any(|m| m.is_some()));
+        assert!(mixes(&after).iter().any(|m| m.is_none()));
+    }
+
+    #[test]
+    fn pipeline_keys_set_the_mixer() {
+        let stage = |text: &str| -> crate::pipeline::StageSpec {
+            toml::from_str(&format!("kind = \"bc_mix\"\n{text}")).unwrap()
+        };
+        let mixed = |m: &mut BcMix, epoch: usize| {
+            examples_in(&epoch_through(m, epoch, 40))
+                .iter()
+                .filter(|e| e.mix.is_some())
+                .count()
+        };
+        let build =
+            |text: &str| crate::pipeline::assemble::bc_mix_stage(&stage(text), 16_000, 1, 4);
+        let mut m = build("");
+        assert_eq!((mixed(&mut m, 1), mixed(&mut m, 4)), (40, 40));
+        let mut m = build("prob = 0.0");
+        assert_eq!(mixed(&mut m, 1), 0);
+        let mut m = build("until = 0.5");
+        assert_eq!((mixed(&mut m, 2), mixed(&mut m, 3)), (40, 0));
+        let mut m = build("prob = 0.5");
+        assert!((5..35).contains(&mixed(&mut m, 1)));
+        let near_ends = |m: &mut BcMix| {
+            examples_in(&epoch_through(m, 1, 400))
+                .iter()
+                .filter(|e| e.mix.is_some_and(|(_, r)| !(0.1..=0.9).contains(&r)))
+                .count()
+        };
+        assert!(near_ends(&mut build("alpha = 0.2")) > 200);
+        assert!(near_ends(&mut build("")) < 140);
+        let m = build("partners = \"same_group\"");
+        assert_eq!(m.partners, Partners::SameGroup);
     }
 }
