@@ -549,9 +549,12 @@ pub fn cv_curves(runs: &[RunResult]) -> Vec<CvCurve> {
                 .iter()
                 .all(|&s| rs.iter().any(|r| r.seed == s && r.fold == fold))
         };
-        let complete: Vec<bool> = rs.iter().map(|r| every_seed(r.fold)).collect();
-        let mut keep = complete.into_iter();
-        rs.retain(|_| keep.next().unwrap_or(false));
+        let complete: std::collections::BTreeSet<Option<usize>> = rs
+            .iter()
+            .map(|r| r.fold)
+            .filter(|&f| every_seed(f))
+            .collect();
+        rs.retain(|r| complete.contains(&r.fold));
         if rs.is_empty() {
             continue;
         }
