@@ -205,6 +205,102 @@ impl CvPlan {
     }
 }
 
+/// Time left in a queue of folds, from the folds finished so far: each pipeline's folds
+/// are expected to take as long as its finished ones did on average. A pipeline none of
+/// whose folds has finished yet is counted at the mean of all finished folds, and the
+/// estimate is then marked rough.
+#[derive(Default)]
+pub struct QueueClock {
+    /// (pipeline, minutes) of every finished fold.
+    timed: Vec<(PathBuf, f64)>,
+}
+
+impl QueueClock {
+    /// Records a finished fold of `pipeline` that took `minutes`.
+    pub fn finished(&mut self, pipeline: &Path, minutes: f64) {
+        self.timed.push((pipeline.to_path_buf(), minutes));
+    }
+
+    /// Expected minutes of one fold of `pipeline`, and whether it is known from that
+    /// pipeline's own folds; `None` before any fold has finished.
+    fn fold_minutes(&self, pipeline: &Path) -> Option<(f64, bool)> {
+        let mean = |it: &mut dyn Iterator<Item = f64>| {
+            let (n, sum) = it.fold((0usize, 0.0), |(n, s), m| (n + 1, s + m));
+            (n > 0).then(|| sum / n as f64)
+        };
+        let own = mean(
+            &mut self
+                .timed
+                .iter()
+                .filter(|(p, _)| p == pipeline)
+                .map(|t| t.1),
+        );
+        match own {
+            Some(m) => Some((m, true)),
+            None => mean(&mut self.timed.iter().map(|t| t.1)).map(|m| (m, false)),
+        }
+    }
+
+    /// Minutes until the queue is done with `jobs` folds at a time: `running` are the
+    /// folds under way (pipeline, minutes so far), `queued` the pipelines of the folds
+    /// not started, in order; each starts on the first free slot. With the estimate comes
+    /// whether it is rough. `None` before any fold has finished.
+    pub fn left<'a>(
+        &self,
+        jobs: usize,
+        running: &[(&Path, f64)],
+        queued: impl IntoIterator<Item = &'a Path>,
+    ) -> Option<(f64, bool)> {
+        let mut rough = false;
+        let mut estimate = |p: &Path| {
+            let (m, own) = self.fold_minutes(p)?;
+            rough |= !own;
+            Some(m)
+        };
+        let mut slots = vec![0.0f64; jobs.max(running.len()).max(1)];
+        for (slot, (p, so_far)) in slots.iter_mut().zip(running) {
+            *slot = (estimate(p)? - so_far).max(0.0);
+        }
+        for p in queued {
+            let m = estimate(p)?;
+            let first_free = slots
+                .iter_mut()
+                .min_by(|a, b| a.total_cmp(b))
+                .expect("at least one slot");
+            *first_free += m;
+        }
+        let end = slots.iter().copied().fold(0.0, f64::max);
+        Some((end, rough))
+    }
+}
+
+/// `; N folds left, about T` for a finished fold's line (nothing when none is left or
+/// no estimate exists yet).
+pub fn left_note(folds_left: usize, estimate: Option<(f64, bool)>) -> String {
+    if folds_left == 0 {
+        return String::new();
+    }
+    let plural = if folds_left == 1 { "" } else { "s" };
+    match estimate {
+        Some((minutes, rough)) => format!(
+            "; {folds_left} fold{plural} left, about {}{}",
+            duration_text(minutes),
+            if rough { " (rough)" } else { "" }
+        ),
+        None => format!("; {folds_left} fold{plural} left"),
+    }
+}
+
+/// `25 min`, `1 h`, `1 h 40 min`, rounded to the minute (at least 1 min).
+fn duration_text(minutes: f64) -> String {
+    let m = minutes.max(0.0).round() as u64;
+    match (m / 60, m % 60) {
+        (0, m) => format!("{} min", m.max(1)),
+        (h, 0) => format!("{h} h"),
+        (h, m) => format!("{h} h {m} min"),
+    }
+}
+
 /// Settings every child gets.
 pub struct ChildOptions<'a> {
     /// `--data-dir`.
@@ -286,6 +382,7 @@ pub fn run_parallel(
     let mut failure: Option<String> = None;
     let mut stop_seen: Option<Instant> = None;
     let mut signalled = false;
+    let mut clock = QueueClock::default();
     loop {
         while failure.is_none() && !stop.is_stopped() && running.len() < jobs && next < tasks.len()
         {
@@ -356,11 +453,24 @@ pub fn run_parallel(
             let t = &tasks[r.task];
             let minutes = r.started.elapsed().as_secs_f64() / 60.0;
             if status.success() {
+                clock.finished(&t.pipeline, minutes);
                 match done(r.task) {
-                    Ok(line) => eprintln!(
-                        "[{}/{total}] {}fold {}: {line} ({minutes:.1} min)",
-                        t.step, t.note, t.fold
-                    ),
+                    Ok(line) => {
+                        let under_way: Vec<(&Path, f64)> = running
+                            .iter()
+                            .map(|o| {
+                                let p = tasks[o.task].pipeline.as_path();
+                                (p, o.started.elapsed().as_secs_f64() / 60.0)
+                            })
+                            .collect();
+                        let queued = tasks[next..].iter().map(|q| q.pipeline.as_path());
+                        let estimate = clock.left(jobs, &under_way, queued);
+                        let left = left_note(under_way.len() + tasks.len() - next, estimate);
+                        eprintln!(
+                            "[{}/{total}] {}fold {}: {line} ({minutes:.1} min){left}",
+                            t.step, t.note, t.fold
+                        );
+                    }
                     Err(e) => {
                         failure.get_or_insert(format!("{e:#}"));
                     }
@@ -438,6 +548,47 @@ mod tests {
             dir: PathBuf::from("runs/cv-x/fold-2"),
             resume,
         }
+    }
+
+    #[test]
+    fn queue_clock_schedules_the_folds_left_on_free_slots() {
+        let (bc, std) = (Path::new("bc.toml"), Path::new("std.toml"));
+        let mut clock = QueueClock::default();
+        assert_eq!(clock.left(2, &[], [bc]), None, "nothing timed yet");
+        clock.finished(bc, 8.0);
+        clock.finished(bc, 10.0);
+        // one BC fold 3 minutes in (6 left), three queued at 9 each on two slots:
+        // [6, 0] -> [6, 9] -> [15, 9] -> [15, 18]
+        assert_eq!(
+            clock.left(2, &[(bc, 3.0)], [bc, bc, bc]),
+            Some((18.0, false))
+        );
+        // a fold past its estimate has nothing left
+        assert_eq!(clock.left(2, &[(bc, 12.0)], []), Some((0.0, false)));
+        // one fold at a time: the sum
+        assert_eq!(clock.left(1, &[], [bc, bc]), Some((18.0, false)));
+        // a pipeline with no finished fold counts at the mean of all, and is rough
+        assert_eq!(clock.left(2, &[], [std, std]), Some((9.0, true)));
+        clock.finished(std, 4.0);
+        assert_eq!(clock.left(2, &[], [std, std, bc]), Some((13.0, false)));
+    }
+
+    #[test]
+    fn left_notes_read_well() {
+        assert_eq!(left_note(0, Some((5.0, false))), "");
+        assert_eq!(left_note(3, None), "; 3 folds left");
+        assert_eq!(
+            left_note(1, Some((100.2, false))),
+            "; 1 fold left, about 1 h 40 min"
+        );
+        assert_eq!(
+            left_note(2, Some((0.2, true))),
+            "; 2 folds left, about 1 min (rough)"
+        );
+        assert_eq!(
+            left_note(2, Some((59.6, false))),
+            "; 2 folds left, about 1 h"
+        );
     }
 
     #[test]

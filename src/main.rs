@@ -126,7 +126,10 @@ pipeline's own seed keeps OUT and any other seed S writes to OUT-sS. Running the
 command again skips finished folds and resumes an interrupted one, so a long
 cross-validation can be stopped with Ctrl-C and continued. Several pipelines form one
 queue of folds in the order given (with --jobs, name the slowest first so that the last
-folds end together); each writes to its own runs/cv-NAME.
+folds end together); each writes to its own runs/cv-NAME. As each fold ends, a line
+gives its error and the time left: each pipeline's remaining folds are expected to take
+as long as its finished ones did (\"rough\" while a pipeline has no finished fold and is
+counted at the mean of the others).
 
 --jobs N trains N folds (of any seed) at once, each in a quiet `scarce train` process
 with its share of the cores (RAYON_NUM_THREADS, unless set), and prints a line as each
@@ -382,6 +385,11 @@ fn evaluated_run(dir: &std::path::Path) -> anyhow::Result<scarce::results::RunRe
         .ok_or_else(|| anyhow::anyhow!("{} has no evaluation", dir.display()))
 }
 
+/// `error 12.3%`: a fold's held-out error, for the lines `scarce cv` prints.
+fn error_text(r: &scarce::results::RunResult) -> String {
+    format!("error {:.1}%", 100.0 * (1.0 - r.final_acc))
+}
+
 /// The cross-validation table of `runs` and, where a pipeline ran with several seeds,
 /// the table over seeds.
 fn print_cv_tables(runs: &[scarce::results::RunResult]) {
@@ -626,7 +634,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let outcome = cv_jobs::run_parallel(&tasks, jobs, total, &opts, &stop, |i| {
                     let t = &tasks[i];
                     let r = evaluated_run(&t.dir)?;
-                    let line = format!("error {:.1}%", 100.0 * (1.0 - r.final_acc));
+                    let line = error_text(&r);
                     results.push((t.step, r));
                     Ok(line)
                 })?;
@@ -635,8 +643,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(130));
                 }
             } else {
-                for t in &tasks {
+                let mut clock = cv_jobs::QueueClock::default();
+                for (i, t) in tasks.iter().enumerate() {
                     eprintln!("{}", t.start_line(total));
+                    let fold_started = std::time::Instant::now();
                     let req = TrainRequest {
                         pipeline: (!t.resume).then(|| t.pipeline.clone()),
                         resume: t.resume.then(|| t.dir.clone()),
@@ -656,7 +666,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         );
                         return Ok(ExitCode::from(130));
                     }
-                    results.push((t.step, evaluated_run(&t.dir)?));
+                    let r = evaluated_run(&t.dir)?;
+                    let minutes = fold_started.elapsed().as_secs_f64() / 60.0;
+                    clock.finished(&t.pipeline, minutes);
+                    let queued = tasks[i + 1..].iter().map(|q| q.pipeline.as_path());
+                    let left = cv_jobs::left_note(tasks.len() - i - 1, clock.left(1, &[], queued));
+                    eprintln!(
+                        "[{}/{total}] {}fold {}: {} ({minutes:.1} min){left}",
+                        t.step,
+                        t.note,
+                        t.fold,
+                        error_text(&r)
+                    );
+                    results.push((t.step, r));
                 }
             }
             results.sort_by_key(|(step, _)| *step);

@@ -168,6 +168,16 @@ fn cross_validation_runs_every_fold_and_resumes() {
     let table = stdout(&o);
     assert!(table.contains("error % per fold"), "{table}");
     assert!(table.contains("| 1, 2, 3 |"), "{table}");
+    // each fold's end: its error, and the time the others should take at its pace
+    let log = stderr(&o);
+    assert_eq!(log.matches(": error ").count(), 3, "{log}");
+    assert!(log.contains("[1/3] fold 1: error "), "{log}");
+    assert!(log.contains("; 2 folds left, about "), "{log}");
+    assert!(log.contains("; 1 fold left, about "), "{log}");
+    assert!(
+        !log.contains("(rough)"),
+        "one pipeline is timed by itself: {log}"
+    );
     for fold in 1..=3 {
         let m = metrics(&out.join(format!("fold-{fold}")));
         // per_class_per_fold = 1: 2 training speakers x 10 digits = 20 crops, 2 batches
@@ -273,6 +283,9 @@ fn cross_validation_with_jobs_trains_folds_side_by_side() {
     assert_eq!(log.matches(" held out) -> ").count(), 4, "{log}");
     assert_eq!(log.matches(": error ").count(), 4, "{log}");
     assert!(log.contains("seed 4, fold 3 (cy held out)"), "{log}");
+    // the first to end leaves one running and two queued
+    assert!(log.contains("; 3 folds left, about "), "{log}");
+    assert_eq!(log.matches(" left, about ").count(), 3, "{log}");
     for (dir, seed) in [("cv", 3), ("cv-s4", 4)] {
         for fold in [1, 3] {
             let summary: Value = serde_json::from_str(
@@ -358,6 +371,13 @@ fn cross_validation_of_several_pipelines_makes_one_queue_and_one_table() {
     );
     assert_eq!(log.matches(": error ").count(), 4, "{log}");
     assert!(log.contains("trained 4 of 4 folds in "), "{log}");
+    // when the first BC fold ends, no standard-learning fold has: its time is a guess
+    assert!(
+        log.contains("tones-bc, fold 1: error ") || log.contains("tones-bc, fold 3: error "),
+        "{log}"
+    );
+    assert!(log.contains("; 3 folds left, about "), "{log}");
+    assert!(log.contains(" (rough)"), "{log}");
     for name in ["tones-bc", "tones-source_only"] {
         for fold in [1, 3] {
             let dir = tmp.path().join(format!("runs/cv-{name}/fold-{fold}"));
