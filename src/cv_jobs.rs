@@ -463,9 +463,18 @@ pub fn run_parallel(
                                 (p, o.started.elapsed().as_secs_f64() / 60.0)
                             })
                             .collect();
-                        let queued = tasks[next..].iter().map(|q| q.pipeline.as_path());
-                        let estimate = clock.left(jobs, &under_way, queued);
-                        let left = left_note(under_way.len() + tasks.len() - next, estimate);
+                        // after a failure or Ctrl-C no queued fold will start
+                        let queued = if failure.is_some() || stop.is_stopped() {
+                            &tasks[tasks.len()..]
+                        } else {
+                            &tasks[next..]
+                        };
+                        let estimate = clock.left(
+                            jobs,
+                            &under_way,
+                            queued.iter().map(|q| q.pipeline.as_path()),
+                        );
+                        let left = left_note(under_way.len() + queued.len(), estimate);
                         eprintln!(
                             "[{}/{total}] {}fold {}: {line} ({minutes:.1} min){left}",
                             t.step, t.note, t.fold
