@@ -205,8 +205,9 @@ impl CvPlan {
     }
 }
 
-/// Time left in a queue of folds, from the folds finished so far: each pipeline's folds
-/// are expected to take as long as its finished ones did on average. A pipeline none of
+/// Time left in a queue of folds, from the folds finished so far (resumed ones do not
+/// count): each pipeline's folds are expected to take as long as its finished ones did
+/// on average. A pipeline none of
 /// whose folds has finished yet is counted at the mean of all finished folds, and the
 /// estimate is then marked rough.
 #[derive(Default)]
@@ -216,9 +217,12 @@ pub struct QueueClock {
 }
 
 impl QueueClock {
-    /// Records a finished fold of `pipeline` that took `minutes`.
-    pub fn finished(&mut self, pipeline: &Path, minutes: f64) {
-        self.timed.push((pipeline.to_path_buf(), minutes));
+    /// Records a finished fold of `pipeline` that took `minutes`; a `resumed` one is
+    /// left out, its time being only part of a fold's.
+    pub fn finished(&mut self, pipeline: &Path, minutes: f64, resumed: bool) {
+        if !resumed {
+            self.timed.push((pipeline.to_path_buf(), minutes));
+        }
     }
 
     /// Expected minutes of one fold of `pipeline`, and whether it is known from that
@@ -453,7 +457,7 @@ pub fn run_parallel(
             let t = &tasks[r.task];
             let minutes = r.started.elapsed().as_secs_f64() / 60.0;
             if status.success() {
-                clock.finished(&t.pipeline, minutes);
+                clock.finished(&t.pipeline, minutes, t.resume);
                 match done(r.task) {
                     Ok(line) => {
                         let under_way: Vec<(&Path, f64)> = running
@@ -564,8 +568,10 @@ mod tests {
         let (bc, std) = (Path::new("bc.toml"), Path::new("std.toml"));
         let mut clock = QueueClock::default();
         assert_eq!(clock.left(2, &[], [bc]), None, "nothing timed yet");
-        clock.finished(bc, 8.0);
-        clock.finished(bc, 10.0);
+        clock.finished(bc, 8.0, false);
+        clock.finished(bc, 10.0, false);
+        // a resumed fold ran only part of its epochs here: not a fold's time
+        clock.finished(bc, 0.5, true);
         // one BC fold 3 minutes in (6 left), three queued at 9 each on two slots:
         // [6, 0] -> [6, 9] -> [15, 9] -> [15, 18]
         assert_eq!(
@@ -578,7 +584,7 @@ mod tests {
         assert_eq!(clock.left(1, &[], [bc, bc]), Some((18.0, false)));
         // a pipeline with no finished fold counts at the mean of all, and is rough
         assert_eq!(clock.left(2, &[], [std, std]), Some((9.0, true)));
-        clock.finished(std, 4.0);
+        clock.finished(std, 4.0, false);
         assert_eq!(clock.left(2, &[], [std, std, bc]), Some((13.0, false)));
     }
 

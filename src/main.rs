@@ -668,7 +668,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     let r = evaluated_run(&t.dir)?;
                     let minutes = fold_started.elapsed().as_secs_f64() / 60.0;
-                    clock.finished(&t.pipeline, minutes);
+                    clock.finished(&t.pipeline, minutes, t.resume);
                     let queued = tasks[i + 1..].iter().map(|q| q.pipeline.as_path());
                     let left = cv_jobs::left_note(tasks.len() - i - 1, clock.left(1, &[], queued));
                     eprintln!(
