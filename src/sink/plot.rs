@@ -165,8 +165,23 @@ pub fn cv_curves_svg(curves: &[crate::results::CvCurve]) -> anyhow::Result<Strin
             )
             .map_err(plot_err)?;
         }
+        let labels: Vec<usize> = curves
+            .iter()
+            .map(|c| c.name.len() + " (000 epochs, 00 folds x 0 seeds)".len())
+            .collect();
+        // the legend's share of the plotting area (about 7 px a character, 18 px a line,
+        // in a plotting area of about 435 x 370 px)
+        let share = (
+            ((labels.iter().copied().max().unwrap_or(0) * 7 + 40) as f64 / 435.0).min(1.0),
+            ((curves.len() * 18 + 10) as f64 / 370.0).min(1.0),
+        );
+        let points: Vec<(f64, f64)> = curves
+            .iter()
+            .flat_map(|c| c.error.iter().map(|p| (p.0 as f64, p.1)))
+            .collect();
+        let corner = emptiest_corner(&points, (1.0, last), (0.0, max_err * 1.05), share);
         err.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(corner)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()
@@ -176,6 +191,47 @@ pub fn cv_curves_svg(curves: &[crate::results::CvCurve]) -> anyhow::Result<Strin
     Ok(svg)
 }
 
+/// The corner of a plot with `x` and `y` ranges where a legend taking `share` of its
+/// width and height covers the fewest of the lines through `points` (consecutive points
+/// of one curve follow each other; the lines are sampled between them). Ties go to the
+/// upper right, then upper left, lower right, lower left.
+fn emptiest_corner(
+    points: &[(f64, f64)],
+    x: (f64, f64),
+    y: (f64, f64),
+    share: (f64, f64),
+) -> SeriesLabelPosition {
+    let (w, h) = ((x.1 - x.0) * share.0, (y.1 - y.0) * share.1);
+    let mut samples = Vec::new();
+    for pair in points.windows(2) {
+        let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
+        if x1 < x0 {
+            continue; // the next curve starts
+        }
+        for i in 0..10 {
+            let t = f64::from(i) / 10.0;
+            samples.push((x0 + t * (x1 - x0), y0 + t * (y1 - y0)));
+        }
+    }
+    samples.extend_from_slice(points);
+    let corners = [
+        (SeriesLabelPosition::UpperRight, x.1 - w, y.1 - h),
+        (SeriesLabelPosition::UpperLeft, x.0, y.1 - h),
+        (SeriesLabelPosition::LowerRight, x.1 - w, y.0),
+        (SeriesLabelPosition::LowerLeft, x.0, y.0),
+    ];
+    let covered = |(x0, y0): (f64, f64)| {
+        samples
+            .iter()
+            .filter(|(sx, sy)| (x0..=x0 + w).contains(sx) && (y0..=y0 + h).contains(sy))
+            .count()
+    };
+    corners
+        .into_iter()
+        .min_by_key(|&(_, cx, cy)| covered((cx, cy)))
+        .map_or(SeriesLabelPosition::UpperRight, |c| c.0)
+}
+
 fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow::anyhow!("drawing the learning curve: {e:?}")
 }
@@ -183,6 +239,21 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_legend_goes_where_the_curves_are_not() {
+        let corner =
+            |points: &[(f64, f64)]| emptiest_corner(points, (1.0, 100.0), (0.0, 100.0), (0.4, 0.3));
+        // falling error curves leave the upper right free
+        let falling = [(1.0, 90.0), (50.0, 30.0), (100.0, 20.0)];
+        assert!(matches!(corner(&falling), SeriesLabelPosition::UpperRight));
+        // a curve ending high on the right, the one between its points included
+        let rising = [(1.0, 10.0), (100.0, 90.0)];
+        assert!(matches!(corner(&rising), SeriesLabelPosition::UpperLeft));
+        // high all along, and a second curve (starting again at epoch 1) low on the left
+        let two = [(1.0, 90.0), (100.0, 90.0), (1.0, 10.0), (50.0, 10.0)];
+        assert!(matches!(corner(&two), SeriesLabelPosition::LowerRight));
+    }
 
     #[test]
     fn svg_has_a_line_per_series() {
