@@ -94,7 +94,8 @@ pub fn learning_curve_svg(title: &str, history: &[EpochMetrics]) -> anyhow::Resu
 
 /// Mean learning curves of several cross-validated pipelines side by side (see
 /// [`crate::results::cv_curves`]): training loss on the left, held-out error on the right,
-/// one colour per row, labelled with its epochs and folds (and seeds, where several).
+/// one colour per row, labelled with its epochs and folds (and seeds, where several), in a
+/// legend placed in the corner of the error panel that its curves leave free.
 pub fn cv_curves_svg(curves: &[crate::results::CvCurve]) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
