@@ -207,9 +207,8 @@ impl CvPlan {
 
 /// Time left in a queue of folds, from the folds finished so far (resumed ones do not
 /// count): each pipeline's folds are expected to take as long as its finished ones did
-/// on average. A pipeline none of
-/// whose folds has finished yet is counted at the mean of all finished folds, and the
-/// estimate is then marked rough.
+/// on average. A pipeline none of whose folds has finished yet is counted at the mean of
+/// all finished folds, and the estimate is then marked rough.
 #[derive(Default)]
 pub struct QueueClock {
     /// (pipeline, minutes) of every finished fold.
