@@ -227,20 +227,10 @@ impl QueueClock {
     /// Expected minutes of one fold of `pipeline`, and whether it is known from that
     /// pipeline's own folds; `None` before any fold has finished.
     fn fold_minutes(&self, pipeline: &Path) -> Option<(f64, bool)> {
-        let mean = |it: &mut dyn Iterator<Item = f64>| {
-            let (n, sum) = it.fold((0usize, 0.0), |(n, s), m| (n + 1, s + m));
-            (n > 0).then(|| sum / n as f64)
-        };
-        let own = mean(
-            &mut self
-                .timed
-                .iter()
-                .filter(|(p, _)| p == pipeline)
-                .map(|t| t.1),
-        );
-        match own {
+        let own = self.timed.iter().filter(|(p, _)| p == pipeline);
+        match mean(own.map(|t| t.1)) {
             Some(m) => Some((m, true)),
-            None => mean(&mut self.timed.iter().map(|t| t.1)).map(|m| (m, false)),
+            None => mean(self.timed.iter().map(|t| t.1)).map(|m| (m, false)),
         }
     }
 
@@ -275,6 +265,12 @@ impl QueueClock {
         let end = slots.iter().copied().fold(0.0, f64::max);
         Some((end, rough))
     }
+}
+
+/// The mean of `values`; `None` when there are none.
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (n, sum) = values.fold((0usize, 0.0), |(n, s), v| (n + 1, s + v));
+    (n > 0).then(|| sum / n as f64)
 }
 
 /// `; N folds left, about T` for a finished fold's line (nothing when none is left or

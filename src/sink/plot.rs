@@ -120,6 +120,19 @@ pub fn cv_curves_svg(curves: &[crate::results::CvCurve]) -> anyhow::Result<Strin
             .fold(0.0f64, f64::max)
             .clamp(1.0, 100.0);
         let colours = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
+        let labels: Vec<String> = curves
+            .iter()
+            .map(|c| {
+                if c.seeds > 1 {
+                    format!(
+                        "{} ({} epochs, {} folds x {} seeds)",
+                        c.name, c.epochs, c.folds, c.seeds
+                    )
+                } else {
+                    format!("{} ({} epochs, {} folds)", c.name, c.epochs, c.folds)
+                }
+            })
+            .collect();
         let mut loss = ChartBuilder::on(&left)
             .caption("training loss (mean over runs)", ("sans-serif", 16))
             .margin(10)
@@ -144,21 +157,14 @@ pub fn cv_curves_svg(curves: &[crate::results::CvCurve]) -> anyhow::Result<Strin
             .x_label_formatter(&|x| format!("{x:.0}"))
             .draw()
             .map_err(plot_err)?;
-        for (i, curve) in curves.iter().enumerate() {
-            let (name, l, e) = (&curve.name, &curve.loss, &curve.error);
+        for (i, (curve, label)) in curves.iter().zip(&labels).enumerate() {
+            let (l, e) = (&curve.loss, &curve.error);
             let c = colours[i % colours.len()];
             loss.draw_series(LineSeries::new(l.iter().map(|p| (p.0 as f64, p.1)), &c))
                 .map_err(plot_err)?;
             err.draw_series(LineSeries::new(e.iter().map(|p| (p.0 as f64, p.1)), &c))
                 .map_err(plot_err)?
-                .label(if curve.seeds > 1 {
-                    format!(
-                        "{name} ({} epochs, {} folds x {} seeds)",
-                        curve.epochs, curve.folds, curve.seeds
-                    )
-                } else {
-                    format!("{name} ({} epochs, {} folds)", curve.epochs, curve.folds)
-                })
+                .label(label.as_str())
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], c));
             err.draw_series(
                 e.iter()
@@ -166,15 +172,12 @@ pub fn cv_curves_svg(curves: &[crate::results::CvCurve]) -> anyhow::Result<Strin
             )
             .map_err(plot_err)?;
         }
-        let labels: Vec<usize> = curves
-            .iter()
-            .map(|c| c.name.len() + " (000 epochs, 00 folds x 0 seeds)".len())
-            .collect();
         // the legend's share of the plotting area (about 7 px a character, 18 px a line,
         // in a plotting area of about 435 x 370 px)
+        let longest = labels.iter().map(String::len).max().unwrap_or(0);
         let share = (
-            ((labels.iter().copied().max().unwrap_or(0) * 7 + 40) as f64 / 435.0).min(1.0),
-            ((curves.len() * 18 + 10) as f64 / 370.0).min(1.0),
+            ((longest * 7 + 40) as f64 / 435.0).min(1.0),
+            ((labels.len() * 18 + 10) as f64 / 370.0).min(1.0),
         );
         let points: Vec<(f64, f64)> = curves
             .iter()
