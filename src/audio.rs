@@ -581,6 +581,42 @@ mod tests {
     }
 
     #[test]
+    fn gains_before_mixing_change_only_the_level_of_the_mix() {
+        let rate = 16_000;
+        let mut m = GainMeter::new(rate);
+        let a = sine(440.0, rate, 4000, 0.3);
+        let b = sine(2500.0, rate, 4000, 0.1);
+        let (ga, gb) = (m.gain(&a), m.gain(&b));
+        let plain = bc_mix(&a, &b, ga, gb, 0.3);
+        for (da, db) in [(6.0f32, -6.0f32), (-6.0, 3.0), (2.0, 2.0)] {
+            let scale = |x: &[f32], d: f32| -> Vec<f32> {
+                x.iter().map(|v| v * 10f32.powf(d / 20.0)).collect()
+            };
+            let (a2, b2) = (scale(&a, da), scale(&b, db));
+            let (g2a, g2b) = (m.gain(&a2), m.gain(&b2));
+            assert!(
+                (g2a - ga - da as f64).abs() < 1e-3,
+                "the meter follows the gain"
+            );
+            let gained = bc_mix(&a2, &b2, g2a, g2b, 0.3);
+            // one factor maps the plain mix onto the gained one: same composition
+            let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(u, v)| u * v).sum::<f32>();
+            let k = dot(&gained, &plain) / dot(&plain, &plain);
+            for (u, v) in plain.iter().zip(&gained) {
+                assert!(
+                    (u * k - v).abs() < 1e-4,
+                    "gains {da} / {db} dB: {u} * {k} != {v}"
+                );
+            }
+            let k_db = 20.0 * k.log10();
+            let lo = da.min(db) - 1e-3;
+            let hi = da.max(db) + 1e-3;
+            // a weighted mean of the two gains, give or take the normalisation's 3 dB
+            assert!(k_db > lo - 3.1 && k_db < hi + 3.1, "level change {k_db} dB");
+        }
+    }
+
+    #[test]
     fn gain_is_a_weighted_and_follows_the_level() {
         let rate = 16_000;
         let mut m = GainMeter::new(rate);

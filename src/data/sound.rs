@@ -155,6 +155,9 @@ pub struct Selection {
     pub train: bool,
     /// Keep at most this many recordings per class in each fold (lowest index first).
     pub per_class_per_fold: Option<usize>,
+    /// Leave out the first this many recordings per class in each fold (lowest index
+    /// first) before `per_class_per_fold` keeps its share of the rest.
+    pub skip_per_class_per_fold: usize,
 }
 
 impl SoundListing {
@@ -165,7 +168,9 @@ impl SoundListing {
             .iter()
             .filter(|e| (e.fold == sel.fold) != sel.train)
             .collect();
-        if let Some(n) = sel.per_class_per_fold {
+        if sel.per_class_per_fold.is_some() || sel.skip_per_class_per_fold > 0 {
+            let skip = sel.skip_per_class_per_fold;
+            let n = sel.per_class_per_fold.unwrap_or(usize::MAX);
             let mut keyed: Vec<(usize, u8, usize, usize)> = picked
                 .iter()
                 .enumerate()
@@ -178,9 +183,7 @@ impl SoundListing {
                 if (fold, label) != (run.0, run.1) {
                     run = (fold, label, 0);
                 }
-                if run.2 < n {
-                    keep[i] = true;
-                }
+                keep[i] = run.2 >= skip && run.2 - skip < n;
                 run.2 += 1;
             }
             let mut k = keep.into_iter();
@@ -519,14 +522,18 @@ pub fn load(
         return Err(SoundDataError::Empty {
             set: listing.kind,
             what: format!(
-                "{} of held-out fold {} of {}",
+                "{} of held-out fold {} of {}{}",
                 if sel.train {
                     "training folds"
                 } else {
                     "test fold"
                 },
                 sel.fold,
-                listing.folds.len()
+                listing.folds.len(),
+                match sel.skip_per_class_per_fold {
+                    0 => String::new(),
+                    n => format!(", skipping the first {n} recordings per class per fold"),
+                }
             ),
         });
     }
@@ -597,6 +604,7 @@ mod tests {
             fold: 3,
             train: false,
             per_class_per_fold: None,
+            skip_per_class_per_fold: 0,
         });
         assert_eq!(test.len(), 30);
         assert!(test
@@ -606,15 +614,34 @@ mod tests {
             fold: 3,
             train: true,
             per_class_per_fold: Some(2),
+            skip_per_class_per_fold: 0,
         });
         assert_eq!(lim.len(), 2 * 10 * 2);
         assert!(lim.iter().all(|e| e.index < 2 && e.fold != 3));
+        // the recordings of the training folds that the limited set leaves out
+        let rest = l.select(&Selection {
+            fold: 3,
+            train: true,
+            per_class_per_fold: None,
+            skip_per_class_per_fold: 2,
+        });
+        assert_eq!(rest.len(), 10 * 2);
+        assert!(rest.iter().all(|e| e.index == 2 && e.fold != 3));
+        let middle = l.select(&Selection {
+            fold: 3,
+            train: true,
+            per_class_per_fold: Some(1),
+            skip_per_class_per_fold: 1,
+        });
+        assert_eq!(middle.len(), 10 * 2);
+        assert!(middle.iter().all(|e| e.index == 1));
         let set = load(
             &l,
             &Selection {
                 fold: 1,
                 train: false,
                 per_class_per_fold: Some(1),
+                skip_per_class_per_fold: 0,
             },
             16_000,
             false,
@@ -636,6 +663,7 @@ mod tests {
             fold: 3,
             train: true,
             per_class_per_fold: None,
+            skip_per_class_per_fold: 0,
         };
         let e = load(&l, &sel, 8000, false).unwrap_err().to_string();
         assert!(
@@ -692,6 +720,7 @@ mod tests {
                 fold: 2,
                 train: true,
                 per_class_per_fold: None,
+                skip_per_class_per_fold: 0,
             },
             16_000,
             false,
@@ -725,6 +754,7 @@ mod tests {
                 fold: 10,
                 train: false,
                 per_class_per_fold: None,
+                skip_per_class_per_fold: 0,
             },
             44_100,
             false,

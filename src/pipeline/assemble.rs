@@ -97,6 +97,10 @@ impl PipelineFile {
             fold,
             train: *spec.split.get_ref() == Split::Train,
             per_class_per_fold: spec.per_class_per_fold.as_ref().map(|n| *n.get_ref()),
+            skip_per_class_per_fold: spec
+                .skip_per_class_per_fold
+                .as_ref()
+                .map_or(0, |n| *n.get_ref()),
         };
         let mut set = sound::load(&listing, &sel, spec.rate(), spec.skip_bad_files)
             .with_context(|| format!("loading data set `{name}`"))?;
@@ -495,10 +499,12 @@ pub fn bc_mix_stage(st: &super::StageSpec, rate: u32, seed: u64, epochs: usize) 
     let until = st.until.as_ref().map(|u| *u.get_ref()).unwrap_or(1.0);
     let last_mixed = (until * epochs as f64).round() as usize;
     let prob = st.prob.as_ref().map(|p| *p.get_ref()).unwrap_or(1.0);
+    let gain_db = st.gain_db.as_ref().map(|g| *g.get_ref()).unwrap_or(0.0);
     BcMix::with_partners(rate, seed, partners)
         .with_alpha(alpha)
         .mixing_until(last_mixed)
         .with_prob(prob)
+        .with_gain(gain_db)
 }
 
 /// The settings of a `crop` stage.

@@ -89,6 +89,11 @@ pub struct DataSpec {
     /// Sound: keep at most N recordings per class in each fold (FSDD: per digit per
     /// speaker), the lowest-numbered first; for "limited data" experiments.
     pub per_class_per_fold: Option<Spanned<usize>>,
+    /// Sound: leave out the first N recordings per class in each fold before
+    /// `per_class_per_fold` keeps its share of the rest. With `split = "train"` and the N
+    /// of a limited training set, the recordings of the training folds that it leaves
+    /// out: a held-out set of seen speakers.
+    pub skip_per_class_per_fold: Option<Spanned<usize>>,
     /// Sound: leave out files that cannot be decoded, with a warning and a count in the
     /// summary, instead of stopping with an error (default false).
     #[serde(default)]
@@ -171,8 +176,8 @@ pub struct StageSpec {
     /// `crop`: "strong" augmentation, random time scale in `[1 / s, s]` (1 = off, default;
     /// the EnvNet-v2 reference uses 1.25).
     pub max_scale: Option<Spanned<f64>>,
-    /// `crop`: "strong" augmentation, random gain in `[-g, g]` dB (0 = off, default; the
-    /// reference uses 6).
+    /// `crop`, `bc_mix`: "strong" augmentation, random gain in `[-g, g]` dB (0 = off,
+    /// default; the reference uses 6, after mixing).
     pub gain_db: Option<Spanned<f64>>,
     /// `bc_mix`: which examples may be mixed, `any` (default: any of another class),
     /// `same_group` or `other_group` (the clip's fold; FSDD: its speaker).
@@ -331,7 +336,7 @@ impl StageKind {
             StageKind::Normalize => (&["mean", "std"], &["mean", "std"]),
             StageKind::Batcher => (&["batch_size", "drop_last"], &["batch_size"]),
             StageKind::Pair => (&[], &[]),
-            StageKind::BcMix => (&["partners", "alpha", "until", "prob"], &[]),
+            StageKind::BcMix => (&["partners", "alpha", "until", "prob", "gain_db"], &[]),
             StageKind::Crop => (&["length", "level", "max_scale", "gain_db"], &["length"]),
             StageKind::Train => (
                 &[

@@ -612,6 +612,10 @@ impl PipelineFile {
                         "per_class_per_fold",
                         d.per_class_per_fold.as_ref().map(|v| v.span()),
                     ),
+                    (
+                        "skip_per_class_per_fold",
+                        d.skip_per_class_per_fold.as_ref().map(|v| v.span()),
+                    ),
                 ]
                 .into_iter()
                 .filter_map(|(k, sp)| sp.map(|sp| (k, sp)))
@@ -622,7 +626,7 @@ impl PipelineFile {
                     sp,
                     Some(&format!("data.{name}.{k}")),
                     format!(
-                        "`{k}` does not apply to {} set `{}` (images take size and pad; sound takes rate, per_class_per_fold and skip_bad_files)",
+                        "`{k}` does not apply to {} set `{}` (images take size and pad; sound takes rate, per_class_per_fold, skip_per_class_per_fold and skip_bad_files)",
                         if sound { "sound" } else { "the image" },
                         d.set.get_ref()
                     ),

@@ -12,6 +12,11 @@
 //! their crops through plain, with their own labels. It may also mix only a share of the
 //! crops ([`BcMix::with_prob`]): the others pass plain, in the same batches as the mixes.
 //!
+//! A random gain may follow the mixing ([`BcMix::with_gain`]), as in the EnvNet-v2
+//! reference. Gains given to the crops before mixing do not change what a mix is made
+//! of (the A-weighted ratio makes up for them), only its level, by a weighted mean of
+//! the two gains.
+//!
 //! An epoch emits as many examples (mixes, and plain crops where some pass plain) as it
 //! received: a crop to be mixed that finds no partner yet (such as the first of an
 //! epoch) is made up for at the epoch's end with a mix of two pooled examples. The pool never spans epochs, and its randomness depends only on
@@ -65,6 +70,10 @@ pub struct BcMix {
     last_mixed: usize,
     /// The probability that an incoming crop is mixed (1: every crop).
     prob: f64,
+    /// Random gain in `[-gain_db, gain_db]` dB of every output (0: none).
+    gain_db: f64,
+    /// Draws the gains, apart from `rng` so that the mixes do not depend on the setting.
+    gain_rng: ChaCha8Rng,
     seed: u64,
     epoch: usize,
     rng: ChaCha8Rng,
@@ -88,9 +97,11 @@ impl BcMix {
             ratio: None,
             last_mixed: usize::MAX,
             prob: 1.0,
+            gain_db: 0.0,
             seed,
             epoch: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            gain_rng: ChaCha8Rng::seed_from_u64(seed),
             pool: Vec::with_capacity(POOL),
             owed: 0,
         }
@@ -122,6 +133,26 @@ impl BcMix {
         self
     }
 
+    /// Scales every example it puts out (mixes and plain crops) by a random gain in
+    /// `[-db, db]` dB, drawn apart from the mixing: the mixes are the same as without it.
+    /// 0 turns it off.
+    pub fn with_gain(mut self, db: f64) -> Self {
+        self.gain_db = db;
+        self
+    }
+
+    /// `ex` with this stage's random gain (itself when the gain is off).
+    fn gained(&mut self, ex: Arc<Example>) -> Item {
+        if self.gain_db <= 0.0 {
+            return Item::Example(ex);
+        }
+        let db = self.gain_rng.random_range(-self.gain_db..=self.gain_db);
+        let g = 10f32.powf(db as f32 / 20.0);
+        let mut ex = Arc::unwrap_or_clone(ex);
+        ex.pixels.iter_mut().for_each(|v| *v *= g);
+        Item::Example(Arc::new(ex))
+    }
+
     fn partner(&mut self, of: &Example, skip: Option<usize>) -> Option<usize> {
         let partners = self.partners;
         let fits = |(i, (e, _)): &(usize, &(Arc<Example>, f64))| {
@@ -140,7 +171,7 @@ impl BcMix {
             .map(|(i, _)| i)
     }
 
-    fn mix(&mut self, a: &Example, ga: f64, b: &Example, gb: f64) -> Item {
+    fn mix(&mut self, a: &Example, ga: f64, b: &Example, gb: f64) -> Arc<Example> {
         // r in (0, 1]: the share of the first example's class
         let r = match &self.ratio {
             None => 1.0 - self.rng.random::<f64>(),
@@ -148,11 +179,11 @@ impl BcMix {
             Some(beta) => beta.sample(&mut self.rng).max(f64::MIN_POSITIVE),
         };
         let pixels = bc_mix(&a.pixels, &b.pixels, ga, gb, r);
-        Item::Example(Arc::new(Example {
+        Arc::new(Example {
             pixels,
             mix: Some((b.label, r as f32)),
             ..a.clone()
-        }))
+        })
     }
 
     fn remember(&mut self, ex: Arc<Example>, gain: f64) {
@@ -168,17 +199,24 @@ impl BcMix {
 impl Stage<Item> for BcMix {
     fn process(&mut self, item: Item, out: &mut Vec<Item>) -> Result<(), BoxError> {
         match item {
-            Item::Example(ex) if ex.epoch > self.last_mixed => out.push(Item::Example(ex)),
             Item::Example(ex) => {
                 if ex.epoch != self.epoch {
                     self.epoch = ex.epoch;
-                    self.rng = ChaCha8Rng::seed_from_u64(epoch_seed(self.seed, ex.epoch) ^ 0xBC);
+                    let seed = epoch_seed(self.seed, ex.epoch);
+                    self.rng = ChaCha8Rng::seed_from_u64(seed ^ 0xBC);
+                    self.gain_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6A1);
                     self.pool.clear();
                     self.owed = 0;
                 }
+                if ex.epoch > self.last_mixed {
+                    let plain = self.gained(ex);
+                    out.push(plain);
+                    return Ok(());
+                }
                 let gain = self.meter.gain(&ex.pixels);
                 if self.prob < 1.0 && self.rng.random::<f64>() >= self.prob {
-                    out.push(Item::Example(ex.clone()));
+                    let plain = self.gained(ex.clone());
+                    out.push(plain);
                     self.remember(ex, gain);
                     return Ok(());
                 }
@@ -186,6 +224,7 @@ impl Stage<Item> for BcMix {
                     Some(j) => {
                         let (other, g2) = self.pool[j].clone();
                         let mixed = self.mix(&ex, gain, &other, g2);
+                        let mixed = self.gained(mixed);
                         out.push(mixed);
                     }
                     None => self.owed += 1,
@@ -212,6 +251,7 @@ impl Stage<Item> for BcMix {
                     };
                     let (b, gb) = self.pool[j].clone();
                     let mixed = self.mix(&a, ga, &b, gb);
+                    let mixed = self.gained(mixed);
                     out.push(mixed);
                     self.owed -= 1;
                 }
@@ -446,6 +486,56 @@ mod tests {
     }
 
     #[test]
+    fn a_gain_after_mixing_scales_each_output_and_leaves_the_mixes_alone() {
+        let n = 40;
+        let plain = examples_in(&one_epoch(BcMix::new(16_000, 4), n));
+        let gained = examples_in(&one_epoch(BcMix::new(16_000, 4).with_gain(6.0), n));
+        assert_eq!(plain.len(), gained.len());
+        let (lo, hi) = (10f32.powf(-6.0 / 20.0), 10f32.powf(6.0 / 20.0));
+        let mut factors = Vec::new();
+        for (p, g) in plain.iter().zip(&gained) {
+            assert_eq!(
+                (p.label, p.mix),
+                (g.label, g.mix),
+                "same partners and ratios"
+            );
+            let (i, peak) = p.pixels.iter().enumerate().fold((0, 0f32), |m, (i, v)| {
+                if v.abs() > m.1 {
+                    (i, v.abs())
+                } else {
+                    m
+                }
+            });
+            let f = g.pixels[i] / p.pixels[i];
+            assert!(
+                peak > 0.0 && (lo * 0.999..=hi * 1.001).contains(&f),
+                "factor {f}"
+            );
+            for (a, b) in p.pixels.iter().zip(&g.pixels) {
+                assert!(
+                    (a * f - b).abs() <= 1e-5,
+                    "one factor for the whole example"
+                );
+            }
+            factors.push(f);
+        }
+        let (min, max) = factors
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), f| (a.min(*f), b.max(*f)));
+        assert!(
+            min < 0.8 && max > 1.25,
+            "gains spread over +-6 dB: {min}..{max}"
+        );
+        // plain crops (after the last mixed epoch) get the gain as well
+        let mut m = BcMix::new(16_000, 4).mixing_until(0).with_gain(6.0);
+        let out = examples_in(&epoch_through(&mut m, 1, 8));
+        assert!(out.iter().all(|e| e.mix.is_none()));
+        assert!(out
+            .iter()
+            .any(|e| e.pixels != tone(0.01 * (e.label + 1) as f32, 0.5)));
+    }
+
+    #[test]
     fn an_epoch_mixes_the_same_after_a_resume() {
         // epoch 2 after epoch 1, and epoch 2 alone (a run resumed there), draw alike
         let mixes = |out: &[Item]| -> Vec<Option<(u8, f32)>> {
@@ -492,5 +582,7 @@ mod tests {
         assert!(near_ends(&mut build("")) < 140);
         let m = build("partners = \"same_group\"");
         assert_eq!(m.partners, Partners::SameGroup);
+        assert_eq!(build("gain_db = 6").gain_db, 6.0);
+        assert_eq!(build("").gain_db, 0.0);
     }
 }

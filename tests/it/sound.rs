@@ -138,6 +138,40 @@ fn bc_learning_on_synthesised_tones_lowers_its_loss() {
     assert!((evals[0]["accuracy"].as_f64().unwrap() - acc).abs() < 1e-9);
 }
 
+#[test]
+fn a_seen_speaker_set_holds_the_recordings_a_limited_set_leaves_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    tones(tmp.path(), &["ann", "bob", "cy"], 3);
+    let p = pipeline(tmp.path(), "source_only", 1, "per_class_per_fold = 1");
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "eval = [\"test\"]",
+        "eval = [\"test\", \"seen\"]\n\n[data.seen]\nset = \"fsdd\"\nsplit = \"train\"\nskip_per_class_per_fold = 1",
+    );
+    std::fs::write(&p, text).unwrap();
+    let out = tmp.path().join("run");
+    let o = train_fold_2(&p, tmp.path(), &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&["eval", out.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let evals: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // bob's 30 recordings; ann's and cy's recordings 1 and 2 of each digit (their 0s train)
+    assert_eq!(
+        (&evals[0]["data"], &evals[0]["total"]),
+        (&Value::from("test"), &Value::from(30))
+    );
+    assert_eq!(
+        (&evals[1]["data"], &evals[1]["total"]),
+        (&Value::from("seen"), &Value::from(40))
+    );
+    // skipping every recording leaves nothing, and the error says why
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("skip_per_class_per_fold = 1", "skip_per_class_per_fold = 3");
+    std::fs::write(&p, text).unwrap();
+    let o = train_fold_2(&p, tmp.path(), &tmp.path().join("run2"));
+    assert_user_error(&o, &["no recordings selected", "skipping the first 3"]);
+}
+
 /// Tones of three speakers (ann, bob, cy) in `dir`, a one-epoch pipeline that keeps one
 /// recording per digit per speaker, and `scarce cv` arguments for it with `--out DIR/cv`.
 fn cv_setup(dir: &Path) -> (PathBuf, PathBuf, Vec<String>) {
