@@ -313,8 +313,9 @@ adapted one to see the two domains' features come together.")]
     },
     /// Print a Markdown results table from run folders: mean ± std over seeds per pipeline.
     #[command(after_help = "\
-Example:
+Examples:
   scarce results runs/ --threshold 0.92 > table.md
+  scarce results runs/cv-fsdd-envnet2-*-limited-seen --eval fsdd_seen
 
 Each PATH is a run folder or a folder of run folders; unfinished runs are skipped.
 Cross-validated runs (scarce cv) get one row per pipeline and seed (error over the
@@ -336,6 +337,10 @@ error, and how many pairs it wins. scarce cv prints the same tables at its end."
         /// the mean over its folds and over the seeds of `scarce cv --seeds`.
         #[arg(long, value_name = "FILE.svg")]
         curves: Option<PathBuf>,
+        /// Report this evaluation set (a name in the pipelines' `[train] eval` list)
+        /// instead of each run's first; runs that do not evaluate on it are left out.
+        #[arg(long, value_name = "NAME")]
+        eval: Option<String>,
     },
     /// Validate a pipeline file and print its graph (stages, edge types, policies).
     Check {
@@ -848,17 +853,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             paths,
             threshold,
             curves,
+            eval,
         } => {
             let dirs = scarce::results::find_runs(&paths);
             let mut runs = Vec::new();
             for d in &dirs {
-                if let Some(r) = scarce::results::read_run(d, threshold)? {
+                if let Some(r) = scarce::results::read_run_on(d, threshold, eval.as_deref())? {
                     runs.push(r);
                 }
             }
             if runs.is_empty() {
                 anyhow::bail!(
-                    "no finished runs under {}",
+                    "no finished runs{} under {}",
+                    eval.as_deref()
+                        .map(|e| format!(" evaluated on `{e}`"))
+                        .unwrap_or_default(),
                     paths
                         .iter()
                         .map(|p| p.display().to_string())

@@ -87,6 +87,17 @@ pub fn find_runs(paths: &[PathBuf]) -> Vec<PathBuf> {
 
 /// Reads one completed run; `threshold` asks for the time to first reach an accuracy.
 pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>> {
+    read_run_on(dir, threshold, None)
+}
+
+/// [`read_run`] reporting the evaluation set named `eval` (`None`: the first). A run
+/// that does not evaluate on it is `None`; its task names the set, so that runs
+/// reported on another set than their first are rows and pairs of their own.
+pub fn read_run_on(
+    dir: &Path,
+    threshold: Option<f64>,
+    eval: Option<&str>,
+) -> Result<Option<RunResult>> {
     let summary: Summary = serde_json::from_str(
         &std::fs::read_to_string(dir.join(SUMMARY_FILE))
             .with_context(|| format!("reading {}", dir.join(SUMMARY_FILE).display()))?,
@@ -107,12 +118,18 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
     let Some(last) = history.last() else {
         return Ok(None);
     };
-    let Some((data, final_acc)) = last.eval.first().cloned() else {
+    let pick = |m: &EpochMetrics| -> Option<(String, f64)> {
+        match eval {
+            None => m.eval.first().cloned(),
+            Some(name) => m.eval.iter().find(|e| e.0 == name).cloned(),
+        }
+    };
+    let Some((data, final_acc)) = pick(last) else {
         return Ok(None);
     };
-    let acc = |m: &EpochMetrics| m.eval.first().map(|e| e.1).unwrap_or(0.0);
+    let acc = |m: &EpochMetrics| pick(m).map(|e| e.1).unwrap_or(0.0);
     // epochs without evaluation (`eval_every`) do not count
-    let evaluated: Vec<&EpochMetrics> = history.iter().filter(|m| !m.eval.is_empty()).collect();
+    let evaluated: Vec<&EpochMetrics> = history.iter().filter(|m| pick(m).is_some()).collect();
     let best = evaluated
         .iter()
         .map(|m| (acc(m), m.epoch))
@@ -181,7 +198,12 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
     Ok(Some(RunResult {
         dir: dir.to_path_buf(),
         pipeline: summary.pipeline,
-        task: described.task,
+        task: match eval {
+            Some(name) if last.eval.first().is_some_and(|e| e.0 != name) => {
+                format!("{}, evaluated on {name}", described.task)
+            }
+            _ => described.task,
+        },
         reference: described.reference,
         method,
         seed: summary.seed,
@@ -198,7 +220,7 @@ pub fn read_run(dir: &Path, threshold: Option<f64>) -> Result<Option<RunResult>>
         fold,
         curve: history
             .iter()
-            .map(|m| (m.epoch, m.train_loss, m.eval.first().map(|e| e.1)))
+            .map(|m| (m.epoch, m.train_loss, pick(m).map(|e| e.1)))
             .collect(),
         open_set,
     }))

@@ -163,6 +163,15 @@ fn a_seen_speaker_set_holds_the_recordings_a_limited_set_leaves_out() {
         (&evals[1]["data"], &evals[1]["total"]),
         (&Value::from("seen"), &Value::from(40))
     );
+    // `scarce results --eval` reports the second set, as a task of its own
+    let seen_error = 100.0 * (1.0 - evals[1]["accuracy"].as_f64().unwrap());
+    let o = run(&["results", out.to_str().unwrap(), "--eval", "seen"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(table.contains(", evaluated on seen |"), "{table}");
+    assert!(table.contains(&format!("| {seen_error:.1} |")), "{table}");
+    let o = run(&["results", out.to_str().unwrap(), "--eval", "elsewhere"]);
+    assert_user_error(&o, &["no finished runs evaluated on `elsewhere`"]);
     // skipping every recording leaves nothing, and the error says why
     let text = std::fs::read_to_string(&p)
         .unwrap()
