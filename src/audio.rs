@@ -384,6 +384,13 @@ pub fn bc_mix(x1: &[f32], x2: &[f32], g1: f64, g2: f64, r: f64) -> Vec<f32> {
     x1.iter().zip(x2).map(|(u, v)| a * u + b * v).collect()
 }
 
+/// Scales `x` by a random gain drawn uniformly in `[-db, db]` decibels (strong
+/// augmentation); `db` must be positive.
+pub fn random_gain(x: &mut [f32], db: f64, rng: &mut impl Rng) {
+    let g = 10f32.powf(rng.random_range(-db..=db) as f32 / 20.0);
+    x.iter_mut().for_each(|v| *v *= g);
+}
+
 /// How clips are levelled before cropping.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -454,8 +461,7 @@ impl CropConfig {
         let start = rng.random_range(0..=padded.len() - self.length);
         let mut out = padded[start..start + self.length].to_vec();
         if self.gain_db > 0.0 {
-            let g = 10f32.powf(rng.random_range(-self.gain_db..=self.gain_db) as f32 / 20.0);
-            out.iter_mut().for_each(|v| *v *= g);
+            random_gain(&mut out, self.gain_db, rng);
         }
         out
     }

@@ -23,7 +23,7 @@
 //! the seed and the epoch, so resumed runs repeat it.
 
 use super::unexpected;
-use crate::audio::{bc_mix, GainMeter};
+use crate::audio::{bc_mix, random_gain, GainMeter};
 use crate::graph::{BoxError, Stage};
 use crate::item::{Example, Item};
 use crate::stage::dataset::epoch_seed;
@@ -146,10 +146,8 @@ impl BcMix {
         if self.gain_db <= 0.0 {
             return Item::Example(ex);
         }
-        let db = self.gain_rng.random_range(-self.gain_db..=self.gain_db);
-        let g = 10f32.powf(db as f32 / 20.0);
         let mut ex = Arc::unwrap_or_clone(ex);
-        ex.pixels.iter_mut().for_each(|v| *v *= g);
+        random_gain(&mut ex.pixels, self.gain_db, &mut self.gain_rng);
         Item::Example(Arc::new(ex))
     }
 
