@@ -324,7 +324,9 @@ also gets a row that averages each fold over the seeds first. Each cross-validat
 pipeline that is not standard learning is also paired with the standard-learning
 pipelines of the same task (the [pipeline] table's `task`), fold by fold and seed by
 seed: both errors, their ratio, the mean difference with its spread and standard
-error, and how many pairs it wins. scarce cv prints the same tables at its end.")]
+error, and how many pairs it wins. Pipelines with several evaluation sets (`[train]
+eval`) get these tables for the first set, then again for each further set. scarce cv
+prints the same tables at its end.")]
     Results {
         /// Run folders, or folders holding run folders.
         #[arg(required = true)]
@@ -337,8 +339,9 @@ error, and how many pairs it wins. scarce cv prints the same tables at its end."
         /// the mean over its folds and over the seeds of `scarce cv --seeds`.
         #[arg(long, value_name = "FILE.svg")]
         curves: Option<PathBuf>,
-        /// Report this evaluation set (a name in the pipelines' `[train] eval` list)
-        /// instead of each run's first; runs that do not evaluate on it are left out.
+        /// Report only this evaluation set (a name in the pipelines' `[train] eval`
+        /// list) instead of each run's first and then the others; runs that do not
+        /// evaluate on it are left out.
         #[arg(long, value_name = "NAME")]
         eval: Option<String>,
     },
@@ -395,9 +398,31 @@ fn error_text(r: &scarce::results::RunResult) -> String {
     format!("error {:.1}%", 100.0 * (1.0 - r.final_acc))
 }
 
+/// The cross-validation tables of `runs` (see [`print_cv_tables_of`]), then the same
+/// tables for each further evaluation set of the cross-validated runs.
+fn print_cv_tables(runs: &[scarce::results::RunResult]) -> anyhow::Result<()> {
+    print_cv_tables_of(runs);
+    let cv: Vec<_> = runs.iter().filter(|r| r.fold.is_some()).cloned().collect();
+    for name in scarce::results::further_evals(&cv) {
+        let mut on = Vec::new();
+        for r in cv.iter().filter(|r| r.evals.contains(&name)) {
+            if let Some(r) = scarce::results::read_run_on(&r.dir, None, Some(&name))? {
+                on.push(r);
+            }
+        }
+        if !on.is_empty() {
+            println!(
+                "\nEvaluated on {name} (these tables alone: `scarce results ... --eval {name}`):\n"
+            );
+            print_cv_tables_of(&on);
+        }
+    }
+    Ok(())
+}
+
 /// The cross-validation table of `runs` and, where a pipeline ran with several seeds,
-/// the table over seeds.
-fn print_cv_tables(runs: &[scarce::results::RunResult]) {
+/// the table over seeds, and the pairing with standard learning.
+fn print_cv_tables_of(runs: &[scarce::results::RunResult]) {
     print!("{}", scarce::results::cv_table(runs));
     let seeds = scarce::results::cv_seed_table(runs);
     if !seeds.is_empty() {
@@ -702,7 +727,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            print_cv_tables(&results);
+            print_cv_tables(&results)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Devices => {
@@ -887,7 +912,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if runs.iter().any(|r| r.fold.is_none()) {
                     println!();
                 }
-                print_cv_tables(&runs);
+                if eval.is_some() {
+                    print_cv_tables_of(&runs);
+                } else {
+                    print_cv_tables(&runs)?;
+                }
             }
             if let Some(path) = curves {
                 let c = scarce::results::cv_curves(&runs);

@@ -1,5 +1,6 @@
 //! Results tables from run folders: groups finished runs by pipeline, and reports the
-//! final accuracy of the primary head on the first evaluation set as mean ± standard
+//! final accuracy of the primary head on the first evaluation set (or a named one;
+//! cross-validation tables follow for each further set) as mean ± standard
 //! deviation over seeds, with the best epoch, the wall time, optionally the time to
 //! first reach an accuracy, the pipeline's reference figure and the command that
 //! reproduces the row. `scarce results runs/` prints it as Markdown.
@@ -57,6 +58,8 @@ pub struct RunResult {
     pub curve: Vec<(usize, f64, Option<f64>)>,
     /// Open-set models: the final epoch's open-set metrics on the reported set.
     pub open_set: Option<OpenSetMetrics>,
+    /// Every evaluation set of the final epoch, in the pipeline's order.
+    pub evals: Vec<String>,
 }
 
 /// Finds run folders (folders with a `summary.json`) at or up to two levels below each
@@ -81,6 +84,20 @@ pub fn find_runs(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for p in paths {
         walk(p, 2, &mut out);
+    }
+    out
+}
+
+/// The evaluation sets that `runs` evaluate on besides the one each reports, in the
+/// order they first appear: `scarce cv` and `scarce results` print a table for each.
+pub fn further_evals(runs: &[RunResult]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in runs {
+        for name in &r.evals {
+            if *name != r.data && !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
     }
     out
 }
@@ -223,6 +240,7 @@ pub fn read_run_on(
             .map(|m| (m.epoch, m.train_loss, pick(m).map(|e| e.1)))
             .collect(),
         open_set,
+        evals: last.eval.iter().map(|e| e.0.clone()).collect(),
     }))
 }
 
@@ -797,7 +815,20 @@ mod tests {
             pipeline_text: format!("[pipeline]\nname = \"{pipeline}\""),
             curve: Vec::new(),
             open_set: None,
+            evals: vec!["usps_test".into()],
         }
+    }
+
+    #[test]
+    fn further_evals_are_the_sets_besides_each_reported_one_once_each() {
+        let mut a = r("a", 1, 0.5);
+        a.evals = vec!["usps_test".into(), "seen".into()];
+        let mut b = r("b", 1, 0.5);
+        b.data = "seen".into();
+        b.evals = vec!["usps_test".into(), "seen".into(), "other".into()];
+        assert_eq!(further_evals(&[a.clone()]), vec!["seen"]);
+        assert_eq!(further_evals(&[a, b]), vec!["seen", "usps_test", "other"]);
+        assert!(further_evals(&[r("c", 1, 0.5)]).is_empty());
     }
 
     #[test]

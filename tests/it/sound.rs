@@ -170,6 +170,18 @@ fn a_seen_speaker_set_holds_the_recordings_a_limited_set_leaves_out() {
     let table = stdout(&o);
     assert!(table.contains(", evaluated on seen |"), "{table}");
     assert!(table.contains(&format!("| {seen_error:.1} |")), "{table}");
+    // without --eval: the held-out speaker's tables, then the seen set's
+    let test_error = 100.0 * (1.0 - evals[0]["accuracy"].as_f64().unwrap());
+    let o = run(&["results", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    let (first, further) = table
+        .split_once("Evaluated on seen")
+        .unwrap_or_else(|| panic!("no table of the seen set: {table}"));
+    assert!(first.contains(&format!("| {test_error:.1} |")), "{table}");
+    assert!(!first.contains("evaluated on seen"), "{table}");
+    assert!(further.contains(", evaluated on seen |"), "{table}");
+    assert!(further.contains(&format!("| {seen_error:.1} |")), "{table}");
     let o = run(&["results", out.to_str().unwrap(), "--eval", "elsewhere"]);
     assert_user_error(&o, &["no finished runs evaluated on `elsewhere`"]);
     // skipping every recording leaves nothing, and the error says why
