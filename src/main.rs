@@ -402,8 +402,8 @@ fn error_text(r: &scarce::results::RunResult) -> String {
 /// tables for each further evaluation set of the cross-validated runs.
 fn print_cv_tables(runs: &[scarce::results::RunResult]) -> anyhow::Result<()> {
     print_cv_tables_of(runs);
-    let cv: Vec<_> = runs.iter().filter(|r| r.fold.is_some()).cloned().collect();
-    for name in scarce::results::further_evals(&cv) {
+    let cv: Vec<&scarce::results::RunResult> = runs.iter().filter(|r| r.fold.is_some()).collect();
+    for name in scarce::results::further_evals(cv.iter().copied()) {
         let mut on = Vec::new();
         for r in cv.iter().filter(|r| r.evals.contains(&name)) {
             if let Some(r) = scarce::results::read_run_on(&r.dir, None, Some(&name))? {

@@ -90,7 +90,7 @@ pub fn find_runs(paths: &[PathBuf]) -> Vec<PathBuf> {
 
 /// The evaluation sets that `runs` evaluate on besides the one each reports, in the
 /// order they first appear: `scarce cv` and `scarce results` print a table for each.
-pub fn further_evals(runs: &[RunResult]) -> Vec<String> {
+pub fn further_evals<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for r in runs {
         for name in &r.evals {
