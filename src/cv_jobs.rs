@@ -35,6 +35,9 @@ pub struct CvTask {
     pub dir: PathBuf,
     /// The folder holds a checkpoint to resume from.
     pub resume: bool,
+    /// Examples the whole run trains on (epochs x training examples per epoch), which
+    /// the time it takes follows.
+    pub work: f64,
 }
 
 impl CvTask {
@@ -66,6 +69,8 @@ pub struct CvPlan {
     pub roots: Vec<(Option<u64>, PathBuf)>,
     folds: Vec<usize>,
     fold_names: Vec<String>,
+    /// Training examples per epoch with each fold held out, by fold - 1.
+    fold_examples: Vec<usize>,
     several_seeds: bool,
     own_seed: Option<u64>,
     own_epochs: Option<usize>,
@@ -85,7 +90,7 @@ impl CvPlan {
     ) -> anyhow::Result<Self> {
         let (seed, epochs) = seed_epochs;
         let (file, _) = session::load_pipeline(pipeline, epochs)?;
-        let fold_names = session::fold_names(&file, data_dir)?;
+        let (fold_names, fold_examples) = file.training_examples(data_dir)?;
         let available = fold_names.len();
         let folds: Vec<usize> = if folds.is_empty() {
             (1..=available).collect()
@@ -131,6 +136,7 @@ impl CvPlan {
             roots,
             folds,
             fold_names,
+            fold_examples,
             several_seeds: !seeds.is_empty(),
             own_seed,
             own_epochs,
@@ -198,6 +204,7 @@ impl CvPlan {
                     fold_name: self.fold_names[fold - 1].clone(),
                     dir,
                     resume,
+                    work: (self.own_epochs.unwrap_or(1) * self.fold_examples[fold - 1]) as f64,
                 });
             }
         }
@@ -206,56 +213,67 @@ impl CvPlan {
 }
 
 /// Time left in a queue of folds, from the folds finished so far (resumed ones do not
-/// count): each pipeline's folds are expected to take as long as its finished ones did
-/// on average. A pipeline none of whose folds has finished yet is counted at the mean of
-/// all finished folds, and the estimate is then marked rough.
+/// count). A fold's time is taken to follow its work, the examples it trains on (epochs
+/// x training examples): each pipeline's folds are expected to go at the pace its
+/// finished ones went, in minutes per example. A pipeline none of whose folds has
+/// finished yet is counted at the pace of all finished folds, and the estimate is then
+/// marked rough.
 #[derive(Default)]
 pub struct QueueClock {
-    /// (pipeline, minutes) of every finished fold.
-    timed: Vec<(PathBuf, f64)>,
+    /// (pipeline, minutes, work) of every finished fold.
+    timed: Vec<(PathBuf, f64, f64)>,
 }
 
 impl QueueClock {
-    /// Records a finished fold of `pipeline` that took `minutes`; a `resumed` one is
-    /// left out, its time being only part of a fold's.
-    pub fn finished(&mut self, pipeline: &Path, minutes: f64, resumed: bool) {
-        if !resumed {
-            self.timed.push((pipeline.to_path_buf(), minutes));
+    /// Records a finished fold that took `minutes`; a resumed one is left out, its time
+    /// being only part of a fold's.
+    pub fn finished(&mut self, task: &CvTask, minutes: f64) {
+        if !task.resume {
+            self.timed.push((task.pipeline.clone(), minutes, task.work));
         }
     }
 
-    /// Expected minutes of one fold of `pipeline`, and whether it is known from that
-    /// pipeline's own folds; `None` before any fold has finished.
-    fn fold_minutes(&self, pipeline: &Path) -> Option<(f64, bool)> {
-        let own = self.timed.iter().filter(|(p, _)| p == pipeline);
-        match mean(own.map(|t| t.1)) {
-            Some(m) => Some((m, true)),
-            None => mean(self.timed.iter().map(|t| t.1)).map(|m| (m, false)),
-        }
+    /// Expected minutes of `task`, and whether they come from its own pipeline's folds;
+    /// `None` before any fold has finished.
+    fn fold_minutes(&self, task: &CvTask) -> Option<(f64, bool)> {
+        let pace = |own: bool| {
+            let folds = self.timed.iter().filter(|t| !own || t.0 == task.pipeline);
+            let (n, minutes, work) =
+                folds.fold((0usize, 0.0, 0.0), |(n, m, w), t| (n + 1, m + t.1, w + t.2));
+            match n {
+                0 => None,
+                // without a count of examples, the mean time of a fold
+                _ if work <= 0.0 || task.work <= 0.0 => Some(minutes / n as f64),
+                _ => Some(minutes / work * task.work),
+            }
+        };
+        pace(true)
+            .map(|m| (m, true))
+            .or_else(|| pace(false).map(|m| (m, false)))
     }
 
     /// Minutes until the queue is done with `jobs` folds at a time: `running` are the
-    /// folds under way (pipeline, minutes so far), `queued` the pipelines of the folds
-    /// not started, in order; each starts on the first free slot. With the estimate comes
-    /// whether it is rough. `None` before any fold has finished.
-    pub fn left<'a>(
+    /// folds under way (with their minutes so far), `queued` the folds not started, in
+    /// order; each starts on the first free slot. With the estimate comes whether it is
+    /// rough. `None` before any fold has finished.
+    pub fn left(
         &self,
         jobs: usize,
-        running: &[(&Path, f64)],
-        queued: impl IntoIterator<Item = &'a Path>,
+        running: &[(&CvTask, f64)],
+        queued: &[CvTask],
     ) -> Option<(f64, bool)> {
         let mut rough = false;
-        let mut estimate = |p: &Path| {
-            let (m, own) = self.fold_minutes(p)?;
+        let mut estimate = |t: &CvTask| {
+            let (m, own) = self.fold_minutes(t)?;
             rough |= !own;
             Some(m)
         };
         let mut slots = vec![0.0f64; jobs.max(running.len()).max(1)];
-        for (slot, (p, so_far)) in slots.iter_mut().zip(running) {
-            *slot = (estimate(p)? - so_far).max(0.0);
+        for (slot, (t, so_far)) in slots.iter_mut().zip(running) {
+            *slot = (estimate(t)? - so_far).max(0.0);
         }
-        for p in queued {
-            let m = estimate(p)?;
+        for t in queued {
+            let m = estimate(t)?;
             let first_free = slots
                 .iter_mut()
                 .min_by(|a, b| a.total_cmp(b))
@@ -265,12 +283,6 @@ impl QueueClock {
         let end = slots.iter().copied().fold(0.0, f64::max);
         Some((end, rough))
     }
-}
-
-/// The mean of `values`; `None` when there are none.
-fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let (n, sum) = values.fold((0usize, 0.0), |(n, s), v| (n + 1, s + v));
-    (n > 0).then(|| sum / n as f64)
 }
 
 /// `; N folds left, about T` for a finished fold's line (nothing when none is left or
@@ -452,15 +464,12 @@ pub fn run_parallel(
             let t = &tasks[r.task];
             let minutes = r.started.elapsed().as_secs_f64() / 60.0;
             if status.success() {
-                clock.finished(&t.pipeline, minutes, t.resume);
+                clock.finished(t, minutes);
                 match done(r.task) {
                     Ok(line) => {
-                        let under_way: Vec<(&Path, f64)> = running
+                        let under_way: Vec<(&CvTask, f64)> = running
                             .iter()
-                            .map(|o| {
-                                let p = tasks[o.task].pipeline.as_path();
-                                (p, o.started.elapsed().as_secs_f64() / 60.0)
-                            })
+                            .map(|o| (&tasks[o.task], o.started.elapsed().as_secs_f64() / 60.0))
                             .collect();
                         // after a failure or Ctrl-C no queued fold will start
                         let queued = if failure.is_some() || stop.is_stopped() {
@@ -468,11 +477,7 @@ pub fn run_parallel(
                         } else {
                             &tasks[next..]
                         };
-                        let estimate = clock.left(
-                            jobs,
-                            &under_way,
-                            queued.iter().map(|q| q.pipeline.as_path()),
-                        );
+                        let estimate = clock.left(jobs, &under_way, queued);
                         let left = left_note(under_way.len() + queued.len(), estimate);
                         eprintln!(
                             "[{}/{total}] {}fold {}: {line} ({minutes:.1} min){left}",
@@ -555,32 +560,73 @@ mod tests {
             fold_name: "jackson".into(),
             dir: PathBuf::from("runs/cv-x/fold-2"),
             resume,
+            work: 0.0,
+        }
+    }
+
+    /// `estimate` is `minutes`, within rounding, and `rough` or not.
+    #[track_caller]
+    fn close(estimate: Option<(f64, bool)>, minutes: f64, rough: bool) {
+        let (m, r) = estimate.expect("an estimate");
+        assert!((m - minutes).abs() < 1e-9, "{m} minutes, not {minutes}");
+        assert_eq!(r, rough);
+    }
+
+    /// A fold of `pipeline` training on `work` examples in all.
+    fn fold(pipeline: &str, work: f64, resume: bool) -> CvTask {
+        CvTask {
+            pipeline: PathBuf::from(pipeline),
+            work,
+            ..task(resume)
         }
     }
 
     #[test]
     fn queue_clock_schedules_the_folds_left_on_free_slots() {
-        let (bc, std) = (Path::new("bc.toml"), Path::new("std.toml"));
+        let bc = |work| fold("bc.toml", work, false);
+        let std = |work| fold("std.toml", work, false);
         let mut clock = QueueClock::default();
-        assert_eq!(clock.left(2, &[], [bc]), None, "nothing timed yet");
-        clock.finished(bc, 8.0, false);
-        clock.finished(bc, 10.0, false);
+        assert_eq!(clock.left(2, &[], &[bc(100.0)]), None, "nothing timed yet");
+        clock.finished(&bc(100.0), 8.0);
+        clock.finished(&bc(100.0), 10.0);
         // a resumed fold ran only part of its epochs here: not a fold's time
-        clock.finished(bc, 0.5, true);
+        clock.finished(&fold("bc.toml", 100.0, true), 0.5);
         // one BC fold 3 minutes in (6 left), three queued at 9 each on two slots:
         // [6, 0] -> [6, 9] -> [15, 9] -> [15, 18]
-        assert_eq!(
-            clock.left(2, &[(bc, 3.0)], [bc, bc, bc]),
-            Some((18.0, false))
+        let running = bc(100.0);
+        close(
+            clock.left(2, &[(&running, 3.0)], &[bc(100.0), bc(100.0), bc(100.0)]),
+            18.0,
+            false,
         );
         // a fold past its estimate has nothing left
-        assert_eq!(clock.left(2, &[(bc, 12.0)], []), Some((0.0, false)));
+        close(clock.left(2, &[(&running, 12.0)], &[]), 0.0, false);
         // one fold at a time: the sum
-        assert_eq!(clock.left(1, &[], [bc, bc]), Some((18.0, false)));
-        // a pipeline with no finished fold counts at the mean of all, and is rough
-        assert_eq!(clock.left(2, &[], [std, std]), Some((9.0, true)));
-        clock.finished(std, 4.0, false);
-        assert_eq!(clock.left(2, &[], [std, std, bc]), Some((13.0, false)));
+        close(clock.left(1, &[], &[bc(100.0), bc(100.0)]), 18.0, false);
+        // a fold of a fifth of the work (fewer examples or epochs) takes a fifth
+        close(clock.left(1, &[], &[bc(20.0)]), 1.8, false);
+        // a pipeline with no finished fold goes at the pace of all folds, and is rough:
+        // half BC's work, half its time
+        close(clock.left(2, &[], &[std(50.0), std(50.0)]), 4.5, true);
+        // once one of its folds is timed, at its own pace (twice BC's here)
+        clock.finished(&std(50.0), 9.0);
+        close(
+            clock.left(2, &[], &[std(50.0), std(50.0), bc(100.0)]),
+            9.0 + 9.0,
+            false,
+        );
+    }
+
+    #[test]
+    fn queue_clock_without_a_count_of_examples_takes_the_mean_fold() {
+        let mut clock = QueueClock::default();
+        clock.finished(&fold("a.toml", 0.0, false), 4.0);
+        clock.finished(&fold("a.toml", 0.0, false), 6.0);
+        close(
+            clock.left(1, &[], &[fold("a.toml", 0.0, false)]),
+            5.0,
+            false,
+        );
     }
 
     #[test]

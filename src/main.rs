@@ -127,9 +127,9 @@ command again skips finished folds and resumes an interrupted one, so a long
 cross-validation can be stopped with Ctrl-C and continued. Several pipelines form one
 queue of folds in the order given (with --jobs, name the slowest first so that the last
 folds end together); each writes to its own runs/cv-NAME. As each fold ends, a line
-gives its error and the time left: each pipeline's remaining folds are expected to take
-as long as its finished ones did (\"rough\" while a pipeline has no finished fold and is
-counted at the mean of the others).
+gives its error and the time left: a fold's time is taken to follow the examples it
+trains on (epochs x training recordings), at the pace of its pipeline's finished folds
+(\"rough\" while a pipeline has no finished fold and is counted at the pace of the others).
 
 --jobs N trains N folds (of any seed) at once, each in a quiet `scarce train` process
 with its share of the cores (RAYON_NUM_THREADS, unless set), and prints a line as each
@@ -698,9 +698,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     let r = evaluated_run(&t.dir)?;
                     let minutes = fold_started.elapsed().as_secs_f64() / 60.0;
-                    clock.finished(&t.pipeline, minutes, t.resume);
-                    let queued = tasks[i + 1..].iter().map(|q| q.pipeline.as_path());
-                    let left = cv_jobs::left_note(tasks.len() - i - 1, clock.left(1, &[], queued));
+                    clock.finished(t, minutes);
+                    let queued = &tasks[i + 1..];
+                    let left = cv_jobs::left_note(queued.len(), clock.left(1, &[], queued));
                     eprintln!(
                         "[{}/{total}] {}fold {}: {} ({minutes:.1} min){left}",
                         t.step,

@@ -3,7 +3,7 @@
 
 use super::{PipelineFile, Plan, StageKind};
 use crate::audio::CropConfig;
-use crate::data::{sound, DataDir, Dataset, ImageSet, Split};
+use crate::data::{sound, DataDir, Dataset, ImageSet};
 use crate::eval::EvalSet;
 use crate::graph::{EdgeSpec, Graph, NodeId};
 use crate::item::{Domain, EpochMetrics, Item, ItemType};
@@ -93,15 +93,7 @@ impl PipelineFile {
             listing.folds.len(),
             listing.folds.join(", ")
         );
-        let sel = sound::Selection {
-            fold,
-            train: *spec.split.get_ref() == Split::Train,
-            per_class_per_fold: spec.per_class_per_fold.as_ref().map(|n| *n.get_ref()),
-            skip_per_class_per_fold: spec
-                .skip_per_class_per_fold
-                .as_ref()
-                .map_or(0, |n| *n.get_ref()),
-        };
+        let sel = spec.sound_selection(fold);
         let mut set = sound::load(&listing, &sel, spec.rate(), spec.skip_bad_files)
             .with_context(|| format!("loading data set `{name}`"))?;
         if let Some(limit) = &spec.limit {
@@ -112,6 +104,47 @@ impl PipelineFile {
         }
         set.name = name.to_string();
         Ok(Dataset::Sound(Arc::new(set)))
+    }
+
+    /// Examples a run holding out each fold trains on per epoch (the recordings its
+    /// `dataset` stages read, before any file that fails to decode is left out), by
+    /// fold - 1, with the folds' names; for the sound data set the folds come from.
+    pub fn training_examples(&self, dir: &DataDir) -> Result<(Vec<String>, Vec<usize>)> {
+        let kind = self
+            .spec
+            .data
+            .values()
+            .find_map(|d| d.get_ref().set.get_ref().sound())
+            .context("this pipeline has no sound data set with folds to cross-validate")?;
+        let listing = sound::list(kind, &dir.path)?;
+        let mut counts = vec![0usize; listing.folds.len()];
+        let mut others: Vec<sound::SoundListing> = Vec::new();
+        for st in self.spec.stage.values().map(|s| s.get_ref()) {
+            if StageKind::parse(st.kind.get_ref()) != Some(StageKind::Dataset) {
+                continue;
+            }
+            let Some(name) = &st.data else { continue };
+            let spec = self.data_spec(name.get_ref())?;
+            let Some(k) = spec.set.get_ref().sound() else {
+                continue;
+            };
+            let l = if k == kind {
+                &listing
+            } else {
+                match others.iter().position(|o| o.kind == k) {
+                    Some(i) => &others[i],
+                    None => {
+                        others.push(sound::list(k, &dir.path)?);
+                        others.last().expect("just pushed")
+                    }
+                }
+            };
+            let limit = spec.limit.as_ref().map_or(usize::MAX, |n| *n.get_ref());
+            for (i, c) in counts.iter_mut().enumerate() {
+                *c += l.select(&spec.sound_selection(i + 1)).len().min(limit);
+            }
+        }
+        Ok((listing.folds, counts))
     }
 
     /// The crop settings of the `crop` stage upstream of `stage`, if there is one.

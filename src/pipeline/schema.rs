@@ -112,6 +112,20 @@ impl DataSpec {
             .unwrap_or_else(|| self.set.get_ref().native_rate())
     }
 
+    /// Sound: the recordings this set takes from its data set's listing when `fold` is
+    /// held out (before `limit`).
+    pub fn sound_selection(&self, fold: usize) -> crate::data::sound::Selection {
+        crate::data::sound::Selection {
+            fold,
+            train: *self.split.get_ref() == Split::Train,
+            per_class_per_fold: self.per_class_per_fold.as_ref().map(|n| *n.get_ref()),
+            skip_per_class_per_fold: self
+                .skip_per_class_per_fold
+                .as_ref()
+                .map_or(0, |n| *n.get_ref()),
+        }
+    }
+
     /// Side of the digit after resizing, before padding.
     pub fn resize_side(&self) -> usize {
         self.size

@@ -148,19 +148,6 @@ pub fn load_pipeline(path: &Path, epochs: Option<usize>) -> Result<(PipelineFile
     Ok((file, plan))
 }
 
-/// The fold names of the first sound data set of a pipeline, fold 1 first (FSDD: the
-/// speakers); an error for a pipeline without one.
-pub fn fold_names(file: &PipelineFile, data_dir: &DataDir) -> Result<Vec<String>> {
-    let kind = file
-        .spec
-        .data
-        .values()
-        .find_map(|d| d.get_ref().set.get_ref().sound())
-        .context("this pipeline has no sound data set with folds to cross-validate")?;
-    let listing = crate::data::sound::list(kind, &data_dir.path)?;
-    Ok(listing.folds)
-}
-
 /// Runs (or resumes) a training session. `stop` is set by Ctrl-C.
 pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
     let choice: crate::model::device::DeviceChoice = req.device.parse()?;

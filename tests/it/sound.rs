@@ -397,6 +397,29 @@ fn cross_validation_with_jobs_trains_folds_side_by_side() {
 }
 
 #[test]
+fn a_folds_training_examples_are_counted_for_the_time_left() {
+    let tmp = tempfile::tempdir().unwrap();
+    tones(tmp.path(), &["ann", "bob", "cy"], 3);
+    // cy lacks one recording of digit 0
+    std::fs::remove_file(tmp.path().join("fsdd/recordings/0_cy_2.wav")).unwrap();
+    let data = scarce::data::resolve_data_dir(Some(tmp.path()));
+    let count = |extra: &str| {
+        let p = pipeline(tmp.path(), "bc", 1, extra);
+        let (file, _) = scarce::train::session::load_pipeline(&p, None).unwrap();
+        file.training_examples(&data).unwrap()
+    };
+    // every recording of the two speakers not held out: 30 each, 29 for cy
+    let (names, all) = count("");
+    assert_eq!(names, ["ann", "bob", "cy"]);
+    assert_eq!(all, [59, 59, 60]);
+    // two per digit per speaker, which cy still has for every digit
+    assert_eq!(count("per_class_per_fold = 2").1, [40, 40, 40]);
+    // the third recording of each: cy's digit 0 is missing
+    assert_eq!(count("skip_per_class_per_fold = 2").1, [19, 19, 20]);
+    assert_eq!(count("limit = 25").1, [25, 25, 25]);
+}
+
+#[test]
 fn cross_validation_of_several_pipelines_makes_one_queue_and_one_table() {
     let tmp = tempfile::tempdir().unwrap();
     tones(tmp.path(), &["ann", "bob", "cy"], 2);
