@@ -880,6 +880,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             curves,
             eval,
         } => {
+            if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+                anyhow::bail!(
+                    "{}: no such run folder or folder of runs",
+                    missing.display()
+                );
+            }
             let dirs = scarce::results::find_runs(&paths);
             let mut runs = Vec::new();
             for d in &dirs {

@@ -184,6 +184,10 @@ fn a_seen_speaker_set_holds_the_recordings_a_limited_set_leaves_out() {
     assert!(further.contains(&format!("| {seen_error:.1} |")), "{table}");
     let o = run(&["results", out.to_str().unwrap(), "--eval", "elsewhere"]);
     assert_user_error(&o, &["no finished runs evaluated on `elsewhere`"]);
+    // a folder that does not exist is named, not taken for one without runs
+    let typo = tmp.path().join("ruin");
+    let o = run(&["results", out.to_str().unwrap(), typo.to_str().unwrap()]);
+    assert_user_error(&o, &["ruin: no such run folder"]);
     // skipping every recording leaves nothing, and the error says why
     let text = std::fs::read_to_string(&p)
         .unwrap()
