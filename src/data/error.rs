@@ -31,12 +31,13 @@ pub enum DataError {
     },
 
     /// The file exists but could not be read.
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}: {error}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
+        /// The cause (in the message, so not also given as the error's source: a chain
+        /// printed in full would say it twice).
+        error: io::Error,
     },
 
     /// The file is neither gzip nor the uncompressed format the reader accepts.
@@ -56,15 +57,15 @@ pub enum DataError {
 
     /// The file starts like gzip but its compressed stream is broken.
     #[error(
-        "{} is a gzip file but its compressed data is corrupt or cut short ({source}); \
+        "{} is a gzip file but its compressed data is corrupt or cut short ({error}); \
          the file is damaged: download it again",
         .path.display()
     )]
     CorruptGzip {
         /// The file.
         path: PathBuf,
-        /// The decoder's error.
-        source: io::Error,
+        /// The decoder's error (in the message, so not also given as the error's source).
+        error: io::Error,
     },
 
     /// The IDX magic number is not the expected one.

@@ -526,7 +526,7 @@ pub(crate) fn read_maybe_gzip(path: &Path) -> Result<(Vec<u8>, bool), DataError>
         },
         _ => DataError::Io {
             path: path.to_path_buf(),
-            source: e,
+            error: e,
         },
     })?;
     if raw.len() < 2 || raw[0] != 0x1f || raw[1] != 0x8b {
@@ -542,7 +542,7 @@ pub(crate) fn read_maybe_gzip(path: &Path) -> Result<(Vec<u8>, bool), DataError>
         .read_to_end(&mut out)
         .map_err(|e| DataError::CorruptGzip {
             path: path.to_path_buf(),
-            source: e,
+            error: e,
         })?;
     Ok((out, true))
 }

@@ -82,12 +82,13 @@ pub enum SoundDataError {
         hint: &'static str,
     },
     /// A metadata file could not be read.
-    #[error("cannot read {}: {source}", .path.display())]
+    #[error("cannot read {}: {error}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, so not also given as the error's source: a chain
+        /// printed in full would say it twice).
+        error: std::io::Error,
     },
     /// A metadata row is malformed.
     #[error("{}: line {line}: {reason}", .path.display())]
@@ -107,9 +108,10 @@ pub enum SoundDataError {
         /// What is wrong.
         reason: String,
     },
-    /// A sound file could not be decoded.
+    /// A sound file could not be decoded (the decoder's error is in the message, so it is
+    /// not also given as the error's source).
     #[error("{0} (set `skip_bad_files = true` on the data set to skip such files with a warning)")]
-    Audio(#[from] AudioError),
+    Audio(AudioError),
     /// The selection is empty.
     #[error("{set}: no recordings selected ({what})")]
     Empty {
@@ -263,9 +265,9 @@ fn list_fsdd(dir: &Path) -> Result<SoundListing, SoundDataError> {
     let rd = std::fs::read_dir(dir).map_err(|_| missing())?;
     let mut raw = Vec::new();
     for e in rd {
-        let e = e.map_err(|source| SoundDataError::Io {
+        let e = e.map_err(|error| SoundDataError::Io {
             path: dir.to_path_buf(),
-            source,
+            error,
         })?;
         let path = e.path();
         if path.extension().and_then(|x| x.to_str()) != Some("wav") {
@@ -337,7 +339,7 @@ fn read_csv(
         } else {
             SoundDataError::Io {
                 path: path.to_path_buf(),
-                source,
+                error: source,
             }
         }
     })?;
@@ -565,7 +567,7 @@ pub fn load(
                 log::warn!("skipping {err}");
                 set.skipped.push(err.to_string());
             }
-            Err(err) => return Err(err.into()),
+            Err(err) => return Err(SoundDataError::Audio(err)),
         }
     }
     Ok(set)

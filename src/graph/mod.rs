@@ -98,13 +98,14 @@ impl StopFlag {
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
     /// A node returned an error (the first one; it stopped the graph).
-    #[error("stage `{stage}` failed: {source:#}")]
+    /// Its message includes the node's (with that error's own causes), so the node's
+    /// error is not also given as its source: a chain printed in full would say it twice.
+    #[error("stage `{stage}` failed: {error:#}")]
     Stage {
         /// Node name.
         stage: String,
         /// The node's error.
-        #[source]
-        source: BoxError,
+        error: BoxError,
     },
     /// A node panicked; the panic was caught and stopped the graph.
     #[error("stage `{stage}` panicked: {message}")]
@@ -362,7 +363,7 @@ impl<T: Clone + Send + 'static> Graph<T> {
                     // their edges close, and the stop makes everyone else wind down.
                     Err(e) => ctl.fail(GraphError::Stage {
                         stage: name,
-                        source: anyhow::Error::new(e).context("cannot spawn thread"),
+                        error: anyhow::Error::new(e).context("cannot spawn thread"),
                     }),
                 }
             }

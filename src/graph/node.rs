@@ -141,7 +141,7 @@ impl<'c, T: Clone + Send + 'static> Worker<'c, T> {
     fn fail(&self, err: BoxError) {
         self.ctl.fail(GraphError::Stage {
             stage: self.name.clone(),
-            source: err,
+            error: err,
         });
     }
 

@@ -219,13 +219,18 @@ fn stage_error_stops_graph_and_is_reported() {
     };
     let err = run_limited(failing_graph(fail, &sink), LIMIT).unwrap_err();
     match &err {
-        GraphError::Stage { stage, source } => {
+        GraphError::Stage { stage, error } => {
             assert_eq!(stage, "boom");
-            assert_eq!(source.to_string(), "bad item 10");
+            assert_eq!(error.to_string(), "bad item 10");
         }
         other => panic!("wrong error: {other:?}"),
     }
     assert_eq!(err.to_string(), "stage `boom` failed: bad item 10");
+    // printed with its chain (as the command line does), the node's error comes once
+    assert_eq!(
+        format!("{:#}", anyhow::Error::new(err)),
+        "stage `boom` failed: bad item 10"
+    );
     assert!(sink.finished(), "sink finish must run after an error");
     // What reached the sink is an in-order prefix of 0..10 (queued items may be
     // discarded on a stop).

@@ -109,7 +109,12 @@ fn replayed_recordings_stream_their_labels() {
         replay.to_str().unwrap(),
         "--fast",
     ]);
-    assert_user_error(&o, &["99.wav"]);
+    assert_user_error(&o, &["99.wav", "not a readable WAV file"]);
+    assert_eq!(
+        stderr(&o).matches("not a readable WAV file").count(),
+        1,
+        "said once"
+    );
     let o = run(&[
         "run",
         run_dir.to_str().unwrap(),

@@ -512,6 +512,7 @@ fn unreadable_recordings_are_named_or_skipped_and_counted() {
     let p = pipeline(tmp.path(), "source_only", 1, "");
     let o = train_fold_2(&p, tmp.path(), &tmp.path().join("r1"));
     assert_user_error(&o, &["4_ann_0.wav", "skip_bad_files"]);
+    assert_eq!(stderr(&o).matches("4_ann_0.wav").count(), 1, "said once");
 
     let p = pipeline(tmp.path(), "source_only", 1, "skip_bad_files = true");
     let out = tmp.path().join("r2");
