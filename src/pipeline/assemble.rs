@@ -107,8 +107,8 @@ impl PipelineFile {
     }
 
     /// Examples a run holding out each fold trains on per epoch (the recordings its
-    /// `dataset` stages read, before any file that fails to decode is left out), by
-    /// fold - 1, with the folds' names; for the sound data set the folds come from.
+    /// `dataset` stages read from the sound data set the folds come from, before any
+    /// file that fails to decode is left out), by fold - 1, with the folds' names.
     pub fn training_examples(&self, dir: &DataDir) -> Result<(Vec<String>, Vec<usize>)> {
         let kind = self
             .spec
@@ -118,30 +118,21 @@ impl PipelineFile {
             .context("this pipeline has no sound data set with folds to cross-validate")?;
         let listing = sound::list(kind, &dir.path)?;
         let mut counts = vec![0usize; listing.folds.len()];
-        let mut others: Vec<sound::SoundListing> = Vec::new();
         for st in self.spec.stage.values().map(|s| s.get_ref()) {
             if StageKind::parse(st.kind.get_ref()) != Some(StageKind::Dataset) {
                 continue;
             }
             let Some(name) = &st.data else { continue };
             let spec = self.data_spec(name.get_ref())?;
-            let Some(k) = spec.set.get_ref().sound() else {
+            if spec.set.get_ref().sound() != Some(kind) {
                 continue;
-            };
-            let l = if k == kind {
-                &listing
-            } else {
-                match others.iter().position(|o| o.kind == k) {
-                    Some(i) => &others[i],
-                    None => {
-                        others.push(sound::list(k, &dir.path)?);
-                        others.last().expect("just pushed")
-                    }
-                }
-            };
+            }
             let limit = spec.limit.as_ref().map_or(usize::MAX, |n| *n.get_ref());
             for (i, c) in counts.iter_mut().enumerate() {
-                *c += l.select(&spec.sound_selection(i + 1)).len().min(limit);
+                *c += listing
+                    .select(&spec.sound_selection(i + 1))
+                    .len()
+                    .min(limit);
             }
         }
         Ok((listing.folds, counts))
