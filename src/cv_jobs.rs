@@ -35,8 +35,8 @@ pub struct CvTask {
     pub dir: PathBuf,
     /// The folder holds a checkpoint to resume from.
     pub resume: bool,
-    /// Examples the whole run trains on (epochs x training examples per epoch), which
-    /// the time it takes follows.
+    /// Examples the run has left to train on (epochs left x training examples per
+    /// epoch), which the time it takes follows.
     pub work: f64,
 }
 
@@ -194,7 +194,10 @@ impl CvPlan {
                     finished.push((*step, r));
                     continue;
                 }
-                let resume = scarce::train::checkpoint::latest(&dir)?.is_some();
+                let latest = scarce::train::checkpoint::latest(&dir)?;
+                // a resumed fold has only the epochs after its checkpoint left to train
+                let epochs_done = latest.as_ref().map_or(0, |(_, state)| state.epoch);
+                let epochs_left = self.own_epochs.unwrap_or(1).saturating_sub(epochs_done);
                 tasks.push(CvTask {
                     step: *step,
                     pipeline: self.pipeline.clone(),
@@ -203,8 +206,8 @@ impl CvPlan {
                     fold,
                     fold_name: self.fold_names[fold - 1].clone(),
                     dir,
-                    resume,
-                    work: (self.own_epochs.unwrap_or(1) * self.fold_examples[fold - 1]) as f64,
+                    resume: latest.is_some(),
+                    work: (epochs_left * self.fold_examples[fold - 1]) as f64,
                 });
             }
         }
@@ -212,10 +215,10 @@ impl CvPlan {
     }
 }
 
-/// Time left in a queue of folds, from the folds finished so far (resumed ones do not
-/// count). A fold's time is taken to follow its work, the examples it trains on (epochs
-/// x training examples): each pipeline's folds are expected to go at the pace its
-/// finished ones went, in minutes per example. A pipeline none of whose folds has
+/// Time left in a queue of folds, from the folds finished so far. A fold's time is
+/// taken to follow its work, the examples it trains on (epochs x training examples;
+/// for a resumed fold, the epochs after its checkpoint): each pipeline's folds are
+/// expected to go at the pace its finished ones went, in minutes per example. A pipeline none of whose folds has
 /// finished yet is counted at the pace of all finished folds, and the estimate is then
 /// marked rough.
 #[derive(Default)]
@@ -225,12 +228,10 @@ pub struct QueueClock {
 }
 
 impl QueueClock {
-    /// Records a finished fold that took `minutes`; a resumed one is left out, its time
-    /// being only part of a fold's.
+    /// Records a finished fold that took `minutes` (a resumed one: for the work it had
+    /// left).
     pub fn finished(&mut self, task: &CvTask, minutes: f64) {
-        if !task.resume {
-            self.timed.push((task.pipeline.clone(), minutes, task.work));
-        }
+        self.timed.push((task.pipeline.clone(), minutes, task.work));
     }
 
     /// Expected minutes of `task`, and whether they come from its own pipeline's folds;
@@ -243,7 +244,7 @@ impl QueueClock {
             match n {
                 0 => None,
                 // without a count of examples, the mean time of a fold
-                _ if work <= 0.0 || task.work <= 0.0 => Some(minutes / n as f64),
+                _ if work <= 0.0 => Some(minutes / n as f64),
                 _ => Some(minutes / work * task.work),
             }
         };
@@ -589,8 +590,6 @@ mod tests {
         assert_eq!(clock.left(2, &[], &[bc(100.0)]), None, "nothing timed yet");
         clock.finished(&bc(100.0), 8.0);
         clock.finished(&bc(100.0), 10.0);
-        // a resumed fold ran only part of its epochs here: not a fold's time
-        clock.finished(&fold("bc.toml", 100.0, true), 0.5);
         // one BC fold 3 minutes in (6 left), three queued at 9 each on two slots:
         // [6, 0] -> [6, 9] -> [15, 9] -> [15, 18]
         let running = bc(100.0);
@@ -618,6 +617,24 @@ mod tests {
     }
 
     #[test]
+    fn queue_clock_times_resumed_folds_by_the_work_they_had_left() {
+        let mut clock = QueueClock::default();
+        // resumed with a quarter of its epochs left: 2 minutes for a quarter of the work
+        clock.finished(&fold("bc.toml", 25.0, true), 2.0);
+        close(
+            clock.left(1, &[], &[fold("bc.toml", 100.0, false)]),
+            8.0,
+            false,
+        );
+        // one resumed at its last checkpoint, with nothing left to train
+        close(
+            clock.left(1, &[], &[fold("bc.toml", 0.0, true)]),
+            0.0,
+            false,
+        );
+    }
+
+    #[test]
     fn queue_clock_without_a_count_of_examples_takes_the_mean_fold() {
         let mut clock = QueueClock::default();
         clock.finished(&fold("a.toml", 0.0, false), 4.0);
@@ -627,6 +644,60 @@ mod tests {
             5.0,
             false,
         );
+    }
+
+    #[test]
+    fn a_folds_work_is_its_epochs_left_times_its_training_recordings() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rec = tmp.path().join("fsdd/recordings");
+        std::fs::create_dir_all(&rec).unwrap();
+        // two speakers, two recordings of each digit
+        for speaker in ["ann", "bob"] {
+            for digit in 0..10 {
+                for i in 0..2 {
+                    let x = vec![0.1f32; 800];
+                    let p = rec.join(format!("{digit}_{speaker}_{i}.wav"));
+                    scarce::audio::write_wav_i16(&p, &x, 8000).unwrap();
+                }
+            }
+        }
+        let data = scarce::data::resolve_data_dir(Some(tmp.path()));
+        let pipeline = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("pipelines/fsdd-envnet2-standard-limited.toml");
+        let out = tmp.path().join("cv");
+        let plan = CvPlan::new(
+            &pipeline,
+            &[],
+            &[],
+            Some(out.clone()),
+            (None, Some(8)),
+            &data,
+        )
+        .unwrap();
+        // fold 2 was stopped after its checkpoint of epoch 6
+        let ckpt = out.join("fold-2/checkpoints/epoch-0006");
+        std::fs::create_dir_all(&ckpt).unwrap();
+        let state = scarce::train::checkpoint::CheckpointState {
+            epoch: 6,
+            elapsed_s: 1.0,
+            seed: 1,
+            version: "test".into(),
+        };
+        std::fs::write(
+            ckpt.join("state.json"),
+            serde_json::to_string(&state).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(out.join("fold-2/checkpoints/latest"), "epoch-0006").unwrap();
+        let (mut tasks, mut finished, mut step) = (Vec::new(), Vec::new(), 0);
+        plan.tasks(None, &mut step, 2, &mut tasks, &mut finished)
+            .unwrap();
+        assert_eq!(tasks.len(), 2);
+        // the other speaker's 20 recordings (the pipeline keeps up to 10 per digit)
+        assert!(!tasks[0].resume);
+        assert_eq!(tasks[0].work, 8.0 * 20.0);
+        assert!(tasks[1].resume);
+        assert_eq!(tasks[1].work, 2.0 * 20.0);
     }
 
     #[test]

@@ -128,8 +128,9 @@ cross-validation can be stopped with Ctrl-C and continued. Several pipelines for
 queue of folds in the order given (with --jobs, name the slowest first so that the last
 folds end together); each writes to its own runs/cv-NAME. As each fold ends, a line
 gives its error and the time left: a fold's time is taken to follow the examples it
-trains on (epochs x training recordings), at the pace of its pipeline's finished folds
-(\"rough\" while a pipeline has no finished fold and is counted at the pace of the others).
+trains on (epochs x training recordings; a resumed fold's epochs after its checkpoint),
+at the pace of its pipeline's finished folds (\"rough\" while a pipeline has no finished
+fold and is counted at the pace of the others).
 
 --jobs N trains N folds (of any seed) at once, each in a quiet `scarce train` process
 with its share of the cores (RAYON_NUM_THREADS, unless set), and prints a line as each
