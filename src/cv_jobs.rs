@@ -9,6 +9,7 @@
 //! as in a sequential cross-validation.
 
 use scarce::graph::StopFlag;
+use scarce::pipeline::assemble::FoldCounts;
 use scarce::results::RunResult;
 use scarce::train::session;
 use std::io::{BufRead, BufReader};
@@ -35,8 +36,10 @@ pub struct CvTask {
     pub dir: PathBuf,
     /// The folder holds a checkpoint to resume from.
     pub resume: bool,
-    /// Examples the run has left to train on (epochs left x training examples per
-    /// epoch), which the time it takes follows.
+    /// The work the run has left, which the time it takes follows: the examples it
+    /// trains on (epochs left x training examples per epoch) and the recordings it tests
+    /// (evaluations left x recordings evaluated), each test weighing [`EVAL_WEIGHT`]
+    /// training examples.
     pub work: f64,
 }
 
@@ -68,9 +71,10 @@ pub struct CvPlan {
     /// another seed S gets `base-sS`.
     pub roots: Vec<(Option<u64>, PathBuf)>,
     folds: Vec<usize>,
-    fold_names: Vec<String>,
-    /// Training examples per epoch with each fold held out, by fold - 1.
-    fold_examples: Vec<usize>,
+    /// What a run holding out each fold trains on and tests.
+    counts: FoldCounts,
+    /// `[train] eval_every`.
+    eval_every: usize,
     several_seeds: bool,
     own_seed: Option<u64>,
     own_epochs: Option<usize>,
@@ -90,8 +94,8 @@ impl CvPlan {
     ) -> anyhow::Result<Self> {
         let (seed, epochs) = seed_epochs;
         let (file, _) = session::load_pipeline(pipeline, epochs)?;
-        let (fold_names, fold_examples) = file.training_examples(data_dir)?;
-        let available = fold_names.len();
+        let counts = file.fold_counts(data_dir)?;
+        let available = counts.names.len();
         let folds: Vec<usize> = if folds.is_empty() {
             (1..=available).collect()
         } else {
@@ -112,6 +116,12 @@ impl CvPlan {
             .train
             .as_ref()
             .map(|t| *t.get_ref().epochs.get_ref());
+        let eval_every = file
+            .spec
+            .train
+            .as_ref()
+            .and_then(|t| t.get_ref().eval_every.as_ref())
+            .map_or(1, |e| *e.get_ref());
         let roots = if seeds.is_empty() {
             vec![(seed, base.clone())]
         } else {
@@ -135,8 +145,8 @@ impl CvPlan {
             base,
             roots,
             folds,
-            fold_names,
-            fold_examples,
+            counts,
+            eval_every,
             several_seeds: !seeds.is_empty(),
             own_seed,
             own_epochs,
@@ -197,17 +207,23 @@ impl CvPlan {
                 let latest = scarce::train::checkpoint::latest(&dir)?;
                 // a resumed fold has only the epochs after its checkpoint left to train
                 let epochs_done = latest.as_ref().map_or(0, |(_, state)| state.epoch);
-                let epochs_left = self.own_epochs.unwrap_or(1).saturating_sub(epochs_done);
+                let epochs = self.own_epochs.unwrap_or(1);
                 tasks.push(CvTask {
                     step: *step,
                     pipeline: self.pipeline.clone(),
                     seed: *seed,
                     note,
                     fold,
-                    fold_name: self.fold_names[fold - 1].clone(),
+                    fold_name: self.counts.names[fold - 1].clone(),
                     dir,
                     resume: latest.is_some(),
-                    work: (epochs_left * self.fold_examples[fold - 1]) as f64,
+                    work: fold_work(
+                        epochs_done,
+                        epochs,
+                        self.eval_every,
+                        self.counts.train[fold - 1],
+                        self.counts.evaluated[fold - 1],
+                    ),
                 });
             }
         }
@@ -215,12 +231,35 @@ impl CvPlan {
     }
 }
 
+/// What testing one recording weighs against training on one example, in time: ten
+/// crops, each a forward pass, where training is a forward and a backward pass. On
+/// FSDD's small EnvNet-v2 (one thread) an epoch of the full training set, 2,500
+/// examples, takes about 15 s and the ten-crop test of a speaker's 500 recordings about
+/// 10 s: 6 ms an example against 20 ms a recording.
+pub const EVAL_WEIGHT: f64 = 3.0;
+
+/// The work left to a run after `done` of its `epochs` epochs (see [`CvTask::work`]):
+/// it evaluates every `eval_every` epochs and after the last.
+pub fn fold_work(
+    done: usize,
+    epochs: usize,
+    eval_every: usize,
+    train: usize,
+    evaluated: usize,
+) -> f64 {
+    let every = eval_every.max(1);
+    let evals =
+        |upto: usize| upto / every + usize::from(upto == epochs && !upto.is_multiple_of(every));
+    let evals_left = evals(epochs).saturating_sub(evals(done.min(epochs)));
+    let epochs_left = epochs.saturating_sub(done);
+    (epochs_left * train) as f64 + evals_left as f64 * evaluated as f64 * EVAL_WEIGHT
+}
+
 /// Time left in a queue of folds, from the folds finished so far. A fold's time is
-/// taken to follow its work, the examples it trains on (epochs x training examples;
-/// for a resumed fold, the epochs after its checkpoint): each pipeline's folds are
-/// expected to go at the pace its finished ones went, in minutes per example. A pipeline none of whose folds has
-/// finished yet is counted at the pace of all finished folds, and the estimate is then
-/// marked rough.
+/// taken to follow its work ([`CvTask::work`]): each pipeline's folds are expected to
+/// go at the pace its finished ones went, in minutes per unit of work. A pipeline none
+/// of whose folds has finished yet is counted at the pace of all finished folds, and
+/// the estimate is then marked rough.
 #[derive(Default)]
 pub struct QueueClock {
     /// (pipeline, minutes, work) of every finished fold.
@@ -647,7 +686,7 @@ mod tests {
     }
 
     #[test]
-    fn a_folds_work_is_its_epochs_left_times_its_training_recordings() {
+    fn a_folds_work_is_its_epochs_and_evaluations_left() {
         let tmp = tempfile::tempdir().unwrap();
         let rec = tmp.path().join("fsdd/recordings");
         std::fs::create_dir_all(&rec).unwrap();
@@ -693,11 +732,31 @@ mod tests {
         plan.tasks(None, &mut step, 2, &mut tasks, &mut finished)
             .unwrap();
         assert_eq!(tasks.len(), 2);
-        // the other speaker's 20 recordings (the pipeline keeps up to 10 per digit)
+        // trains on the other speaker's 20 recordings (the pipeline keeps up to 10 per
+        // digit) and tests the held-out speaker's 20 at epoch 8 (`eval_every = 8`)
         assert!(!tasks[0].resume);
-        assert_eq!(tasks[0].work, 8.0 * 20.0);
+        assert_eq!(tasks[0].work, 8.0 * 20.0 + 20.0 * EVAL_WEIGHT);
         assert!(tasks[1].resume);
-        assert_eq!(tasks[1].work, 2.0 * 20.0);
+        assert_eq!(tasks[1].work, 2.0 * 20.0 + 20.0 * EVAL_WEIGHT);
+    }
+
+    #[test]
+    fn a_folds_work_counts_each_evaluation_left() {
+        let w = EVAL_WEIGHT;
+        // 10 epochs of 100 examples, 30 recordings tested every 4 epochs and after
+        // the last: at 4, 8 and 10
+        assert_eq!(fold_work(0, 10, 4, 100, 30), 1000.0 + 3.0 * 30.0 * w);
+        // after epoch 4's checkpoint: 8 and 10 are left; after 8's, only 10
+        assert_eq!(fold_work(4, 10, 4, 100, 30), 600.0 + 2.0 * 30.0 * w);
+        assert_eq!(fold_work(8, 10, 4, 100, 30), 200.0 + 30.0 * w);
+        // the last epoch a multiple of eval_every is evaluated once
+        assert_eq!(fold_work(0, 8, 4, 100, 30), 800.0 + 2.0 * 30.0 * w);
+        // every epoch (eval_every 1, or 0 read as 1)
+        assert_eq!(fold_work(0, 3, 1, 100, 30), 300.0 + 3.0 * 30.0 * w);
+        assert_eq!(fold_work(0, 3, 0, 100, 30), 300.0 + 3.0 * 30.0 * w);
+        // nothing left, and no evaluation set
+        assert_eq!(fold_work(10, 10, 4, 100, 30), 0.0);
+        assert_eq!(fold_work(0, 10, 4, 100, 0), 1000.0);
     }
 
     #[test]

@@ -108,7 +108,8 @@ features side by side (t-SNE). Ctrl-C stops the current run after flushing its m
     },
     /// Cross-validate sound pipelines: train and test once per held-out fold, then print
     /// the error rate per fold and its mean ± std, a row per pipeline.
-    #[command(after_help = "\
+    // --fold is shared with `train`; cv picks its folds with --folds and refuses --fold
+    #[command(mut_arg("fold", |a| a.hide(true)), after_help = "\
 Example (FSDD, leave one speaker out: six runs):
   scarce cv pipelines/fsdd-envnet2-standard.toml --data-dir ../shared/data
 
@@ -127,9 +128,10 @@ command again skips finished folds and resumes an interrupted one, so a long
 cross-validation can be stopped with Ctrl-C and continued. Several pipelines form one
 queue of folds in the order given (with --jobs, name the slowest first so that the last
 folds end together); each writes to its own runs/cv-NAME. As each fold ends, a line
-gives its error and the time left: a fold's time is taken to follow the examples it
-trains on (epochs x training recordings; a resumed fold's epochs after its checkpoint),
-at the pace of its pipeline's finished folds (\"rough\" while a pipeline has no finished
+gives its error and the time left: a fold's time is taken to follow its work, the
+examples it trains on (epochs x training recordings) and the recordings it tests (each
+weighed as three training examples; a resumed fold's work after its checkpoint), at the
+pace of its pipeline's finished folds (\"rough\" while a pipeline has no finished
 fold and is counted at the pace of the others).
 
 --jobs N trains N folds (of any seed) at once, each in a quiet `scarce train` process

@@ -451,26 +451,33 @@ fn metrics_match_real_counts() {
     assert_eq!(before.stage("sink").unwrap().items_in, 0);
 
     // Poll live snapshots while running: counters never go down and never exceed the
-    // final values.
+    // final values. The poller takes its first snapshot before the graph starts (a
+    // loaded machine may not schedule it again before the graph is done) and its last
+    // after the graph has finished, which must show every item.
     let done = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(std::sync::Barrier::new(2));
     let poller = {
-        let (live, done) = (live.clone(), done.clone());
+        let (live, done, started) = (live.clone(), done.clone(), started.clone());
         std::thread::spawn(move || {
-            let mut last = 0;
-            let mut polls = 0;
-            while !done.load(Ordering::SeqCst) {
-                let now = live.snapshot().stage("sink").unwrap().items_in;
-                assert!(now >= last && now <= N + 1);
+            let sink_in = || live.snapshot().stage("sink").unwrap().items_in;
+            let mut last = sink_in();
+            started.wait();
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let now = sink_in();
+                assert!(now >= last && now <= N + 1, "{last} then {now}");
                 last = now;
-                polls += 1;
+                if finished {
+                    return last;
+                }
                 std::thread::sleep(Duration::from_millis(1));
             }
-            polls
         })
     };
+    started.wait();
     let r = run_limited(g, LIMIT).unwrap();
     done.store(true, Ordering::SeqCst);
-    assert!(poller.join().unwrap() > 0);
+    assert_eq!(poller.join().unwrap(), N + 1);
 
     let items = sink.items();
     assert_eq!(items.len() as u64, N + 1);

@@ -106,26 +106,28 @@ impl PipelineFile {
         Ok(Dataset::Sound(Arc::new(set)))
     }
 
-    /// Examples a run holding out each fold trains on per epoch (the recordings its
-    /// `dataset` stages read from the sound data set the folds come from, before any
-    /// file that fails to decode is left out), by fold - 1, with the folds' names.
-    pub fn training_examples(&self, dir: &DataDir) -> Result<(Vec<String>, Vec<usize>)> {
+    /// What a run holding out each fold reads from the sound data set the folds come
+    /// from: its training examples per epoch and the recordings it evaluates (counted
+    /// from the set's listing, before any file that fails to decode is left out).
+    pub fn fold_counts(&self, dir: &DataDir) -> Result<FoldCounts> {
         let kind = self
             .spec
             .data
             .values()
             .find_map(|d| d.get_ref().set.get_ref().sound())
-            .context("this pipeline has no sound data set with folds to cross-validate")?;
+            .with_context(|| {
+                format!(
+                    "{}: no sound data set with folds to cross-validate (FSDD, ESC-50, ESC-10, UrbanSound8K)",
+                    self.path.display()
+                )
+            })?;
         let listing = sound::list(kind, &dir.path)?;
-        let mut counts = vec![0usize; listing.folds.len()];
-        for st in self.spec.stage.values().map(|s| s.get_ref()) {
-            if StageKind::parse(st.kind.get_ref()) != Some(StageKind::Dataset) {
-                continue;
-            }
-            let Some(name) = &st.data else { continue };
-            let spec = self.data_spec(name.get_ref())?;
+        let folds = listing.folds.len();
+        // adds the recordings `[data.NAME]` selects with each fold held out
+        let add = |counts: &mut Vec<usize>, name: &str| -> Result<()> {
+            let spec = self.data_spec(name)?;
             if spec.set.get_ref().sound() != Some(kind) {
-                continue;
+                return Ok(());
             }
             let limit = spec.limit.as_ref().map_or(usize::MAX, |n| *n.get_ref());
             for (i, c) in counts.iter_mut().enumerate() {
@@ -134,8 +136,26 @@ impl PipelineFile {
                     .len()
                     .min(limit);
             }
+            Ok(())
+        };
+        let mut train = vec![0usize; folds];
+        for st in self.spec.stage.values().map(|s| s.get_ref()) {
+            if StageKind::parse(st.kind.get_ref()) != Some(StageKind::Dataset) {
+                continue;
+            }
+            if let Some(name) = &st.data {
+                add(&mut train, name.get_ref())?;
+            }
         }
-        Ok((listing.folds, counts))
+        let mut evaluated = vec![0usize; folds];
+        for name in self.spec.train.iter().flat_map(|t| &t.get_ref().eval) {
+            add(&mut evaluated, name.get_ref())?;
+        }
+        Ok(FoldCounts {
+            names: listing.folds,
+            train,
+            evaluated,
+        })
     }
 
     /// The crop settings of the `crop` stage upstream of `stage`, if there is one.
@@ -539,4 +559,15 @@ pub fn crop_config(st: &super::StageSpec) -> CropConfig {
         max_scale: st.max_scale.as_ref().map(|m| *m.get_ref()).unwrap_or(1.0),
         gain_db: st.gain_db.as_ref().map(|g| *g.get_ref()).unwrap_or(0.0),
     }
+}
+
+/// Per fold of a sound data set (by fold - 1), what a run holding that fold out reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoldCounts {
+    /// The folds' names (FSDD: the speakers).
+    pub names: Vec<String>,
+    /// Examples its `dataset` stages train on per epoch.
+    pub train: Vec<usize>,
+    /// Recordings of its `[train] eval` sets, tested at each evaluated epoch.
+    pub evaluated: Vec<usize>,
 }

@@ -327,6 +327,21 @@ fn cross_validation_runs_every_fold_and_resumes() {
         "4",
     ]);
     assert_user_error(&o, &["fold 4 does not exist", "1-3"]);
+    // an image pipeline has no folds: the error names the file
+    let digits = root().join("pipelines/digits-source-only.toml");
+    let o = run(&["cv", digits.to_str().unwrap()]);
+    assert_user_error(
+        &o,
+        &["digits-source-only.toml: no sound data set with folds"],
+    );
+    // cv picks the folds: --fold (of `train`) is refused and not in its help
+    let o = run(&["cv", p.to_str().unwrap(), "--fold", "2"]);
+    assert_user_error(&o, &["use --folds 1,2,... instead of --fold"]);
+    let help = stdout(&run(&["cv", "--help"]));
+    assert!(
+        help.contains("--folds") && !help.contains("--fold "),
+        "{help}"
+    );
 }
 
 #[test]
@@ -401,7 +416,7 @@ fn cross_validation_with_jobs_trains_folds_side_by_side() {
 }
 
 #[test]
-fn a_folds_training_examples_are_counted_for_the_time_left() {
+fn a_folds_training_and_test_recordings_are_counted_for_the_time_left() {
     let tmp = tempfile::tempdir().unwrap();
     tones(tmp.path(), &["ann", "bob", "cy"], 3);
     // cy lacks one recording of digit 0
@@ -410,17 +425,21 @@ fn a_folds_training_examples_are_counted_for_the_time_left() {
     let count = |extra: &str| {
         let p = pipeline(tmp.path(), "bc", 1, extra);
         let (file, _) = scarce::train::session::load_pipeline(&p, None).unwrap();
-        file.training_examples(&data).unwrap()
+        file.fold_counts(&data).unwrap()
     };
     // every recording of the two speakers not held out: 30 each, 29 for cy
-    let (names, all) = count("");
-    assert_eq!(names, ["ann", "bob", "cy"]);
-    assert_eq!(all, [59, 59, 60]);
+    let all = count("");
+    assert_eq!(all.names, ["ann", "bob", "cy"]);
+    assert_eq!(all.train, [59, 59, 60]);
+    // the evaluation set is the held-out speaker, whatever the training set keeps
+    assert_eq!(all.evaluated, [30, 30, 29]);
     // two per digit per speaker, which cy still has for every digit
-    assert_eq!(count("per_class_per_fold = 2").1, [40, 40, 40]);
+    let two = count("per_class_per_fold = 2");
+    assert_eq!(two.train, [40, 40, 40]);
+    assert_eq!(two.evaluated, [30, 30, 29]);
     // the third recording of each: cy's digit 0 is missing
-    assert_eq!(count("skip_per_class_per_fold = 2").1, [19, 19, 20]);
-    assert_eq!(count("limit = 25").1, [25, 25, 25]);
+    assert_eq!(count("skip_per_class_per_fold = 2").train, [19, 19, 20]);
+    assert_eq!(count("limit = 25").train, [25, 25, 25]);
 }
 
 #[test]
