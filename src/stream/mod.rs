@@ -341,6 +341,11 @@ impl Decision {
 
     /// A JSON line: time, label, confidence, per-class scores, level, latency.
     pub fn json(&self, classes: &[String], latency_ms: f64) -> String {
+        self.json_value(classes, latency_ms).to_string()
+    }
+
+    /// The object of [`Decision::json`].
+    pub fn json_value(&self, classes: &[String], latency_ms: f64) -> serde_json::Value {
         let scores: serde_json::Map<String, serde_json::Value> = classes
             .iter()
             .zip(&self.scores)
@@ -359,11 +364,10 @@ impl Decision {
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| (d.as_secs_f64() * 1e3).round() / 1e3),
         })
-        .to_string()
     }
 }
 
-fn round4(x: f64) -> f64 {
+pub(crate) fn round4(x: f64) -> f64 {
     (x * 1e4).round() / 1e4
 }
 

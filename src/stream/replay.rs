@@ -8,7 +8,7 @@ use crate::graph::{BoxError, Source};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The WAV files a replay plays: `path` itself, or the `.wav` files in folder `path`
@@ -32,6 +32,43 @@ pub fn replay_files(path: &Path) -> Result<Vec<PathBuf>> {
     }
 }
 
+/// One replayed file's place in the stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Placed {
+    /// Its first sample in the stream.
+    pub start: u64,
+    /// Samples of its audio (at the stream's rate, without the silence after it).
+    pub len: u64,
+    /// The file.
+    pub path: PathBuf,
+}
+
+/// Where each file of a replay lies in the stream, filled in as the replay reaches it,
+/// so that a decision can name the file it heard.
+#[derive(Clone, Debug, Default)]
+pub struct Timeline(Arc<Mutex<Vec<Placed>>>);
+
+impl Timeline {
+    fn push(&self, placed: Placed) {
+        self.0.lock().expect("timeline lock").push(placed);
+    }
+
+    /// The file whose audio the samples `start..start + len` overlap most, if any
+    /// (with at least a window of silence after each file, a window holds at most
+    /// one file's audio).
+    pub fn file_of(&self, start: u64, len: u64) -> Option<Placed> {
+        let files = self.0.lock().expect("timeline lock");
+        let end = start + len;
+        let first = files.partition_point(|p| p.start + p.len <= start);
+        files[first..]
+            .iter()
+            .take_while(|p| p.start < end)
+            .map(|p| (p, end.min(p.start + p.len) - start.max(p.start)))
+            .max_by_key(|&(_, overlap)| overlap)
+            .map(|(p, _)| p.clone())
+    }
+}
+
 /// Plays files as [`Chunk`]s at `rate`.
 pub struct Replay {
     files: Vec<PathBuf>,
@@ -47,6 +84,7 @@ pub struct Replay {
     started: Option<Instant>,
     counter: Option<Arc<AtomicU64>>,
     limit: Option<u64>,
+    timeline: Option<Timeline>,
 }
 
 impl Replay {
@@ -66,7 +104,14 @@ impl Replay {
             started: None,
             counter: None,
             limit: None,
+            timeline: None,
         }
+    }
+
+    /// Also records where each file starts in the stream in `timeline`.
+    pub fn placing(mut self, timeline: Timeline) -> Self {
+        self.timeline = Some(timeline);
+        self
     }
 
     /// Also adds the number of samples emitted to `counter`.
@@ -89,6 +134,14 @@ impl Replay {
         let clip = read_wav(path)?;
         let mut samples = resample(&clip.samples, clip.rate, self.rate)
             .with_context(|| format!("resampling {}", path.display()))?;
+        if let Some(t) = &self.timeline {
+            // the previous file and its silence have all been emitted
+            t.push(Placed {
+                start: self.emitted,
+                len: samples.len() as u64,
+                path: path.clone(),
+            });
+        }
         samples.resize(samples.len() + self.gap, 0.0);
         self.pending = samples;
         self.pos = 0;
@@ -166,6 +219,37 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+    }
+
+    #[test]
+    fn the_timeline_names_the_file_a_window_heard() {
+        let dir = tempfile::tempdir().unwrap();
+        write_wav_i16(&dir.path().join("a.wav"), &vec![0.5; 400], 8000).unwrap();
+        write_wav_i16(&dir.path().join("b.wav"), &vec![0.5; 800], 8000).unwrap();
+        let timeline = Timeline::default();
+        let files = replay_files(dir.path()).unwrap();
+        let mut r = Replay::new(files, 8000, 160, 200, true).placing(timeline.clone());
+        while r.next().unwrap().is_some() {}
+        // a.wav: samples 0-399, silence 400-599; b.wav: 600-1399, silence to 1599
+        let name = |start, len| {
+            timeline.file_of(start, len).map(|p| {
+                (
+                    p.path.file_name().unwrap().to_str().unwrap().to_owned(),
+                    p.start,
+                )
+            })
+        };
+        assert_eq!(name(0, 200), Some(("a.wav".into(), 0)));
+        assert_eq!(name(350, 200), Some(("a.wav".into(), 0)));
+        assert_eq!(name(450, 200), Some(("b.wav".into(), 600)));
+        assert_eq!(name(1300, 200), Some(("b.wav".into(), 600)));
+        // silence only: between the files and after the last
+        assert_eq!(name(400, 200), None);
+        assert_eq!(name(1400, 200), None);
+        // overlapping both, the one it holds more of
+        assert_eq!(name(250, 400), Some(("a.wav".into(), 0)));
+        assert_eq!(name(350, 400), Some(("b.wav".into(), 600)));
+        assert_eq!(timeline.file_of(0, 1600).unwrap().len, 800);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `scarce run`: a trained sound model listening to a replayed stream, through the
 //! stage graph (source -> window -> infer -> print).
 
-use super::replay::{replay_files, Replay};
+use super::replay::{replay_files, Replay, Timeline};
 use super::wire::{ResultSender, Transport, WireInput, WireSource};
 use super::{rms_db, Decision, Live, Post, PostConfig, Verdict, Window, Windower};
 use crate::audio::CropConfig;
@@ -266,6 +266,19 @@ struct Print {
     stop: StopFlag,
     /// Device input: decisions go back to the device.
     results: Option<ResultSender>,
+    /// Replays: which file each decision heard.
+    files: Option<ReplayFiles>,
+}
+
+/// What a replay's sink needs to name the file a decision heard.
+struct ReplayFiles {
+    timeline: Timeline,
+    /// The stream's sample rate.
+    rate: f64,
+    /// Lines for people name each file before its first decision (several files).
+    headers: bool,
+    /// The file of the last line printed.
+    last: Option<PathBuf>,
 }
 
 impl Sink<Live> for Print {
@@ -276,12 +289,32 @@ impl Sink<Live> for Print {
         if let Some(r) = &mut self.results {
             r.send(d.verdict, d.confidence);
         }
-        let line = if self.json {
-            Some(d.json(&self.classes, d.ready.elapsed().as_secs_f64() * 1e3))
-        } else {
-            (d.verdict != Verdict::Silence).then(|| d.human(&self.classes))
-        };
-        if let Some(line) = line {
+        let heard = self.files.as_ref().map(|f| {
+            let at = |s: f64| (s * f.rate).round() as u64;
+            (f.timeline.file_of(at(d.time_s), at(d.length_s)), f.rate)
+        });
+        let mut lines = Vec::with_capacity(2);
+        if self.json {
+            let mut v = d.json_value(&self.classes, d.ready.elapsed().as_secs_f64() * 1e3);
+            if let Some((placed, rate)) = &heard {
+                // null: the window held only the silence between files
+                v["file"] =
+                    serde_json::json!(placed.as_ref().map(|p| p.path.display().to_string()));
+                v["file_time_s"] = serde_json::json!(placed
+                    .as_ref()
+                    .map(|p| super::round4(d.time_s - p.start as f64 / rate)));
+            }
+            lines.push(v.to_string());
+        } else if d.verdict != Verdict::Silence {
+            if let (Some(f), Some((Some(placed), _))) = (&mut self.files, &heard) {
+                if f.headers && f.last.as_ref() != Some(&placed.path) {
+                    f.last = Some(placed.path.clone());
+                    lines.push(placed.path.display().to_string());
+                }
+            }
+            lines.push(d.human(&self.classes));
+        }
+        for line in lines {
             if !super::write_line(&mut self.out, &line)? {
                 self.tally.lock().expect("tally lock").closed = true;
                 self.stop.stop();
@@ -345,6 +378,7 @@ pub fn run_live(
     let mut mic_stats: Option<Arc<dyn CaptureStats>> = None;
     let mut results = None;
     let mut wire_failure = None;
+    let mut replayed = None;
     let source = if mic {
         let (id, stats) = add_mic(&mut g, opts, rate, chunk, limit, stop.clone(), &streamed)?;
         mic_stats = Some(stats);
@@ -357,8 +391,19 @@ pub fn run_live(
         wire_failure = Some(s.failure());
         g.add_source("device", s.counting(streamed.clone()))
     } else {
-        // one window of silence after each file
-        let mut r = Replay::new(files, rate, chunk, length, opts.fast).counting(streamed.clone());
+        // a window and a hop of silence after each file: at least one window of
+        // silence between two files clears the moving average, so that one file's
+        // scores do not leak into the next one's
+        let timeline = Timeline::default();
+        replayed = Some(ReplayFiles {
+            timeline: timeline.clone(),
+            rate: rate as f64,
+            headers: files.len() > 1,
+            last: None,
+        });
+        let mut r = Replay::new(files, rate, chunk, length + hop, opts.fast)
+            .counting(streamed.clone())
+            .placing(timeline);
         if let Some(l) = limit {
             r = r.limit(l);
         }
@@ -389,6 +434,7 @@ pub fn run_live(
             tally: tally.clone(),
             stop,
             results,
+            files: replayed,
         },
     );
     // a device or a microphone sets its own pace: --fast only makes the edges block

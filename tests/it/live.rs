@@ -49,8 +49,10 @@ fn replayed_recordings_stream_their_labels() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // each file: 3,200 samples of tone + 8,192 of silence; windows of 8,192 every 800
-    let total = 10 * (3200 + 8192);
+    // each file: 3,200 samples of tone, then a window and a hop of silence (8,192 +
+    // 800); windows of 8,192 every 800
+    const PERIOD: usize = 3200 + 8192 + 800;
+    let total = 10 * PERIOD;
     assert_eq!(lines.len(), (total - 8192) / 800 + 1);
     for l in &lines {
         assert_eq!(l["scores"].as_object().unwrap().len(), 10, "{l}");
@@ -63,10 +65,10 @@ fn replayed_recordings_stream_their_labels() {
     for digit in 0..10 {
         let clip = scarce::audio::read_wav(&replay.join(format!("{digit:02}.wav"))).unwrap();
         stream.extend(clip.samples);
-        stream.resize(stream.len() + 8192, 0.0);
+        stream.resize(stream.len() + 8192 + 800, 0.0);
     }
     for digit in 0..10usize {
-        let tone_mid = digit * (3200 + 8192) + 1600;
+        let tone_mid = digit * PERIOD + 1600;
         let line = lines
             .iter()
             .min_by_key(|l| {
@@ -84,9 +86,58 @@ fn replayed_recordings_stream_their_labels() {
             "{conf} vs {}",
             probs[best]
         );
+        // it names the recording, and where in it the window starts
+        let file = replay.join(format!("{digit:02}.wav"));
+        assert_eq!(line["file"], file.display().to_string(), "{line}");
+        let in_file = start as f64 - (digit * PERIOD) as f64;
+        let file_time = line["file_time_s"].as_f64().unwrap();
+        assert!((file_time - in_file / 8000.0).abs() < 1e-3, "{line}");
     }
-    // silence between recordings is reported as such
-    assert!(lines.iter().any(|l| l["label"] == "silence"));
+    // silence between recordings is reported as such (at least one window after each
+    // recording, which clears the moving average), and belongs to no recording
+    for digit in 0..10 {
+        assert!(
+            lines.iter().any(|l| l["label"] == "silence"
+                && (l["time_s"].as_f64().unwrap() * 8000.0).round() as usize / PERIOD == digit),
+            "no silence after recording {digit}"
+        );
+    }
+    let between = lines
+        .iter()
+        .filter(|l| {
+            let start = (l["time_s"].as_f64().unwrap() * 8000.0).round() as usize;
+            start % PERIOD >= 3200 && start % PERIOD + 8192 <= PERIOD
+        })
+        .collect::<Vec<_>>();
+    assert!(!between.is_empty());
+    for l in between {
+        assert!(l["file"].is_null() && l["file_time_s"].is_null(), "{l}");
+    }
+    // every window holding tone names its recording: ten in the stream's order
+    let mut named: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l["file"].as_str().map(str::to_owned))
+        .collect();
+    named.dedup();
+    assert_eq!(named.len(), 10, "{named:?}");
+
+    // lines for people name each recording of a folder before its first line
+    let o = run(&[
+        "run",
+        run_dir.to_str().unwrap(),
+        "--input",
+        replay.to_str().unwrap(),
+        "--fast",
+        "--threshold",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let headers: Vec<&str> = text.lines().filter(|l| l.ends_with(".wav")).collect();
+    let expected: Vec<String> = (0..10)
+        .map(|d| replay.join(format!("{d:02}.wav")).display().to_string())
+        .collect();
+    assert_eq!(headers, expected, "{text}");
 
     // lines for people: labels without the silent windows, and a summary on stderr
     let o = run(&[
@@ -98,6 +149,8 @@ fn replayed_recordings_stream_their_labels() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stdout(&o).contains("silence"), "{}", stdout(&o));
+    // one recording: no header
+    assert!(!stdout(&o).contains("03.wav"), "{}", stdout(&o));
     assert!(stderr(&o).contains("latency p50"), "{}", stderr(&o));
 
     // bad input: a damaged file in the folder is named; bad options are explained
