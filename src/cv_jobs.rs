@@ -41,6 +41,8 @@ pub struct CvTask {
     /// (evaluations left x recordings evaluated), each test weighing [`EVAL_WEIGHT`]
     /// training examples.
     pub work: f64,
+    /// The run's epochs in all.
+    pub epochs: usize,
 }
 
 impl CvTask {
@@ -224,6 +226,7 @@ impl CvPlan {
                         self.counts.train[fold - 1],
                         self.counts.evaluated[fold - 1],
                     ),
+                    epochs,
                 });
             }
         }
@@ -360,6 +363,73 @@ pub struct ChildOptions<'a> {
     pub epochs: Option<usize>,
     /// `--device`.
     pub device: &'a str,
+    /// `--quiet`: no line at each evaluated epoch of a fold.
+    pub quiet: bool,
+}
+
+/// Reads the evaluated epochs a running fold writes to its `metrics.jsonl`.
+struct EvalFollower {
+    path: PathBuf,
+    /// The last epoch seen.
+    seen: usize,
+}
+
+impl EvalFollower {
+    /// Follows the metrics of run folder `dir` after the epochs they hold now (a
+    /// resumed fold's earlier epochs are not repeated).
+    fn new(dir: &Path) -> Self {
+        let mut f = Self {
+            path: dir.join("metrics.jsonl"),
+            seen: 0,
+        };
+        f.seen = f.lines().map(|(epoch, _)| epoch).max().unwrap_or(0);
+        f
+    }
+
+    /// (epoch, the line) of each whole line of the file.
+    fn lines(&self) -> impl Iterator<Item = (usize, serde_json::Value)> {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        text.lines()
+            // a line still being written does not parse, and waits for the next look
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| Some((v["epoch"].as_u64()? as usize, v)))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    /// (epoch, first evaluation set, its accuracy) of each evaluated epoch written
+    /// since the last call.
+    fn new_evals(&mut self) -> Vec<(usize, String, f64)> {
+        let fresh: Vec<_> = self.lines().filter(|(e, _)| *e > self.seen).collect();
+        if let Some((last, _)) = fresh.last() {
+            self.seen = *last;
+        }
+        fresh
+            .into_iter()
+            .filter_map(|(epoch, v)| {
+                let first = v["eval"].as_array()?.first()?.as_array()?;
+                Some((
+                    epoch,
+                    first.first()?.as_str()?.to_owned(),
+                    first.get(1)?.as_f64()?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// The line for an evaluated epoch of a running fold (not its last, whose error the
+/// fold's end line gives).
+fn eval_line(task: &CvTask, epoch: usize, set: &str, accuracy: f64) -> Option<String> {
+    (epoch < task.epochs).then(|| {
+        format!(
+            "  {}fold {}: epoch {epoch} of {}, {set} error {:.1}%",
+            task.note,
+            task.fold,
+            task.epochs,
+            100.0 * (1.0 - accuracy)
+        )
+    })
 }
 
 /// How the parallel part ended.
@@ -408,6 +478,7 @@ struct Running {
     child: Child,
     started: Instant,
     forward: std::thread::JoinHandle<()>,
+    evals: EvalFollower,
 }
 
 /// Runs `tasks` with at most `jobs` children at once. `done(i)` is called in the parent
@@ -476,6 +547,7 @@ pub fn run_parallel(
                 child,
                 started: Instant::now(),
                 forward,
+                evals: EvalFollower::new(&t.dir),
             });
             next += 1;
         }
@@ -492,6 +564,18 @@ pub fn run_parallel(
                 signalled = true;
             }
         }
+        let report_evals = |r: &mut Running| {
+            if opts.quiet {
+                return;
+            }
+            let t = &tasks[r.task];
+            for (epoch, set, accuracy) in r.evals.new_evals() {
+                if let Some(line) = eval_line(t, epoch, &set, accuracy) {
+                    eprintln!("{line}");
+                }
+            }
+        };
+        running.iter_mut().for_each(report_evals);
         let mut i = 0;
         while i < running.len() {
             let status = running[i].child.try_wait()?;
@@ -499,7 +583,9 @@ pub fn run_parallel(
                 i += 1;
                 continue;
             };
-            let r = running.swap_remove(i);
+            let mut r = running.swap_remove(i);
+            // what it wrote since the last look
+            report_evals(&mut r);
             let _ = r.forward.join();
             let t = &tasks[r.task];
             let minutes = r.started.elapsed().as_secs_f64() / 60.0;
@@ -601,6 +687,7 @@ mod tests {
             dir: PathBuf::from("runs/cv-x/fold-2"),
             resume,
             work: 0.0,
+            epochs: 8,
         }
     }
 
@@ -778,11 +865,51 @@ mod tests {
     }
 
     #[test]
+    fn a_running_folds_evaluated_epochs_are_read_as_they_come() {
+        let tmp = tempfile::tempdir().unwrap();
+        let metrics = tmp.path().join("metrics.jsonl");
+        let line = |epoch: usize, eval: &str| {
+            format!("{{\"epoch\":{epoch},\"train_loss\":1.0,\"eval\":{eval}}}\n")
+        };
+        // a resumed fold: what was there before is not read again
+        std::fs::write(&metrics, line(1, r#"[["fsdd_test",0.5]]"#)).unwrap();
+        let mut f = EvalFollower::new(tmp.path());
+        assert!(f.new_evals().is_empty());
+        let mut text = std::fs::read_to_string(&metrics).unwrap();
+        text.push_str(&line(2, "[]"));
+        text.push_str(&line(3, r#"[["fsdd_test",0.75],["fsdd_seen",0.9]]"#));
+        // half of epoch 4's line: read once it is whole
+        let four = line(4, r#"[["fsdd_test",0.8]]"#);
+        text.push_str(&four[..10]);
+        std::fs::write(&metrics, &text).unwrap();
+        assert_eq!(f.new_evals(), [(3, "fsdd_test".to_string(), 0.75)]);
+        assert!(f.new_evals().is_empty());
+        text.push_str(&four[10..]);
+        std::fs::write(&metrics, &text).unwrap();
+        assert_eq!(f.new_evals(), [(4, "fsdd_test".to_string(), 0.8)]);
+        // a fold whose metrics do not exist yet
+        assert!(EvalFollower::new(&tmp.path().join("none"))
+            .new_evals()
+            .is_empty());
+        // the line: all but the last epoch, whose error the fold's end line gives
+        let t = CvTask {
+            note: "seed 2, ".into(),
+            ..task(false)
+        };
+        assert_eq!(
+            eval_line(&t, 3, "fsdd_test", 0.75).unwrap(),
+            "  seed 2, fold 2: epoch 3 of 8, fsdd_test error 25.0%"
+        );
+        assert_eq!(eval_line(&t, 8, "fsdd_test", 0.75), None);
+    }
+
+    #[test]
     fn children_train_the_fold_or_resume_it() {
         let opts = ChildOptions {
             data_dir: Some(Path::new("data")),
             epochs: Some(4),
             device: "cpu",
+            quiet: false,
         };
         assert_eq!(
             child_args(&task(false), &opts).join(" "),

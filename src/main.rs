@@ -136,7 +136,8 @@ fold and is counted at the pace of the others).
 
 --jobs N trains N folds (of any seed) at once, each in a quiet `scarce train` process
 with its share of the cores (RAYON_NUM_THREADS, unless set), and prints a line as each
-starts and ends. The network is too small to keep several cores busy, so on a small
+starts and ends, and at each evaluated epoch before its last, the fold's error on the
+first evaluation set so far (not with --quiet). The network is too small to keep several cores busy, so on a small
 machine this finishes a table sooner than one fold at a time with every core. A fold's
 result does not depend on its thread count, so --jobs changes only the time a table
 takes.")]
@@ -667,6 +668,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     data_dir: run.data_dir.as_deref(),
                     epochs: run.epochs,
                     device: &run.device,
+                    quiet: run.quiet,
                 };
                 let outcome = cv_jobs::run_parallel(&tasks, jobs, total, &opts, &stop, |i| {
                     let t = &tasks[i];

@@ -375,6 +375,8 @@ fn cross_validation_with_jobs_trains_folds_side_by_side() {
     }
     let table = stdout(&o);
     assert!(table.contains("| 1, 3 | 3, 4 | 1 |"), "{table}");
+    // a one-epoch fold has no evaluated epoch before its last
+    assert!(!log.contains(": epoch "), "{log}");
     // the same command again runs nothing
     let o = run(&args);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -413,6 +415,54 @@ fn cross_validation_with_jobs_trains_folds_side_by_side() {
     assert!(log.contains("  seed 3, fold 1: error: "), "{log}");
     assert!(log.contains("0_bob_"), "{log}");
     assert_eq!(log.matches(" held out) -> ").count(), 2, "{log}");
+}
+
+#[test]
+fn folds_side_by_side_report_each_evaluated_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    tones(tmp.path(), &["ann", "bob", "cy"], 1);
+    let p = pipeline(tmp.path(), "source_only", 3, "");
+    let cv = |out: &str, quiet: bool| {
+        let out = tmp.path().join(out);
+        let mut a = vec![
+            "cv",
+            p.to_str().unwrap(),
+            "--data-dir",
+            tmp.path().to_str().unwrap(),
+            "--folds",
+            "1,3",
+            "--jobs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if quiet {
+            a.push("--quiet");
+        }
+        let o = run(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    // epochs 1 and 2 of each fold (3 is in the fold's end line), with the error the
+    // run folder's metrics hold
+    let log = cv("cv", false);
+    for fold in [1, 3] {
+        let metrics = metrics(&tmp.path().join(format!("cv/fold-{fold}")));
+        for epoch in [1, 2] {
+            let accuracy = metrics[epoch - 1]["eval"][0][1].as_f64().unwrap();
+            let line = format!(
+                "  fold {fold}: epoch {epoch} of 3, test error {:.1}%",
+                100.0 * (1.0 - accuracy)
+            );
+            assert_eq!(log.matches(&line).count(), 1, "{line}\n{log}");
+        }
+        assert!(
+            !log.contains(&format!("fold {fold}: epoch 3 of 3")),
+            "{log}"
+        );
+    }
+    assert_eq!(log.matches(": epoch ").count(), 4, "{log}");
+    assert!(!cv("cv-quiet", true).contains(": epoch "));
 }
 
 #[test]
