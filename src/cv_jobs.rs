@@ -9,6 +9,7 @@
 //! as in a sequential cross-validation.
 
 use scarce::graph::StopFlag;
+use scarce::item::EpochMetrics;
 use scarce::pipeline::assemble::FoldCounts;
 use scarce::results::RunResult;
 use scarce::train::session;
@@ -43,6 +44,8 @@ pub struct CvTask {
     pub work: f64,
     /// The run's epochs in all.
     pub epochs: usize,
+    /// Epochs its checkpoint holds (0 for a fold not started).
+    pub done: usize,
 }
 
 impl CvTask {
@@ -227,6 +230,7 @@ impl CvPlan {
                         self.counts.evaluated[fold - 1],
                     ),
                     epochs,
+                    done: epochs_done,
                 });
             }
         }
@@ -375,44 +379,39 @@ struct EvalFollower {
 }
 
 impl EvalFollower {
-    /// Follows the metrics of run folder `dir` after the epochs they hold now (a
-    /// resumed fold's earlier epochs are not repeated).
-    fn new(dir: &Path) -> Self {
-        let mut f = Self {
+    /// Follows the metrics of run folder `dir` after epoch `done`, the epoch its
+    /// checkpoint holds. The epochs after it that a stopped run had written are taken
+    /// out of the file first, as the resumed run does, so they are not reported before
+    /// they are trained again.
+    fn new(dir: &Path, done: usize) -> Self {
+        if dir.exists() {
+            // the child trims them too; a failure here only loses progress lines
+            let _ = scarce::sink::metrics::load_history(dir, done, &[]);
+        }
+        Self {
             path: dir.join("metrics.jsonl"),
-            seen: 0,
-        };
-        f.seen = f.lines().map(|(epoch, _)| epoch).max().unwrap_or(0);
-        f
-    }
-
-    /// (epoch, the line) of each whole line of the file.
-    fn lines(&self) -> impl Iterator<Item = (usize, serde_json::Value)> {
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        text.lines()
-            // a line still being written does not parse, and waits for the next look
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| Some((v["epoch"].as_u64()? as usize, v)))
-            .collect::<Vec<_>>()
-            .into_iter()
+            seen: done,
+        }
     }
 
     /// (epoch, first evaluation set, its accuracy) of each evaluated epoch written
     /// since the last call.
     fn new_evals(&mut self) -> Vec<(usize, String, f64)> {
-        let fresh: Vec<_> = self.lines().filter(|(e, _)| *e > self.seen).collect();
-        if let Some((last, _)) = fresh.last() {
-            self.seen = *last;
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let fresh: Vec<EpochMetrics> = text
+            .lines()
+            // a line still being written does not parse, and waits for the next look
+            .filter_map(|l| serde_json::from_str::<EpochMetrics>(l).ok())
+            .filter(|m| m.epoch > self.seen)
+            .collect();
+        if let Some(m) = fresh.last() {
+            self.seen = m.epoch;
         }
         fresh
             .into_iter()
-            .filter_map(|(epoch, v)| {
-                let first = v["eval"].as_array()?.first()?.as_array()?;
-                Some((
-                    epoch,
-                    first.first()?.as_str()?.to_owned(),
-                    first.get(1)?.as_f64()?,
-                ))
+            .filter_map(|m| {
+                let (set, accuracy) = m.eval.into_iter().next()?;
+                Some((m.epoch, set, accuracy))
             })
             .collect()
     }
@@ -525,6 +524,8 @@ pub fn run_parallel(
                     if n == 1 { "" } else { "s" }
                 )),
             );
+            // before the child starts, so that none of its lines is taken for an old one
+            let evals = EvalFollower::new(&t.dir, t.done);
             let mut child = match cmd.spawn() {
                 Ok(c) => c,
                 Err(e) => {
@@ -547,7 +548,7 @@ pub fn run_parallel(
                 child,
                 started: Instant::now(),
                 forward,
-                evals: EvalFollower::new(&t.dir),
+                evals,
             });
             next += 1;
         }
@@ -688,6 +689,7 @@ mod tests {
             resume,
             work: 0.0,
             epochs: 8,
+            done: 0,
         }
     }
 
@@ -868,18 +870,37 @@ mod tests {
     fn a_running_folds_evaluated_epochs_are_read_as_they_come() {
         let tmp = tempfile::tempdir().unwrap();
         let metrics = tmp.path().join("metrics.jsonl");
-        let line = |epoch: usize, eval: &str| {
-            format!("{{\"epoch\":{epoch},\"train_loss\":1.0,\"eval\":{eval}}}\n")
+        let line = |epoch: usize, eval: &[(&str, f64)]| {
+            let m = EpochMetrics {
+                epoch,
+                train_loss: 1.0,
+                train_acc: 0.5,
+                discrepancy: None,
+                eval: eval.iter().map(|(s, a)| (s.to_string(), *a)).collect(),
+                open_set: Vec::new(),
+                iterations: 4,
+                phase_s: Vec::new(),
+                train_s: 1.0,
+                eval_s: 0.1,
+                elapsed_s: epoch as f64,
+            };
+            serde_json::to_string(&m).unwrap() + "\n"
         };
-        // a resumed fold: what was there before is not read again
-        std::fs::write(&metrics, line(1, r#"[["fsdd_test",0.5]]"#)).unwrap();
-        let mut f = EvalFollower::new(tmp.path());
+        // a fold resumed from its checkpoint of epoch 1, stopped after writing epoch 2:
+        // epoch 1 is not read again, and epoch 2 is taken out until it is trained again
+        std::fs::write(
+            &metrics,
+            line(1, &[("fsdd_test", 0.5)]) + &line(2, &[("fsdd_test", 0.6)]),
+        )
+        .unwrap();
+        let mut f = EvalFollower::new(tmp.path(), 1);
         assert!(f.new_evals().is_empty());
         let mut text = std::fs::read_to_string(&metrics).unwrap();
-        text.push_str(&line(2, "[]"));
-        text.push_str(&line(3, r#"[["fsdd_test",0.75],["fsdd_seen",0.9]]"#));
+        assert_eq!(text.lines().count(), 1, "{text}");
+        text.push_str(&line(2, &[]));
+        text.push_str(&line(3, &[("fsdd_test", 0.75), ("fsdd_seen", 0.9)]));
         // half of epoch 4's line: read once it is whole
-        let four = line(4, r#"[["fsdd_test",0.8]]"#);
+        let four = line(4, &[("fsdd_test", 0.8)]);
         text.push_str(&four[..10]);
         std::fs::write(&metrics, &text).unwrap();
         assert_eq!(f.new_evals(), [(3, "fsdd_test".to_string(), 0.75)]);
@@ -888,9 +909,9 @@ mod tests {
         std::fs::write(&metrics, &text).unwrap();
         assert_eq!(f.new_evals(), [(4, "fsdd_test".to_string(), 0.8)]);
         // a fold whose metrics do not exist yet
-        assert!(EvalFollower::new(&tmp.path().join("none"))
-            .new_evals()
-            .is_empty());
+        let none = tmp.path().join("none");
+        assert!(EvalFollower::new(&none, 0).new_evals().is_empty());
+        assert!(!none.exists());
         // the line: all but the last epoch, whose error the fold's end line gives
         let t = CvTask {
             note: "seed 2, ".into(),

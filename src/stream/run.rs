@@ -393,15 +393,16 @@ pub fn run_live(
     } else {
         // a window and a hop of silence after each file: at least one window of
         // silence between two files clears the moving average, so that one file's
-        // scores do not leak into the next one's
+        // scores do not leak into the next one's (a hop longer than a window already
+        // keeps windows apart)
         let timeline = Timeline::default();
         replayed = Some(ReplayFiles {
             timeline: timeline.clone(),
             rate: rate as f64,
-            headers: files.len() > 1,
+            headers: matches!(&opts.input, Input::Replay(p) if p.is_dir()),
             last: None,
         });
-        let mut r = Replay::new(files, rate, chunk, length + hop, opts.fast)
+        let mut r = Replay::new(files, rate, chunk, length + hop.min(length), opts.fast)
             .counting(streamed.clone())
             .placing(timeline);
         if let Some(l) = limit {
