@@ -46,6 +46,10 @@ pub struct CvTask {
     pub epochs: usize,
     /// Epochs its checkpoint holds (0 for a fold not started).
     pub done: usize,
+    /// Examples it trains on per epoch.
+    pub train_examples: usize,
+    /// Recordings it tests at each evaluated epoch.
+    pub tested: usize,
 }
 
 impl CvTask {
@@ -231,6 +235,8 @@ impl CvPlan {
                     ),
                     epochs,
                     done: epochs_done,
+                    train_examples: self.counts.train[fold - 1],
+                    tested: self.counts.evaluated[fold - 1],
                 });
             }
         }
@@ -262,15 +268,44 @@ pub fn fold_work(
     (epochs_left * train) as f64 + evals_left as f64 * evaluated as f64 * EVAL_WEIGHT
 }
 
-/// Time left in a queue of folds, from the folds finished so far. A fold's time is
-/// taken to follow its work ([`CvTask::work`]): each pipeline's folds are expected to
-/// go at the pace its finished ones went, in minutes per unit of work. A pipeline none
-/// of whose folds has finished yet is counted at the pace of all finished folds, and
-/// the estimate is then marked rough.
+/// Time left in a queue of folds. A fold's time is taken to follow its work
+/// ([`CvTask::work`]): each pipeline's folds are expected to go at the pace its finished
+/// ones went, in minutes per unit of work. A pipeline none of whose folds has finished
+/// yet is counted at the pace of all finished folds; before any fold has finished, at
+/// the pace the running folds have kept so far (their epochs in `metrics.jsonl`). Both
+/// make the estimate rough.
 #[derive(Default)]
 pub struct QueueClock {
     /// (pipeline, minutes, work) of every finished fold.
     timed: Vec<(PathBuf, f64, f64)>,
+}
+
+/// What a running fold's metrics show done in this session.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Progress {
+    /// Minutes from the fold's start to its latest epoch line.
+    pub minutes: f64,
+    /// Work done by then, in the units of [`CvTask::work`].
+    pub work: f64,
+}
+
+/// A fold under way.
+pub struct UnderWay<'a> {
+    /// The fold.
+    pub task: &'a CvTask,
+    /// Minutes since it started.
+    pub minutes: f64,
+    /// What it has done.
+    pub done: Progress,
+}
+
+/// How long folds take.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// Minutes per unit of work.
+    PerWork(f64),
+    /// Minutes per fold, where folds have no count of their work.
+    PerFold(f64),
 }
 
 impl QueueClock {
@@ -280,47 +315,70 @@ impl QueueClock {
         self.timed.push((task.pipeline.clone(), minutes, task.work));
     }
 
-    /// Expected minutes of `task`, and whether they come from its own pipeline's folds;
-    /// `None` before any fold has finished.
-    fn fold_minutes(&self, task: &CvTask) -> Option<(f64, bool)> {
-        let pace = |own: bool| {
-            let folds = self.timed.iter().filter(|t| !own || t.0 == task.pipeline);
+    /// The pace of `pipeline`'s folds, and whether it comes from its own finished folds;
+    /// `None` before any fold has finished or shown progress.
+    fn pace(&self, pipeline: &Path, running: &[UnderWay]) -> Option<(Pace, bool)> {
+        let finished = |own: bool| {
+            let folds = self.timed.iter().filter(|t| !own || t.0 == pipeline);
             let (n, minutes, work) =
                 folds.fold((0usize, 0.0, 0.0), |(n, m, w), t| (n + 1, m + t.1, w + t.2));
             match n {
                 0 => None,
                 // without a count of examples, the mean time of a fold
-                _ if work <= 0.0 => Some(minutes / n as f64),
-                _ => Some(minutes / work * task.work),
+                _ if work <= 0.0 => Some(Pace::PerFold(minutes / n as f64)),
+                _ => Some(Pace::PerWork(minutes / work)),
             }
         };
-        pace(true)
-            .map(|m| (m, true))
-            .or_else(|| pace(false).map(|m| (m, false)))
+        let partial = |own: bool| {
+            let (minutes, work) = running
+                .iter()
+                .filter(|r| r.done.work > 0.0 && (!own || r.task.pipeline == pipeline))
+                .fold((0.0, 0.0), |(m, w), r| {
+                    (m + r.done.minutes, w + r.done.work)
+                });
+            (work > 0.0).then(|| Pace::PerWork(minutes / work))
+        };
+        finished(true)
+            .map(|p| (p, true))
+            .or_else(|| finished(false).map(|p| (p, false)))
+            .or_else(|| partial(true).map(|p| (p, false)))
+            .or_else(|| partial(false).map(|p| (p, false)))
     }
 
     /// Minutes until the queue is done with `jobs` folds at a time: `running` are the
-    /// folds under way (with their minutes so far), `queued` the folds not started, in
-    /// order; each starts on the first free slot. With the estimate comes whether it is
-    /// rough. `None` before any fold has finished.
+    /// folds under way, `queued` the folds not started, in order; each starts on the
+    /// first free slot. With the estimate comes whether it is rough. `None` before any
+    /// fold has finished or shown progress.
     pub fn left(
         &self,
         jobs: usize,
-        running: &[(&CvTask, f64)],
+        running: &[UnderWay],
         queued: &[CvTask],
     ) -> Option<(f64, bool)> {
         let mut rough = false;
-        let mut estimate = |t: &CvTask| {
-            let (m, own) = self.fold_minutes(t)?;
+        let mut pace = |t: &CvTask| {
+            let (p, own) = self.pace(&t.pipeline, running)?;
             rough |= !own;
-            Some(m)
+            Some(p)
         };
         let mut slots = vec![0.0f64; jobs.max(running.len()).max(1)];
-        for (slot, (t, so_far)) in slots.iter_mut().zip(running) {
-            *slot = (estimate(t)? - so_far).max(0.0);
+        for (slot, r) in slots.iter_mut().zip(running) {
+            *slot = match pace(r.task)? {
+                // from the work still to do after its latest epoch, less the time
+                // since that epoch
+                Pace::PerWork(p) if r.done.work > 0.0 => {
+                    p * (r.task.work - r.done.work) - (r.minutes - r.done.minutes)
+                }
+                Pace::PerWork(p) => p * r.task.work - r.minutes,
+                Pace::PerFold(m) => m - r.minutes,
+            }
+            .max(0.0);
         }
         for t in queued {
-            let m = estimate(t)?;
+            let m = match pace(t)? {
+                Pace::PerWork(p) => p * t.work,
+                Pace::PerFold(m) => m,
+            };
             let first_free = slots
                 .iter_mut()
                 .min_by(|a, b| a.total_cmp(b))
@@ -376,6 +434,8 @@ struct EvalFollower {
     path: PathBuf,
     /// The last epoch seen.
     seen: usize,
+    /// What the epochs seen add up to in this session.
+    progress: Progress,
 }
 
 impl EvalFollower {
@@ -391,12 +451,14 @@ impl EvalFollower {
         Self {
             path: dir.join("metrics.jsonl"),
             seen: done,
+            progress: Progress::default(),
         }
     }
 
-    /// (epoch, first evaluation set, its accuracy) of each evaluated epoch written
-    /// since the last call.
-    fn new_evals(&mut self) -> Vec<(usize, String, f64)> {
+    /// (epoch, first evaluation set, its accuracy) of each evaluated epoch of `task`
+    /// written since the last call, `minutes` into the fold; adds the epochs to its
+    /// progress.
+    fn new_evals(&mut self, task: &CvTask, minutes: f64) -> Vec<(usize, String, f64)> {
         let text = std::fs::read_to_string(&self.path).unwrap_or_default();
         let fresh: Vec<EpochMetrics> = text
             .lines()
@@ -406,6 +468,13 @@ impl EvalFollower {
             .collect();
         if let Some(m) = fresh.last() {
             self.seen = m.epoch;
+            self.progress.minutes = minutes;
+        }
+        for m in &fresh {
+            self.progress.work += task.train_examples as f64;
+            if !m.eval.is_empty() {
+                self.progress.work += task.tested as f64 * EVAL_WEIGHT;
+            }
         }
         fresh
             .into_iter()
@@ -470,6 +539,18 @@ pub fn child_args(task: &CvTask, opts: &ChildOptions) -> Vec<String> {
     }
     a.extend(["--device".into(), opts.device.to_string(), "--quiet".into()]);
     a
+}
+
+/// The folds under way, for the clock.
+fn under_way<'a>(running: &[Running], tasks: &'a [CvTask]) -> Vec<UnderWay<'a>> {
+    running
+        .iter()
+        .map(|r| UnderWay {
+            task: &tasks[r.task],
+            minutes: r.started.elapsed().as_secs_f64() / 60.0,
+            done: r.evals.progress,
+        })
+        .collect()
 }
 
 struct Running {
@@ -565,18 +646,29 @@ pub fn run_parallel(
                 signalled = true;
             }
         }
-        let report_evals = |r: &mut Running| {
-            if opts.quiet {
-                return;
-            }
-            let t = &tasks[r.task];
-            for (epoch, set, accuracy) in r.evals.new_evals() {
-                if let Some(line) = eval_line(t, epoch, &set, accuracy) {
-                    eprintln!("{line}");
-                }
-            }
+        // after a failure or Ctrl-C no queued fold will start
+        let queued = if failure.is_some() || stop.is_stopped() {
+            &tasks[tasks.len()..]
+        } else {
+            &tasks[next..]
         };
-        running.iter_mut().for_each(report_evals);
+        // each running fold's evaluated epochs since the last look, with the time left
+        let mut lines = Vec::new();
+        for r in &mut running {
+            let t = &tasks[r.task];
+            let minutes = r.started.elapsed().as_secs_f64() / 60.0;
+            for (epoch, set, accuracy) in r.evals.new_evals(t, minutes) {
+                lines.extend(eval_line(t, epoch, &set, accuracy));
+            }
+        }
+        if !lines.is_empty() && !opts.quiet {
+            let under_way = under_way(&running, tasks);
+            let estimate = clock.left(jobs, &under_way, queued);
+            let left = left_note(under_way.len() + queued.len(), estimate);
+            for line in lines {
+                eprintln!("{line}{left}");
+            }
+        }
         let mut i = 0;
         while i < running.len() {
             let status = running[i].child.try_wait()?;
@@ -585,19 +677,20 @@ pub fn run_parallel(
                 continue;
             };
             let mut r = running.swap_remove(i);
-            // what it wrote since the last look
-            report_evals(&mut r);
             let _ = r.forward.join();
             let t = &tasks[r.task];
             let minutes = r.started.elapsed().as_secs_f64() / 60.0;
+            // what it wrote since the last look (the fold's end line follows)
+            for (epoch, set, accuracy) in r.evals.new_evals(t, minutes) {
+                if let (Some(line), false) = (eval_line(t, epoch, &set, accuracy), opts.quiet) {
+                    eprintln!("{line}");
+                }
+            }
             if status.success() {
                 clock.finished(t, minutes);
                 match done(r.task) {
                     Ok(line) => {
-                        let under_way: Vec<(&CvTask, f64)> = running
-                            .iter()
-                            .map(|o| (&tasks[o.task], o.started.elapsed().as_secs_f64() / 60.0))
-                            .collect();
+                        let under_way = under_way(&running, tasks);
                         // after a failure or Ctrl-C no queued fold will start
                         let queued = if failure.is_some() || stop.is_stopped() {
                             &tasks[tasks.len()..]
@@ -690,6 +783,8 @@ mod tests {
             work: 0.0,
             epochs: 8,
             done: 0,
+            train_examples: 0,
+            tested: 0,
         }
     }
 
@@ -722,12 +817,16 @@ mod tests {
         // [6, 0] -> [6, 9] -> [15, 9] -> [15, 18]
         let running = bc(100.0);
         close(
-            clock.left(2, &[(&running, 3.0)], &[bc(100.0), bc(100.0), bc(100.0)]),
+            clock.left(
+                2,
+                &[under(&running, 3.0)],
+                &[bc(100.0), bc(100.0), bc(100.0)],
+            ),
             18.0,
             false,
         );
         // a fold past its estimate has nothing left
-        close(clock.left(2, &[(&running, 12.0)], &[]), 0.0, false);
+        close(clock.left(2, &[under(&running, 12.0)], &[]), 0.0, false);
         // one fold at a time: the sum
         close(clock.left(1, &[], &[bc(100.0), bc(100.0)]), 18.0, false);
         // a fold of a fifth of the work (fewer examples or epochs) takes a fifth
@@ -742,6 +841,44 @@ mod tests {
             9.0 + 9.0,
             false,
         );
+    }
+
+    /// `task` under way for `minutes`, with no epoch seen yet.
+    fn under(task: &CvTask, minutes: f64) -> UnderWay<'_> {
+        UnderWay {
+            task,
+            minutes,
+            done: Progress::default(),
+        }
+    }
+
+    #[test]
+    fn queue_clock_follows_running_folds_progress() {
+        let bc = |work| fold("bc.toml", work, false);
+        let std = |work| fold("std.toml", work, false);
+        let (a, b) = (bc(100.0), bc(100.0));
+        let mut clock = QueueClock::default();
+        // nothing finished and no epoch seen: no estimate
+        assert_eq!(clock.left(2, &[under(&a, 1.0), under(&b, 1.0)], &[]), None);
+        // before any fold has finished, the pace of the running folds' epochs (rough):
+        // a fifth of a's work in 2 minutes, a tenth of b's in 1: 0.1 min per unit
+        let seen = |task, minutes, at, work| UnderWay {
+            task,
+            minutes,
+            done: Progress { minutes: at, work },
+        };
+        let running = [seen(&a, 2.5, 2.0, 20.0), seen(&b, 1.0, 1.0, 10.0)];
+        // a: 80 left = 8 min less the 0.5 since its last epoch: 7.5; b: 9; then a
+        // queued standard-learning fold of 50 (5 min) starts on a's slot: 12.5
+        close(clock.left(2, &running, &[std(50.0)]), 12.5, true);
+        // once a fold has finished, its pace counts (not rough for its pipeline), and
+        // running folds take it for the work they have left
+        clock.finished(&bc(100.0), 20.0);
+        let running = [seen(&a, 10.0, 10.0, 50.0)];
+        close(clock.left(1, &running, &[]), 10.0, false);
+        // a running fold past its estimate has nothing left
+        let running = [seen(&a, 30.0, 25.0, 99.0)];
+        close(clock.left(1, &running, &[]), 0.0, false);
     }
 
     #[test]
@@ -893,8 +1030,15 @@ mod tests {
             line(1, &[("fsdd_test", 0.5)]) + &line(2, &[("fsdd_test", 0.6)]),
         )
         .unwrap();
+        let t = CvTask {
+            note: "seed 2, ".into(),
+            train_examples: 100,
+            tested: 10,
+            ..task(false)
+        };
         let mut f = EvalFollower::new(tmp.path(), 1);
-        assert!(f.new_evals().is_empty());
+        assert!(f.new_evals(&t, 0.5).is_empty());
+        assert_eq!(f.progress, Progress::default());
         let mut text = std::fs::read_to_string(&metrics).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
         text.push_str(&line(2, &[]));
@@ -903,20 +1047,33 @@ mod tests {
         let four = line(4, &[("fsdd_test", 0.8)]);
         text.push_str(&four[..10]);
         std::fs::write(&metrics, &text).unwrap();
-        assert_eq!(f.new_evals(), [(3, "fsdd_test".to_string(), 0.75)]);
-        assert!(f.new_evals().is_empty());
+        assert_eq!(f.new_evals(&t, 2.0), [(3, "fsdd_test".to_string(), 0.75)]);
+        // epochs 2 and 3, the one evaluated: 200 examples and 10 tests
+        let two = 200.0 + 10.0 * EVAL_WEIGHT;
+        assert_eq!(
+            f.progress,
+            Progress {
+                minutes: 2.0,
+                work: two
+            }
+        );
+        assert!(f.new_evals(&t, 2.5).is_empty());
+        assert_eq!(f.progress.minutes, 2.0);
         text.push_str(&four[10..]);
         std::fs::write(&metrics, &text).unwrap();
-        assert_eq!(f.new_evals(), [(4, "fsdd_test".to_string(), 0.8)]);
+        assert_eq!(f.new_evals(&t, 3.0), [(4, "fsdd_test".to_string(), 0.8)]);
+        assert_eq!(
+            f.progress,
+            Progress {
+                minutes: 3.0,
+                work: two + 100.0 + 10.0 * EVAL_WEIGHT
+            }
+        );
         // a fold whose metrics do not exist yet
         let none = tmp.path().join("none");
-        assert!(EvalFollower::new(&none, 0).new_evals().is_empty());
+        assert!(EvalFollower::new(&none, 0).new_evals(&t, 1.0).is_empty());
         assert!(!none.exists());
         // the line: all but the last epoch, whose error the fold's end line gives
-        let t = CvTask {
-            note: "seed 2, ".into(),
-            ..task(false)
-        };
         assert_eq!(
             eval_line(&t, 3, "fsdd_test", 0.75).unwrap(),
             "  seed 2, fold 2: epoch 3 of 8, fsdd_test error 25.0%"

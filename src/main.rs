@@ -135,12 +135,13 @@ pace of its pipeline's finished folds (\"rough\" while a pipeline has no finishe
 fold and is counted at the pace of the others).
 
 --jobs N trains N folds (of any seed) at once, each in a quiet `scarce train` process
-with its share of the cores (RAYON_NUM_THREADS, unless set), and prints a line as each
-starts and ends, and at each evaluated epoch before its last, the fold's error on the
-first evaluation set so far (not with --quiet). The network is too small to keep several cores busy, so on a small
-machine this finishes a table sooner than one fold at a time with every core. A fold's
-result does not depend on its thread count, so --jobs changes only the time a table
-takes.")]
+with its share of the cores (RAYON_NUM_THREADS, unless set). It prints a line as each
+starts and ends, and at each evaluated epoch before the last a line with the fold's
+error on the first evaluation set and the time left (not with --quiet); before any fold
+has finished, that time comes from the pace of the epochs the running folds have done
+(\"rough\"). The network is too small to keep several cores busy, so on a small machine
+this finishes a table sooner than one fold at a time with every core. A fold's result
+does not depend on its thread count, so --jobs changes only the time a table takes.")]
     Cv {
         /// Pipeline files (each with a sound data set that has folds); several make one
         /// table, a row per pipeline.
