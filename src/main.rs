@@ -1044,7 +1044,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         l.entries.len(),
                         l.folds.len()
                     ),
-                    Err(e) => format!("missing ({e})"),
+                    // the header already says how to point at another folder
+                    Err(sound::SoundDataError::Missing { path, hint, .. }) => {
+                        format!("missing: {} not found; {hint}", path.display())
+                    }
+                    Err(e) => format!("unreadable: {e}"),
                 };
                 println!("  {:<13} {status}", kind.name());
             }

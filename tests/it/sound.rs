@@ -311,9 +311,17 @@ fn cross_validation_runs_every_fold_and_resumes() {
         "{listing}"
     );
     assert!(
-        listing.contains("esc50") && listing.contains("missing"),
+        listing.contains("esc50") && listing.contains("missing: "),
         "{listing}"
     );
+    // a missing set's line says where and how to get it, once
+    let esc50 = listing
+        .lines()
+        .find(|l| l.trim_start().starts_with("esc50"))
+        .unwrap();
+    assert!(esc50.contains("esc50.csv not found"), "{esc50}");
+    assert!(esc50.contains("scarce data fetch esc50"), "{esc50}");
+    assert!(!esc50.contains("--data-dir"), "{esc50}");
     let o = run(&["results", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("scarce cv"), "{}", stdout(&o));
