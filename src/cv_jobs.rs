@@ -541,6 +541,9 @@ pub fn child_args(task: &CvTask, opts: &ChildOptions) -> Vec<String> {
     a
 }
 
+/// How often `run_parallel` reads the running folds' metrics.
+const LOOK_EVERY: Duration = Duration::from_secs(2);
+
 /// The folds under way, for the clock.
 fn under_way<'a>(running: &[Running], tasks: &'a [CvTask]) -> Vec<UnderWay<'a>> {
     running
@@ -585,6 +588,7 @@ pub fn run_parallel(
     let mut stop_seen: Option<Instant> = None;
     let mut signalled = false;
     let mut clock = QueueClock::default();
+    let mut last_look = Instant::now();
     loop {
         while failure.is_none() && !stop.is_stopped() && running.len() < jobs && next < tasks.len()
         {
@@ -652,9 +656,14 @@ pub fn run_parallel(
         } else {
             &tasks[next..]
         };
-        // each running fold's evaluated epochs since the last look, with the time left
+        // each running fold's evaluated epochs since the last look (every few seconds:
+        // the files grow with every epoch), with the time left
         let mut lines = Vec::new();
-        for r in &mut running {
+        let look = last_look.elapsed() >= LOOK_EVERY;
+        if look {
+            last_look = Instant::now();
+        }
+        for r in running.iter_mut().filter(|_| look) {
             let t = &tasks[r.task];
             let minutes = r.started.elapsed().as_secs_f64() / 60.0;
             for (epoch, set, accuracy) in r.evals.new_evals(t, minutes) {
