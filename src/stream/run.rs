@@ -275,7 +275,7 @@ struct ReplayFiles {
     timeline: Timeline,
     /// The stream's sample rate.
     rate: f64,
-    /// Lines for people name each file before its first decision (several files).
+    /// Lines for people name each file before its first decision (a folder).
     headers: bool,
     /// The file of the last line printed.
     last: Option<PathBuf>,
