@@ -544,6 +544,16 @@ pub fn child_args(task: &CvTask, opts: &ChildOptions) -> Vec<String> {
 /// How often `run_parallel` reads the running folds' metrics.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
 
+/// The folds still to start, from `next` on; none once the queue is `stopping` (after
+/// a failure or Ctrl-C no queued fold starts).
+fn still_queued(tasks: &[CvTask], next: usize, stopping: bool) -> &[CvTask] {
+    if stopping {
+        &tasks[tasks.len()..]
+    } else {
+        &tasks[next..]
+    }
+}
+
 /// The folds under way, for the clock.
 fn under_way<'a>(running: &[Running], tasks: &'a [CvTask]) -> Vec<UnderWay<'a>> {
     running
@@ -650,28 +660,22 @@ pub fn run_parallel(
                 signalled = true;
             }
         }
-        // after a failure or Ctrl-C no queued fold will start
-        let queued = if failure.is_some() || stop.is_stopped() {
-            &tasks[tasks.len()..]
-        } else {
-            &tasks[next..]
-        };
         // each running fold's evaluated epochs since the last look (every few seconds:
         // the files grow with every epoch), with the time left
         let mut lines = Vec::new();
-        let look = last_look.elapsed() >= LOOK_EVERY;
-        if look {
+        if last_look.elapsed() >= LOOK_EVERY {
             last_look = Instant::now();
-        }
-        for r in running.iter_mut().filter(|_| look) {
-            let t = &tasks[r.task];
-            let minutes = r.started.elapsed().as_secs_f64() / 60.0;
-            for (epoch, set, accuracy) in r.evals.new_evals(t, minutes) {
-                lines.extend(eval_line(t, epoch, &set, accuracy));
+            for r in &mut running {
+                let t = &tasks[r.task];
+                let minutes = r.started.elapsed().as_secs_f64() / 60.0;
+                for (epoch, set, accuracy) in r.evals.new_evals(t, minutes) {
+                    lines.extend(eval_line(t, epoch, &set, accuracy));
+                }
             }
         }
         if !lines.is_empty() && !opts.quiet {
             let under_way = under_way(&running, tasks);
+            let queued = still_queued(tasks, next, failure.is_some() || stop.is_stopped());
             let estimate = clock.left(jobs, &under_way, queued);
             let left = left_note(under_way.len() + queued.len(), estimate);
             for line in lines {
@@ -700,12 +704,8 @@ pub fn run_parallel(
                 match done(r.task) {
                     Ok(line) => {
                         let under_way = under_way(&running, tasks);
-                        // after a failure or Ctrl-C no queued fold will start
-                        let queued = if failure.is_some() || stop.is_stopped() {
-                            &tasks[tasks.len()..]
-                        } else {
-                            &tasks[next..]
-                        };
+                        let stopping = failure.is_some() || stop.is_stopped();
+                        let queued = still_queued(tasks, next, stopping);
                         let estimate = clock.left(jobs, &under_way, queued);
                         let left = left_note(under_way.len() + queued.len(), estimate);
                         eprintln!(

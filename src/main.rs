@@ -184,12 +184,13 @@ Lines for people show the stream time, the label and its confidence (silence is 
 printed); --json prints every window as a JSON object (time_s, label, confidence,
 scores per class, level_db, latency_ms, arrived_unix_s). A folder plays its .wav files
 in name order with a window and a hop of silence after each, so the moving average
-starts afresh with each file (unless a model slower than real time drops that window). Each file's path is printed before its first line; in
-JSON every window names the file it heard (file: null for the silence between files)
-and its start within that file (file_time_s, below 0 when it starts in the silence
-before). In real time (the default) a model slower than the stream drops the oldest
-windows and says how many; --fast reads as fast as the model goes and drops nothing. The last line (stderr) gives the latency p50/p99 from a
-window's last sample to its line.
+starts afresh with each file (unless a model slower than real time drops that window).
+Each file's path is printed before its first line; in JSON every window names the file
+it heard (file: null for the silence between files) and its start within that file
+(file_time_s, below 0 when it starts in the silence before). In real time (the
+default) a model slower than the stream drops the oldest windows and says how many;
+--fast reads as fast as the model goes and drops nothing. The last line (stderr) gives
+the latency p50/p99 from a window's last sample to its line.
 
 --input mic listens to the default input device (`scarce devices` lists them; pick
 another with --input-device INDEX|NAME); any other value is a file or folder path (write
