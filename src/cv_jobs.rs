@@ -12,13 +12,16 @@ use scarce::graph::StopFlag;
 use scarce::item::EpochMetrics;
 use scarce::pipeline::assemble::FoldCounts;
 use scarce::results::RunResult;
+use scarce::sink::progress::EpochNote;
 use scarce::train::session;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One fold of one seed of one pipeline to train.
+#[derive(Clone)]
 pub struct CvTask {
     /// Place in the whole plan (1-based), for `[step/total]` lines.
     pub step: usize,
@@ -274,7 +277,7 @@ pub fn fold_work(
 /// yet is counted at the pace of all finished folds; before any fold has finished, at
 /// the pace the running folds have kept so far (their epochs in `metrics.jsonl`). Both
 /// make the estimate rough.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct QueueClock {
     /// (pipeline, minutes, work) of every finished fold.
     timed: Vec<(PathBuf, f64, f64)>,
@@ -287,6 +290,17 @@ pub struct Progress {
     pub minutes: f64,
     /// Work done by then, in the units of [`CvTask::work`].
     pub work: f64,
+}
+
+impl Progress {
+    /// Adds epoch `m` of `task`, written `minutes` into the fold.
+    fn add(&mut self, task: &CvTask, m: &EpochMetrics, minutes: f64) {
+        self.minutes = minutes;
+        self.work += task.train_examples as f64;
+        if !m.eval.is_empty() {
+            self.work += task.tested as f64 * EVAL_WEIGHT;
+        }
+    }
 }
 
 /// A fold under way.
@@ -417,6 +431,32 @@ fn duration_text(minutes: f64) -> String {
     }
 }
 
+/// For a fold trained in this process (`--jobs 1`), starting now: at each evaluated
+/// epoch before its last, the note `; N folds left, about T` for its epoch line, counting
+/// it and the `queued` folds after it.
+pub fn queue_note(task: &CvTask, clock: &QueueClock, queued: &[CvTask]) -> EpochNote {
+    let (task, clock, queued) = (task.clone(), clock.clone(), queued.to_vec());
+    let started = Instant::now();
+    let progress = Mutex::new(Progress::default());
+    EpochNote(Arc::new(move |m: &EpochMetrics| {
+        let minutes = started.elapsed().as_secs_f64() / 60.0;
+        let mut done = progress.lock().unwrap_or_else(|e| e.into_inner());
+        done.add(&task, m, minutes);
+        if m.eval.is_empty() || m.epoch >= task.epochs {
+            return None;
+        }
+        let running = [UnderWay {
+            task: &task,
+            minutes,
+            done: *done,
+        }];
+        Some(left_note(
+            1 + queued.len(),
+            clock.left(1, &running, &queued),
+        ))
+    }))
+}
+
 /// Settings every child gets.
 pub struct ChildOptions<'a> {
     /// `--data-dir`.
@@ -466,15 +506,9 @@ impl EvalFollower {
             .filter_map(|l| serde_json::from_str::<EpochMetrics>(l).ok())
             .filter(|m| m.epoch > self.seen)
             .collect();
-        if let Some(m) = fresh.last() {
-            self.seen = m.epoch;
-            self.progress.minutes = minutes;
-        }
         for m in &fresh {
-            self.progress.work += task.train_examples as f64;
-            if !m.eval.is_empty() {
-                self.progress.work += task.tested as f64 * EVAL_WEIGHT;
-            }
+            self.seen = m.epoch;
+            self.progress.add(task, m, minutes);
         }
         fresh
             .into_iter()
@@ -1012,25 +1046,66 @@ mod tests {
         );
     }
 
+    fn epoch_metrics(epoch: usize, eval: &[(&str, f64)]) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            train_loss: 1.0,
+            train_acc: 0.5,
+            discrepancy: None,
+            eval: eval.iter().map(|(s, a)| (s.to_string(), *a)).collect(),
+            open_set: Vec::new(),
+            iterations: 4,
+            phase_s: Vec::new(),
+            train_s: 1.0,
+            eval_s: 0.1,
+            elapsed_s: epoch as f64,
+        }
+    }
+
+    #[test]
+    fn a_fold_in_process_notes_the_queues_time_left_at_evaluated_epochs() {
+        // 3 epochs of 100 examples, 10 recordings tested after epochs 2 and 3
+        let t = CvTask {
+            train_examples: 100,
+            tested: 10,
+            epochs: 3,
+            work: fold_work(0, 3, 2, 100, 10),
+            ..fold("bc.toml", 0.0, false)
+        };
+        let mut clock = QueueClock::default();
+        // an earlier fold went at 0.01 minutes per unit of work
+        clock.finished(
+            &CvTask {
+                work: 1000.0,
+                ..t.clone()
+            },
+            10.0,
+        );
+        let note = queue_note(&t, &clock, std::slice::from_ref(&t));
+        assert_eq!((note.0)(&epoch_metrics(1, &[])), None);
+        let evaluated = epoch_metrics(2, &[("fsdd_test", 0.5)]);
+        // this fold's 360 units less the 230 done, and the next fold's 360: 4.9 minutes
+        assert_eq!(
+            (note.0)(&evaluated).as_deref(),
+            Some("; 2 folds left, about 5 min")
+        );
+        // the last epoch's error and time are in the fold's end line
+        assert_eq!((note.0)(&epoch_metrics(3, &[("fsdd_test", 0.6)])), None);
+        // before any fold has finished: the pace of this one's epochs so far, rough
+        let note = queue_note(&t, &QueueClock::default(), &[]);
+        let line = (note.0)(&evaluated).unwrap();
+        assert!(
+            line.starts_with("; 1 fold left, about ") && line.ends_with(" (rough)"),
+            "{line}"
+        );
+    }
+
     #[test]
     fn a_running_folds_evaluated_epochs_are_read_as_they_come() {
         let tmp = tempfile::tempdir().unwrap();
         let metrics = tmp.path().join("metrics.jsonl");
         let line = |epoch: usize, eval: &[(&str, f64)]| {
-            let m = EpochMetrics {
-                epoch,
-                train_loss: 1.0,
-                train_acc: 0.5,
-                discrepancy: None,
-                eval: eval.iter().map(|(s, a)| (s.to_string(), *a)).collect(),
-                open_set: Vec::new(),
-                iterations: 4,
-                phase_s: Vec::new(),
-                train_s: 1.0,
-                eval_s: 0.1,
-                elapsed_s: epoch as f64,
-            };
-            serde_json::to_string(&m).unwrap() + "\n"
+            serde_json::to_string(&epoch_metrics(epoch, eval)).unwrap() + "\n"
         };
         // a fold resumed from its checkpoint of epoch 1, stopped after writing epoch 2:
         // epoch 1 is not read again, and epoch 2 is taken out until it is trained again

@@ -132,7 +132,9 @@ gives its error and the time left: a fold's time is taken to follow its work, th
 examples it trains on (epochs x training recordings) and the recordings it tests (each
 weighed as three training examples; a resumed fold's work after its checkpoint), at the
 pace of its pipeline's finished folds (\"rough\" while a pipeline has no finished
-fold and is counted at the pace of the others).
+fold and is counted at the pace of the others). One fold at a time, the line of each
+evaluated epoch before the last ends with the time left as well; before any fold has
+finished, it comes from the pace of the fold's epochs so far (\"rough\").
 
 --jobs N trains N folds (of any seed) at once, each in a quiet `scarce train` process
 with its share of the cores (RAYON_NUM_THREADS, unless set). It prints a line as each
@@ -498,6 +500,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 fold: run.fold,
                 device: run.device,
                 quiet: run.quiet,
+                epoch_note: None,
             };
             let outcome = session::train(&req, stop.clone())?;
             if stats {
@@ -564,6 +567,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     fold: run.fold,
                     device: run.device.clone(),
                     quiet: run.quiet,
+                    epoch_note: None,
                 };
                 let outcome = session::train(&req, stop.clone())?;
                 if outcome.report.stopped || outcome.summary.status != "completed" {
@@ -697,6 +701,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         fold: Some(t.fold),
                         device: run.device.clone(),
                         quiet: run.quiet,
+                        epoch_note: Some(cv_jobs::queue_note(t, &clock, &tasks[i + 1..])),
                     };
                     let outcome = session::train(&req, stop.clone())?;
                     if outcome.report.stopped || outcome.summary.status != "completed" {

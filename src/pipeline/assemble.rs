@@ -45,6 +45,8 @@ pub struct RunContext {
     pub history: Vec<EpochMetrics>,
     /// Silence progress output.
     pub quiet: bool,
+    /// Words to add to each finished epoch's progress line.
+    pub epoch_note: Option<crate::sink::progress::EpochNote>,
 }
 
 impl PipelineFile {
@@ -479,7 +481,8 @@ impl PipelineFile {
                     &sp.name,
                     ProgressSink::new(
                         ctx.quiet || st.quiet.as_ref().map(|q| *q.get_ref()).unwrap_or(false),
-                    ),
+                    )
+                    .with_note(ctx.epoch_note.clone()),
                 ),
             };
             ids.insert(sp.name.clone(), id);

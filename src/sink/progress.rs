@@ -2,8 +2,24 @@
 //! loss and accuracy (on a terminal only), and one line per finished epoch on stderr.
 
 use crate::graph::{BoxError, Sink};
-use crate::item::{Item, Report};
+use crate::item::{EpochMetrics, Item, Report};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::fmt;
+use std::sync::Arc;
+
+/// What gives the words for a finished epoch's line.
+pub type NoteFn = dyn Fn(&EpochMetrics) -> Option<String> + Send + Sync;
+
+/// Words to add to a finished epoch's line, or `None` (`scarce cv` adds the time its
+/// queue of folds has left).
+#[derive(Clone)]
+pub struct EpochNote(pub Arc<NoteFn>);
+
+impl fmt::Debug for EpochNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EpochNote(..)")
+    }
+}
 
 /// Shows training progress.
 pub struct ProgressSink {
@@ -11,6 +27,7 @@ pub struct ProgressSink {
     epochs: usize,
     per_epoch: usize,
     quiet: bool,
+    note: Option<EpochNote>,
 }
 
 impl ProgressSink {
@@ -21,7 +38,14 @@ impl ProgressSink {
             epochs: 0,
             per_epoch: 0,
             quiet,
+            note: None,
         }
+    }
+
+    /// Adds `note`'s words to each finished epoch's line.
+    pub fn with_note(mut self, note: Option<EpochNote>) -> Self {
+        self.note = note;
+        self
     }
 
     fn bar(&mut self, epoch: usize) -> &ProgressBar {
@@ -72,17 +96,19 @@ impl Sink<Item> for ProgressSink {
                 let evals: Vec<String> = m
                     .eval
                     .iter()
-                    .map(|(n, a)| format!("{n} {:.2}%", 100.0 * a))
+                    .map(|(n, a)| format!("  {n} {:.2}%", 100.0 * a))
                     .collect();
+                let note = self.note.as_ref().and_then(|n| (n.0)(&m));
                 eprintln!(
-                    "epoch {:>3}/{}  loss {:.4}  train {:.1}%  {}  ({:.1}s train, {:.1}s eval)",
+                    "epoch {:>3}/{}  loss {:.4}  train {:.1}%{}  ({:.1}s train, {:.1}s eval){}",
                     m.epoch,
                     self.epochs,
                     m.train_loss,
                     100.0 * m.train_acc,
-                    evals.join("  "),
+                    evals.concat(),
                     m.train_s,
-                    m.eval_s
+                    m.eval_s,
+                    note.unwrap_or_default()
                 );
             }
         }

@@ -87,6 +87,8 @@ pub struct TrainRequest {
     pub device: String,
     /// No progress output.
     pub quiet: bool,
+    /// Words to add to each finished epoch's progress line.
+    pub epoch_note: Option<crate::sink::progress::EpochNote>,
 }
 
 /// The outcome of a training session.
@@ -275,6 +277,7 @@ fn run_session(
         resume,
         history,
         quiet: req.quiet,
+        epoch_note: req.epoch_note.clone(),
     };
     let graph = file.assemble_train(&plan, ctx)?.with_stop(stop);
     let report = graph.run()?;

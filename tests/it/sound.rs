@@ -474,6 +474,53 @@ fn folds_side_by_side_report_each_evaluated_epoch() {
 }
 
 #[test]
+fn folds_one_at_a_time_give_the_queues_time_left_at_each_evaluated_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    tones(tmp.path(), &["ann", "bob", "cy"], 1);
+    let p = pipeline(tmp.path(), "source_only", 3, "");
+    // the epoch lines come from a progress stage
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(
+        &p,
+        text + "\n[stage.progress]\nkind = \"progress\"\ninput = \"model\"\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("cv");
+    let o = run(&[
+        "cv",
+        p.to_str().unwrap(),
+        "--data-dir",
+        tmp.path().to_str().unwrap(),
+        "--folds",
+        "1,3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = stderr(&o);
+    let epoch_lines: Vec<&str> = log.lines().filter(|l| l.starts_with("epoch ")).collect();
+    assert_eq!(epoch_lines.len(), 6, "{log}");
+    // fold 1, the first: the pace of its own epochs so far; fold 3: fold 1's pace
+    for (line, note) in epoch_lines.iter().zip([
+        Some("; 2 folds left, about "),
+        Some("; 2 folds left, about "),
+        None,
+        Some("; 1 fold left, about "),
+        Some("; 1 fold left, about "),
+        None,
+    ]) {
+        match note {
+            Some(note) => {
+                assert!(line.contains(note), "{line}");
+                assert_eq!(line.ends_with(" (rough)"), note.contains('2'), "{line}");
+            }
+            // the last epoch's error is in the fold's end line, with the time left
+            None => assert!(!line.contains("left"), "{line}"),
+        }
+    }
+}
+
+#[test]
 fn a_folds_training_and_test_recordings_are_counted_for_the_time_left() {
     let tmp = tempfile::tempdir().unwrap();
     tones(tmp.path(), &["ann", "bob", "cy"], 3);
