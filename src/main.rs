@@ -39,9 +39,9 @@ struct RunOptions {
     /// Seed for weights, dropout and data order (default: the pipeline's).
     #[arg(long)]
     seed: Option<u64>,
-    /// Number of epochs (default: the pipeline's). With --resume: the run's new total;
-    /// what the pipeline sets as a share of the epochs (learning-rate milestones, `until`
-    /// of a bc_mix stage) follows it.
+    /// Number of epochs (default: the pipeline's). A run that is continued takes it as
+    /// its new total; what the pipeline sets as a share of the epochs (learning-rate
+    /// milestones, `until` of a bc_mix stage) follows it.
     #[arg(long)]
     epochs: Option<usize>,
     /// Compute device: cpu, tch, wgpu, wgpu:N, cuda:N (all but cpu need their cargo feature).
@@ -62,7 +62,8 @@ enum Command {
     #[command(after_help = "\
 Examples:
   scarce train pipelines/digits-source-only.toml
-  scarce train pipelines/digits-source-only.toml --data-dir ../shared/data --epochs 20 --seed 2
+  scarce train pipelines/digits-source-only.toml \\
+      --data-dir ../shared/data --epochs 20 --seed 2
   scarce train --resume runs/digits-source-only-20261128-120000
 
 The run folder holds pipeline.toml (as used), run.json (seed, device, data directory),
@@ -88,7 +89,8 @@ Ctrl-C stops after flushing metrics; --resume continues from the last checkpoint
     /// Train several pipelines one after the other with the same budget and seed, then print their accuracies side by side.
     #[command(after_help = "\
 Example (source only against MCD on MNIST -> USPS, built-in data, a few minutes):
-  scarce compare pipelines/digits-source-only-mnist-usps.toml pipelines/digits-mcd-mnist-usps.toml --epochs 30
+  scarce compare pipelines/digits-source-only-mnist-usps.toml \\
+      pipelines/digits-mcd-mnist-usps.toml --epochs 30
 
 Each pipeline gets a run folder OUT/N-FILE, N its place in the list and FILE the pipeline
 file's name (default OUT: runs/compare-TIMESTAMP). The table gives the final and best
@@ -114,13 +116,16 @@ Example (FSDD, leave one speaker out: six runs):
   scarce cv pipelines/fsdd-envnet2-standard.toml --data-dir ../shared/data
 
 Example (the same with three seeds, each fold's error then averaged over them):
-  scarce cv pipelines/fsdd-envnet2-standard.toml --data-dir ../shared/data --seeds 1,2,3
+  scarce cv pipelines/fsdd-envnet2-standard.toml \\
+      --data-dir ../shared/data --seeds 1,2,3
 
 Example (two folds at a time, one core each on a two-core machine):
-  scarce cv pipelines/fsdd-envnet2-bc.toml --data-dir ../shared/data --jobs 2
+  scarce cv pipelines/fsdd-envnet2-bc.toml \\
+      --data-dir ../shared/data --jobs 2
 
 Example (the whole FSDD table of docs/results.md, four pipelines in one queue):
-  scarce cv pipelines/fsdd-envnet2-{bc,standard}{,-limited}.toml --data-dir ../shared/data --jobs 2
+  scarce cv pipelines/fsdd-envnet2-{bc,standard}{,-limited}.toml \\
+      --data-dir ../shared/data --jobs 2
 
 Each fold gets a run folder OUT/fold-K (default OUT: runs/cv-NAME); with --seeds, the
 pipeline's own seed keeps OUT and any other seed S writes to OUT-sS. Running the same
@@ -169,9 +174,11 @@ does not depend on its thread count, so --jobs changes only the time a table tak
     /// Stream a trained model: sound over a recording, the microphone or a device (one line per window heard); images from files (one line per image).
     #[command(after_help = "\
 Examples:
-  scarce run runs/cv-fsdd-envnet2-standard/fold-2 --input ../shared/data/fsdd/recordings/7_jackson_0.wav
+  scarce run runs/cv-fsdd-envnet2-standard/fold-2 --input \\
+      ../shared/data/fsdd/recordings/7_jackson_0.wav
   scarce run RUN_DIR --input recordings/ --fast --json > labels.jsonl
-  scarce run RUN_DIR --input talk.wav --hop 0.1 --smooth 5 --threshold 0.7 --stats
+  scarce run RUN_DIR --input talk.wav --hop 0.1 --smooth 5 \\
+      --threshold 0.7 --stats
   scarce run RUN_DIR --input mic
   scarce run RUN_DIR --input mic --input-device 2 --duration 30 --json
   scarce run RUN_DIR --serial /dev/ttyACM0
@@ -224,7 +231,8 @@ below that probability; --threshold adds a rejection below a top probability. Im
 come at --fps per second (dropping the oldest when the model falls behind) or, with
 --fast, as fast as the model goes; --limit N stops after N images.
 
-  scarce run runs/osbp-usps-mnist --input data/mnist/t10k-images-idx3-ubyte.gz --fast --json
+  scarce run runs/osbp-usps-mnist --input \\
+      data/mnist/t10k-images-idx3-ubyte.gz --fast --json
   scarce run RUN_DIR --input photos/ --invert --threshold 0.8")]
     Run {
         /// Run folder written by `scarce train` or `scarce cv`.
@@ -343,7 +351,7 @@ prints the same tables at its end.")]
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Also report the time until the accuracy first reached this value (0-1).
-        #[arg(long)]
+        #[arg(long, value_parser = share)]
         threshold: Option<f64>,
         /// Also draw the mean learning curves (training loss, held-out error) of the
         /// cross-validated pipelines into this SVG file: one curve per row of the tables,
@@ -451,6 +459,9 @@ fn main() -> ExitCode {
     scarce::kernels::tune_allocator();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
+    if prints_a_report(&cli.command) {
+        end_quietly_when_the_reader_goes();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -461,6 +472,45 @@ fn main() -> ExitCode {
             }
             ExitCode::from(2)
         }
+    }
+}
+
+/// Commands whose work is the report they print: when its reader goes away (`scarce
+/// results runs/ | head`), they may end there. Commands that train or stream are left
+/// to finish what they write to disk.
+fn prints_a_report(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Results { .. }
+            | Command::Check { .. }
+            | Command::Devices
+            | Command::Data { action: None, .. }
+    )
+}
+
+/// Ends the process quietly, as other command-line tools do, when standard output is a
+/// pipe whose reader has gone; Rust's default is to turn that into a panic at the next
+/// `println!`.
+fn end_quietly_when_the_reader_goes() {
+    #[cfg(unix)]
+    // SAFETY: called at start-up, before any thread exists; SIG_DFL is a valid action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// A value between 0 and 1, as accuracies are given (`0.92` for 92%).
+fn share(text: &str) -> Result<f64, String> {
+    let v: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else if (1.0..=100.0).contains(&v) {
+        Err(format!(
+            "give a share between 0 and 1 (for {v}%: {})",
+            v / 100.0
+        ))
+    } else {
+        Err("give a share between 0 and 1".to_string())
     }
 }
 
@@ -628,6 +678,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             unique.sort_unstable();
             unique.dedup();
             anyhow::ensure!(unique.len() == seeds.len(), "--seeds names a seed twice");
+            let mut unique = folds.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            anyhow::ensure!(unique.len() == folds.len(), "--folds names a fold twice");
             let stop = stop_on_ctrl_c();
             let started = std::time::Instant::now();
             let data_dir = resolve_data_dir(run.data_dir.as_deref());
@@ -1011,6 +1065,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             action: None,
         } => {
             let dir = resolve_data_dir(data_dir.as_deref());
+            if !dir.path.is_dir() {
+                anyhow::bail!(
+                    "data directory {} ({}) is not a folder: give the folder that holds mnist/, usps/, fsdd/ and the other sets (`scarce data fetch fsdd --data-dir DIR` makes one)",
+                    dir.path.display(),
+                    scarce::pipeline::origin_words(&dir)
+                );
+            }
             println!(
                 "data directory: {} ({})",
                 dir.path.display(),

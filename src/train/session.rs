@@ -150,12 +150,43 @@ pub fn load_pipeline(path: &Path, epochs: Option<usize>) -> Result<(PipelineFile
     Ok((file, plan))
 }
 
+/// Whether the pipeline has a sound data set, whose folds `--fold` chooses from.
+fn has_folds(file: &PipelineFile) -> bool {
+    file.spec
+        .data
+        .values()
+        .any(|d| d.get_ref().set.get_ref().sound().is_some())
+}
+
 /// Runs (or resumes) a training session. `stop` is set by Ctrl-C.
 pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
     let choice: crate::model::device::DeviceChoice = req.device.parse()?;
     let mut created = false;
     let (run_dir, settings, resume) = if let Some(run) = &req.resume {
         let mut settings = RunSettings::load(run)?;
+        if let Some(seed) = req.seed.filter(|&s| s != settings.seed) {
+            bail!(
+                "{} was started with seed {} and continues with it: --seed {seed} applies to a new run (give the pipeline file and another --out)",
+                run.display(),
+                settings.seed
+            );
+        }
+        if let Some(fold) = req.fold {
+            let file = settings.pipeline(run)?.0;
+            if !has_folds(&file) {
+                bail!(
+                    "--fold chooses the held-out fold of a sound data set, but the pipeline of {} has none",
+                    run.display()
+                );
+            }
+            let held_out = settings.fold.unwrap_or_else(|| file.fold());
+            if fold != held_out {
+                bail!(
+                    "{} holds out fold {held_out} and continues with it: --fold {fold} applies to a new run (give the pipeline file and another --out)",
+                    run.display()
+                );
+            }
+        }
         if let Some(e) = req.epochs.filter(|&e| e != settings.epochs) {
             log::warn!(
                 "{}: {} epochs instead of {}: what is set as a share of the epochs (learning-rate milestones, `until` of a bc_mix stage) now follows the new total",
@@ -174,12 +205,7 @@ pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
             .context("give a pipeline file, or --resume RUN_DIR")?;
         let (mut file, _) = load_pipeline(pipeline, req.epochs)?;
         if let Some(f) = req.fold {
-            let has_folds = file
-                .spec
-                .data
-                .values()
-                .any(|d| d.get_ref().set.get_ref().sound().is_some());
-            if !has_folds {
+            if !has_folds(&file) {
                 bail!(
                     "--fold chooses the held-out fold of a sound data set, but {} has none",
                     pipeline.display()

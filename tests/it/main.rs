@@ -1,6 +1,7 @@
 //! Integration tests of the `scarce` binary: one test binary, topic modules, shared
 //! helpers in [`common`].
 
+mod cli;
 mod common;
 mod data_errors;
 mod device;

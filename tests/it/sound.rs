@@ -136,6 +136,16 @@ fn bc_learning_on_synthesised_tones_lowers_its_loss() {
     let evals: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(evals[0]["total"], 30);
     assert!((evals[0]["accuracy"].as_f64().unwrap() - acc).abs() < 1e-9);
+    // resuming it holds the same speaker out: another --fold is refused, not ignored
+    let dir = out.to_str().unwrap();
+    let o = run(&["train", "--resume", dir, "--epochs", "5", "--fold", "1"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("holds out fold 2") && stderr(&o).contains("--fold 1 applies"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(metrics(&out).len(), 4);
 }
 
 #[test]
@@ -188,6 +198,9 @@ fn a_seen_speaker_set_holds_the_recordings_a_limited_set_leaves_out() {
     let typo = tmp.path().join("ruin");
     let o = run(&["results", out.to_str().unwrap(), typo.to_str().unwrap()]);
     assert_user_error(&o, &["ruin: no such run folder"]);
+    // accuracies are shares: 92 is taken for the 92% it means, and refused
+    let o = run(&["results", out.to_str().unwrap(), "--threshold", "92"]);
+    assert_user_error(&o, &["between 0 and 1", "0.92"]);
     // skipping every recording leaves nothing, and the error says why
     let text = std::fs::read_to_string(&p)
         .unwrap()
@@ -292,6 +305,9 @@ fn cross_validation_runs_every_fold_and_resumes() {
     assert!(table.contains("Over seeds"), "{table}");
     assert!(table.contains("| 1, 2 | 3, 4 | 1 |"), "{table}");
     assert_user_error(&seeds(&["--seeds", "4,4"]), &["--seeds names a seed twice"]);
+    let mut twice = args.to_vec();
+    twice.extend_from_slice(&["--folds", "2,1,2"]);
+    assert_user_error(&run(&twice), &["--folds names a fold twice"]);
     // another seed into the folder of seed 3 is refused, not mixed with it
     assert_user_error(
         &seeds(&["--seed", "5"]),
@@ -322,6 +338,20 @@ fn cross_validation_runs_every_fold_and_resumes() {
     assert!(esc50.contains("esc50.csv not found"), "{esc50}");
     assert!(esc50.contains("scarce data fetch esc50"), "{esc50}");
     assert!(!esc50.contains("--data-dir"), "{esc50}");
+    // a data directory that is not there is named, not listed as eight missing sets
+    let nowhere = tmp.path().join("nowhere");
+    let o = run(&["data", "--data-dir", nowhere.to_str().unwrap()]);
+    assert_user_error(
+        &o,
+        &["nowhere", "is not a folder", "scarce data fetch fsdd"],
+    );
+    let o = run(&["data", "--data-dir", out.to_str().unwrap()]);
+    let fsdd = stdout(&o);
+    let fsdd = fsdd.lines().find(|l| l.trim_start().starts_with("fsdd"));
+    assert!(
+        fsdd.is_some_and(|l| l.contains("scarce data fetch fsdd")),
+        "{fsdd:?}"
+    );
     let o = run(&["results", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("scarce cv"), "{}", stdout(&o));

@@ -76,6 +76,16 @@ fn train_writes_a_complete_run_folder_and_eval_reloads_it() {
     // and --out refuses to overwrite it
     let o = train(&run_dir, &[]);
     assert_user_error(&o, &["already holds a run", "--resume"]);
+    // a resumed run keeps its seed: another one is refused, not ignored
+    let dir = run_dir.to_str().unwrap();
+    let o = run(&["train", "--resume", dir, "--epochs", "4", "--seed", "3"]);
+    assert_user_error(
+        &o,
+        &["started with seed 7", "--seed 3 applies to a new run"],
+    );
+    let o = run(&["train", "--resume", dir, "--epochs", "4", "--fold", "2"]);
+    assert_user_error(&o, &["--fold chooses", "has none"]);
+    assert_eq!(metrics(&run_dir).len(), 3);
     // more epochs continue it, with a word on the schedules that follow the new total
     let o = run(&[
         "train",
