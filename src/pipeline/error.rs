@@ -104,8 +104,10 @@ impl fmt::Display for PipelineError {
 
 impl std::error::Error for PipelineError {}
 
-/// Rewords serde/toml messages into plainer language.
-pub(crate) fn explain_toml(message: &str) -> String {
+/// Rewords serde/toml messages into plainer language. `stage` gives the kind and keys
+/// of the stage whose table the message is about, where it is one: the keys of every
+/// kind would be the wrong list for an unknown key in it.
+pub(crate) fn explain_toml(message: &str, stage: Option<(&str, &[&str])>) -> String {
     let m = message.trim();
     if let Some(rest) = m.strip_prefix("unknown field ") {
         // "unknown field `foo`, expected one of `a`, `b`"
@@ -113,9 +115,22 @@ pub(crate) fn explain_toml(message: &str) -> String {
             Some((f, e)) => (f, Some(e)),
             None => (rest, None),
         };
-        let mut s = format!("unknown key {field}: this section has no such setting");
-        if let Some(e) = expected {
-            s.push_str(&format!(" (it takes {e})"));
+        let field = field.trim_matches('`');
+        let (section, keys): (String, Vec<&str>) = match stage {
+            Some((kind, keys)) => (format!("a `{kind}` stage"), keys.to_vec()),
+            // the names between backticks
+            None => (
+                "this section".to_string(),
+                expected.map_or_else(Vec::new, |e| e.split('`').skip(1).step_by(2).collect()),
+            ),
+        };
+        let mut s = format!("unknown key `{field}`: {section} has no such setting");
+        if let Some(best) = closest(field, &keys) {
+            s.push_str(&format!("; did you mean `{best}`?"));
+        }
+        if !keys.is_empty() {
+            let list: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+            s.push_str(&format!(" (it takes {})", list.join(", ")));
         }
         return s;
     }
@@ -129,6 +144,17 @@ pub(crate) fn explain_toml(message: &str) -> String {
         return format!("missing required key {rest}");
     }
     m.to_string()
+}
+
+/// The key of `keys` that `typed` is most likely a misspelling of: at most two edits
+/// away (one for short keys), and nearer than any other.
+fn closest<'a>(typed: &str, keys: &[&'a str]) -> Option<&'a str> {
+    let (distance, best) = keys
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(typed, k), *k))
+        .min_by_key(|(d, _)| *d)?;
+    let allowed = if best.len() <= 4 { 1 } else { 2 };
+    (distance <= allowed).then_some(best)
 }
 
 fn plain_types(m: &str) -> String {
@@ -172,6 +198,31 @@ mod tests {
         let off = t.find("\"7\"").unwrap();
         assert_eq!(key_at(t, off).as_deref(), Some("stage.batch.batch_size"));
         assert_eq!(key_at(t, 0), None);
+    }
+
+    #[test]
+    fn unknown_keys_name_the_likely_one_and_the_list() {
+        let m = "unknown field `batch_sise`, expected one of `batch_size`, `drop_last`, `kind`";
+        assert_eq!(
+            explain_toml(m, None),
+            "unknown key `batch_sise`: this section has no such setting; did you mean `batch_size`? (it takes `batch_size`, `drop_last`, `kind`)"
+        );
+        // a stage's own keys, not every kind's
+        let s = explain_toml(m, Some(("batcher", &["kind", "input", "batch_size"])));
+        assert!(s.contains("a `batcher` stage has no such setting"), "{s}");
+        assert!(
+            s.ends_with("(it takes `kind`, `input`, `batch_size`)"),
+            "{s}"
+        );
+        // nothing close: no guess
+        let far = "unknown field `colour`, expected `kind` or `input`";
+        assert_eq!(
+            explain_toml(far, None),
+            "unknown key `colour`: this section has no such setting (it takes `kind`, `input`)"
+        );
+        assert_eq!(closest("kinf", &["kind", "input"]), Some("kind"));
+        assert_eq!(closest("knd", &["kind", "input"]), Some("kind"));
+        assert_eq!(closest("mode", &["kind", "input"]), None);
     }
 
     #[test]

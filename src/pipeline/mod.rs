@@ -61,12 +61,16 @@ impl PipelineFile {
             }),
             Err(e) => {
                 let key = e.span().and_then(|sp| error::key_at(&text, sp.start));
+                let stage = key
+                    .as_deref()
+                    .and_then(|k| stage_keys(&text, k, e.message()));
+                let stage = stage.as_ref().map(|(kind, keys)| (*kind, keys.as_slice()));
                 Err(PipelineError::at(
                     path,
                     &text,
                     e.span(),
                     key.as_deref(),
-                    error::explain_toml(e.message()),
+                    error::explain_toml(e.message(), stage),
                 ))
             }
         }
@@ -81,4 +85,26 @@ impl PipelineFile {
     ) -> PipelineError {
         PipelineError::at(&self.path, &self.text, Some(span), key, message.into())
     }
+}
+
+/// Where `message` is about an unknown key KEY on the line of `key` = `stage.NAME.KEY`
+/// (not one inside an inline table on that line), the kind of stage NAME in `text` and
+/// the keys it takes (with `kind` and `input`).
+fn stage_keys(text: &str, key: &str, message: &str) -> Option<(&'static str, Vec<&'static str>)> {
+    let unknown = message.strip_prefix("unknown field `")?.split('`').next()?;
+    let mut parts = key.split('.');
+    let (Some("stage"), Some(name), Some(field), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    if field != unknown {
+        return None;
+    }
+    let table: toml::Table = text.parse().ok()?;
+    let kind = table.get("stage")?.get(name)?.get("kind")?.as_str()?;
+    let kind = schema::StageKind::parse(kind)?;
+    let mut keys = vec!["kind", "input"];
+    keys.extend_from_slice(kind.keys().0);
+    Some((kind.name(), keys))
 }

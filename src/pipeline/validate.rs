@@ -657,6 +657,15 @@ impl PipelineFile {
                     ));
                 }
             }
+            if let Some(n) = &d.limit {
+                if *n.get_ref() == 0 {
+                    return Err(self.error(
+                        n.span(),
+                        Some(&format!("data.{name}.limit")),
+                        "limit must be at least 1 (leave it out to use every example)",
+                    ));
+                }
+            }
             if let Some(n) = &d.per_class_per_fold {
                 if *n.get_ref() == 0 {
                     return Err(self.error(

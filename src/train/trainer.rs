@@ -146,6 +146,10 @@ impl Trainer {
 
     fn end_epoch(&mut self, epoch: usize, out: &mut Vec<Item>) -> anyhow::Result<()> {
         self.start(out);
+        anyhow::ensure!(
+            self.iterations > 0,
+            "epoch {epoch} had no training batch: the training data gave too few examples for one batch (check the training sets' filters and limits, or a batcher's drop_last)"
+        );
         let train_s = self
             .epoch_started
             .take()

@@ -516,3 +516,26 @@ fn a_confidence_threshold_makes_a_source_only_model_open_set() {
     );
     assert!(e[0]["open_set"]["h_score"].is_number());
 }
+
+#[test]
+fn an_epoch_without_a_training_batch_is_an_error_not_a_finished_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 512 images never fill a batch of 1,000 that drops its incomplete last batch
+    let p = tmp.path().join("empty-epochs.toml");
+    let text = std::fs::read_to_string(tiny_pipeline())
+        .unwrap()
+        .replace("batch_size = 64", "batch_size = 1000\ndrop_last = true");
+    std::fs::write(&p, text).unwrap();
+    let out = tmp.path().join("run");
+    let o = run(&[
+        "train",
+        p.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--quiet",
+    ]);
+    assert_user_error(&o, &["epoch 1 had no training batch", "drop_last"]);
+    assert!(!out.join("summary.json").exists());
+}
