@@ -77,7 +77,7 @@ Ctrl-C stops after flushing metrics; --resume continues from the last checkpoint
         /// Continue the run in this folder from its last checkpoint.
         #[arg(long, value_name = "RUN_DIR")]
         resume: Option<PathBuf>,
-        /// Run folder to create (default: runs/NAME-TIMESTAMP).
+        /// The run's own folder, new or empty (default: runs/NAME-TIMESTAMP).
         #[arg(long, value_name = "DIR", conflicts_with = "resume")]
         out: Option<PathBuf>,
         #[command(flatten)]
@@ -840,7 +840,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     threshold.unwrap_or_default()
                 );
             }
-            use scarce::stream::{images, run::Input, wire::WireInput};
+            use scarce::stream::{images, run::Input, wire::WireInput, InputKind};
+            let kind = input.as_deref().and_then(InputKind::of);
             if images::ImageModel::is_image_run(&run)? {
                 let Some(input) = input.filter(|p| !scarce::stream::run::is_mic(p)) else {
                     anyhow::bail!(
@@ -848,6 +849,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         run.display()
                     );
                 };
+                if kind == Some(InputKind::Wav) {
+                    anyhow::bail!(
+                        "{} is {}, but {} holds an image model: give it images (PNG or JPEG files, or an IDX file of images)",
+                        input.display(),
+                        InputKind::Wav.words(),
+                        run.display()
+                    );
+                }
                 let opts = images::ImageOptions {
                     input,
                     fps,
@@ -873,6 +882,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } else {
                     ExitCode::SUCCESS
                 });
+            }
+            if let (Some(k @ (InputKind::Image | InputKind::Idx)), Some(p)) = (kind, &input) {
+                anyhow::bail!(
+                    "{} is {}, but {} holds a sound model: give it a WAV file, a folder of them, or `--input mic`",
+                    p.display(),
+                    k.words(),
+                    run.display()
+                );
             }
             let input = match (input, serial, tcp) {
                 (Some(p), _, _) => Input::from_arg(&p),

@@ -371,6 +371,51 @@ pub(crate) fn round4(x: f64) -> f64 {
     (x * 1e4).round() / 1e4
 }
 
+/// What a file given to `scarce run --input` holds, told by its first bytes; for a
+/// clear word when it does not suit the run's model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    /// RIFF/WAVE audio.
+    Wav,
+    /// A PNG or JPEG image.
+    Image,
+    /// An IDX file of images, plain or gzipped.
+    Idx,
+}
+
+impl InputKind {
+    /// The kind of file `path`, or `None` for a folder, an unreadable file or another
+    /// kind (whose reader then names the problem).
+    pub fn of(path: &std::path::Path) -> Option<Self> {
+        use std::io::Read;
+        if !path.is_file() {
+            return None;
+        }
+        let mut head = [0u8; 12];
+        let mut f = std::fs::File::open(path).ok()?;
+        let n = f.read(&mut head).ok()?;
+        let head = &head[..n];
+        if head.starts_with(b"RIFF") && head.get(8..12) == Some(b"WAVE".as_slice()) {
+            Some(InputKind::Wav)
+        } else if head.starts_with(b"\x89PNG") || head.starts_with(&[0xff, 0xd8, 0xff]) {
+            Some(InputKind::Image)
+        } else if head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0, 0, 0x08]) {
+            Some(InputKind::Idx)
+        } else {
+            None
+        }
+    }
+
+    /// `a WAV file`, `an image`, `an IDX file`.
+    pub fn words(self) -> &'static str {
+        match self {
+            InputKind::Wav => "a WAV file",
+            InputKind::Image => "an image",
+            InputKind::Idx => "an IDX file",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,5 +540,30 @@ mod tests {
             ..d
         };
         assert_eq!(u.label(&classes), "unknown");
+    }
+
+    #[test]
+    fn input_files_are_told_apart_by_their_first_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, bytes: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        };
+        let wav = file("a.wav", b"RIFF\x24\0\0\0WAVEfmt ");
+        assert_eq!(InputKind::of(&wav), Some(InputKind::Wav));
+        let png = file("b.png", b"\x89PNG\r\n\x1a\n\0\0\0\x0d");
+        assert_eq!(InputKind::of(&png), Some(InputKind::Image));
+        let jpeg = file("c.jpg", &[0xff, 0xd8, 0xff, 0xe0, 0, 0x10]);
+        assert_eq!(InputKind::of(&jpeg), Some(InputKind::Image));
+        let idx = file("d-idx3-ubyte", &[0, 0, 8, 3, 0, 0, 0, 1]);
+        assert_eq!(InputKind::of(&idx), Some(InputKind::Idx));
+        let gz = file("d-idx3-ubyte.gz", &[0x1f, 0x8b, 8, 0]);
+        assert_eq!(InputKind::of(&gz), Some(InputKind::Idx));
+        // a RIFF file of another kind, text, an empty file, a folder: left to the readers
+        assert_eq!(InputKind::of(&file("e.avi", b"RIFF\0\0\0\0AVI LIST")), None);
+        assert_eq!(InputKind::of(&file("f.txt", b"hello")), None);
+        assert_eq!(InputKind::of(&file("g.wav", b"")), None);
+        assert_eq!(InputKind::of(dir.path()), None);
     }
 }

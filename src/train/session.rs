@@ -150,6 +150,22 @@ pub fn load_pipeline(path: &Path, epochs: Option<usize>) -> Result<(PipelineFile
     Ok((file, plan))
 }
 
+/// The first entry of an existing folder `dir` that is not a run folder (one without
+/// `run.json`), which a run must not be written into; `None` for a missing or empty
+/// folder or a run folder.
+fn foreign_entry(dir: &Path) -> Option<String> {
+    if dir.join(RUN_FILE).exists() {
+        return None;
+    }
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.into_iter().next()
+}
+
 /// Whether the pipeline has a sound data set, whose folds `--fold` chooses from.
 fn has_folds(file: &PipelineFile) -> bool {
     file.spec
@@ -222,6 +238,18 @@ pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
         let run_dir = req.out.clone().unwrap_or_else(|| {
             PathBuf::from("runs").join(format!("{}-{}", file.spec.pipeline.name, timestamp()))
         });
+        if run_dir.exists() && !run_dir.is_dir() {
+            bail!(
+                "{} is a file: --out names the run folder to create",
+                run_dir.display()
+            );
+        }
+        if let Some(other) = foreign_entry(&run_dir) {
+            bail!(
+                "{} holds {other} and is not a run folder: --out names the run folder itself, so give a new or empty folder",
+                run_dir.display()
+            );
+        }
         if checkpoint::latest(&run_dir)?.is_some() {
             bail!(
                 "{} already holds a run: continue it with `scarce train --resume {}` or choose another --out",

@@ -184,6 +184,15 @@ fn replayed_recordings_stream_their_labels() {
         "2",
     ]);
     assert_user_error(&o, &["--threshold", "between 0 and 1"]);
+    // an image file is named as one, not taken for a damaged recording
+    let idx = builtin_data().join("mnist/t10k-images-idx3-ubyte.gz");
+    let o = run(&[
+        "run",
+        run_dir.to_str().unwrap(),
+        "--input",
+        idx.to_str().unwrap(),
+    ]);
+    assert_user_error(&o, &["is an IDX file", "holds a sound model"]);
 }
 
 #[test]

@@ -141,4 +141,13 @@ fn an_open_set_image_model_streams_unknown_as_eval_counts_it() {
     assert_user_error(&o, &["image model", "--input"]);
     let o = run(&["run", run_dir.to_str().unwrap(), "--stdin"]);
     assert_user_error(&o, &["image model"]);
+    let wav = plain.join("talk.wav");
+    scarce::audio::write_wav_i16(&wav, &[0.1; 800], 8000).unwrap();
+    let o = run(&[
+        "run",
+        run_dir.to_str().unwrap(),
+        "--input",
+        wav.to_str().unwrap(),
+    ]);
+    assert_user_error(&o, &["talk.wav is a WAV file", "holds an image model"]);
 }

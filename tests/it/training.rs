@@ -76,6 +76,15 @@ fn train_writes_a_complete_run_folder_and_eval_reloads_it() {
     // and --out refuses to overwrite it
     let o = train(&run_dir, &[]);
     assert_user_error(&o, &["already holds a run", "--resume"]);
+    // nor does it write a run among other files, or over a file
+    let notes = tmp.path().join("notes");
+    std::fs::create_dir(&notes).unwrap();
+    std::fs::write(notes.join("todo.txt"), "keep").unwrap();
+    let o = train(&notes, &[]);
+    assert_user_error(&o, &["holds todo.txt and is not a run folder"]);
+    assert_eq!(std::fs::read_dir(&notes).unwrap().count(), 1);
+    let o = train(&notes.join("todo.txt"), &[]);
+    assert_user_error(&o, &["todo.txt is a file"]);
     // a resumed run keeps its seed: another one is refused, not ignored
     let dir = run_dir.to_str().unwrap();
     let o = run(&["train", "--resume", dir, "--epochs", "4", "--seed", "3"]);
