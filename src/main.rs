@@ -344,8 +344,8 @@ pipeline that is not standard learning is also paired with the standard-learning
 pipelines of the same task (the [pipeline] table's `task`), fold by fold and seed by
 seed: both errors, their ratio, the mean difference with its spread and standard
 error, and how many pairs it wins. Pipelines with several evaluation sets (`[train]
-eval`) get these tables for the first set, then again for each further set. scarce cv
-prints the same tables at its end.")]
+eval`) get a row for each set, and cross-validated ones these tables for the first
+set, then again for each further set. scarce cv prints the same tables at its end.")]
     Results {
         /// Run folders, or folders holding run folders.
         #[arg(required = true)]
@@ -991,6 +991,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .collect::<Vec<_>>()
                         .join(", ")
                 );
+            }
+            if eval.is_none() {
+                // runs that are not cross-validated: a row for each further evaluation
+                // set as well (the table has a column for the set)
+                let mut further = Vec::new();
+                for r in runs.iter().filter(|r| r.fold.is_none()) {
+                    for name in r.evals.iter().filter(|n| **n != r.data) {
+                        further.extend(scarce::results::read_run_on(
+                            &r.dir,
+                            threshold,
+                            Some(name),
+                        )?);
+                    }
+                }
+                runs.extend(further);
             }
             if runs.iter().any(|r| r.fold.is_none()) {
                 print!("{}", scarce::results::table(&runs, threshold));

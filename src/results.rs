@@ -53,6 +53,8 @@ pub struct RunResult {
     pub pipeline_text: String,
     /// The held-out fold, for cross-validated (sound) pipelines.
     pub fold: Option<usize>,
+    /// How many folds the cross-validated set has (FSDD 6, ESC-50 5, UrbanSound8K 10).
+    pub set_folds: Option<usize>,
     /// Epoch by epoch: (epoch, training loss, accuracy on the reported evaluation set
     /// where the epoch was evaluated).
     pub curve: Vec<(usize, f64, Option<f64>)>,
@@ -155,11 +157,13 @@ pub fn read_run_on(
     let tail_acc = tail.iter().map(|m| acc(m)).sum::<f64>() / tail.len() as f64;
     let reached = threshold.and_then(|t| evaluated.iter().find(|m| acc(m) >= t));
     let (time_to, epoch_to) = (reached.map(|m| m.elapsed_s), reached.map(|m| m.epoch));
-    let cross_validated = file
+    let set_folds = file
         .spec
         .data
         .values()
-        .any(|d| d.get_ref().set.get_ref().sound().is_some());
+        .find_map(|d| d.get_ref().set.get_ref().sound())
+        .map(|k| k.folds());
+    let cross_validated = set_folds.is_some();
     let fold = cross_validated.then(|| settings.fold.unwrap_or_else(|| file.fold()));
     let mut command = format!(
         "scarce {} {}",
@@ -215,8 +219,9 @@ pub fn read_run_on(
     Ok(Some(RunResult {
         dir: dir.to_path_buf(),
         pipeline: summary.pipeline,
+        // the tables of cross-validated runs have no column for the set
         task: match eval {
-            Some(name) if last.eval.first().is_some_and(|e| e.0 != name) => {
+            Some(name) if cross_validated && last.eval.first().is_some_and(|e| e.0 != name) => {
                 format!("{}, evaluated on {name}", described.task)
             }
             _ => described.task,
@@ -235,6 +240,7 @@ pub fn read_run_on(
         command,
         pipeline_text: canonical(&file.text),
         fold,
+        set_folds,
         curve: history
             .iter()
             .map(|m| (m.epoch, m.train_loss, pick(m).map(|e| e.1)))
@@ -296,6 +302,16 @@ fn reference_or_dash(r: &RunResult) -> &str {
     }
 }
 
+/// `mean ± std` of `n` values to one decimal; the mean alone for one value, whose
+/// spread is unknown.
+fn mean_pm(mean: f64, sd: f64, n: usize) -> String {
+    if n > 1 {
+        format!("{mean:.1} ± {sd:.1}")
+    } else {
+        format!("{mean:.1}")
+    }
+}
+
 fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n;
@@ -350,14 +366,31 @@ pub fn cv_table(runs: &[RunResult]) -> String {
         let (task, method) = cv_labels(pipeline, first);
         let _ = writeln!(
             s,
-            "| {task} | {method} | {m:.1} ± {sd:.1} | {} | {best:.1} | {} | {} | {wall:.1} | {} | `{command}` |",
+            "| {task} | {method} | {} | {} | {best:.1} | {} | {} | {wall:.1} | {} | `{command}{}` |",
+            mean_pm(m, sd, errs.len()),
             errs.iter().map(|e| format!("{e:.1}")).collect::<Vec<_>>().join(" / "),
             comma_list(rs.iter().map(|r| r.fold.unwrap_or(0))),
             first.epochs,
             reference_or_dash(first),
+            folds_option(first, rs.iter().filter_map(|r| r.fold)),
         );
     }
     s
+}
+
+/// ` --folds 1,3` where a row has only some of its set's folds (nothing for all), so
+/// that its command reproduces it.
+fn folds_option(r: &RunResult, folds: impl IntoIterator<Item = usize>) -> String {
+    let folds: Vec<usize> = folds.into_iter().collect();
+    let all = r
+        .set_folds
+        .is_some_and(|n| folds == (1..=n).collect::<Vec<_>>());
+    if all {
+        String::new()
+    } else {
+        let list: Vec<String> = folds.iter().map(|f| f.to_string()).collect();
+        format!(" --folds {}", list.join(","))
+    }
 }
 
 /// Task and method columns of a cross-validated row: the pipeline's task (else its
@@ -452,7 +485,8 @@ pub fn cv_seed_table(runs: &[RunResult]) -> String {
         let (task, method) = cv_labels(pipeline, first);
         let _ = writeln!(
             s,
-            "| {task} | {method} | {m:.1} ± {sd:.1} | {} | {seed_sd:.1} | {} | {} | {} | `{command} --seeds {}` |",
+            "| {task} | {method} | {} | {} | {seed_sd:.1} | {} | {} | {} | `{command}{} --seeds {}` |",
+            mean_pm(m, sd, per_fold.len()),
             per_fold
                 .iter()
                 .map(|e| format!("{e:.1}"))
@@ -461,6 +495,7 @@ pub fn cv_seed_table(runs: &[RunResult]) -> String {
             comma_list(&folds),
             comma_list(seeds.keys()),
             first.epochs,
+            folds_option(first, folds.iter().copied()),
             seeds.keys().map(|k| k.to_string()).collect::<Vec<_>>().join(","),
         );
     }
@@ -631,7 +666,18 @@ pub fn cv_curves(runs: &[RunResult]) -> Vec<CvCurve> {
 pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
     // runs of one pipeline file with the same command line (epochs, data) are seeds of
     // one row
-    let groups = group(runs.iter().filter(|r| r.fold.is_none()));
+    let mut groups: BTreeMap<(&str, &str, &str, &str), Vec<&RunResult>> = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.fold.is_none()) {
+        groups
+            .entry((
+                r.pipeline.as_str(),
+                r.command.as_str(),
+                r.pipeline_text.as_str(),
+                r.data.as_str(),
+            ))
+            .or_default()
+            .push(r);
+    }
     let mut s = String::new();
     let _ = write!(
         s,
@@ -643,7 +689,7 @@ pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
     let _ = writeln!(s, " reference | command |");
     let cols = 11 + usize::from(threshold.is_some());
     let _ = writeln!(s, "|{}", "---|".repeat(cols));
-    for ((pipeline, command, _), rs) in groups {
+    for ((pipeline, command, _, _), rs) in groups {
         let pct = |f: fn(&RunResult) -> f64| {
             mean_std(&rs.iter().map(|r| 100.0 * f(r)).collect::<Vec<_>>())
         };
@@ -661,9 +707,10 @@ pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
         };
         let _ = write!(
             s,
-            "| {task} | {} | {} | {fm:.1} ± {fs:.1} | {tm:.1} | {:.1} | {} | {} | {wall:.1} |",
+            "| {task} | {} | {} | {} | {tm:.1} | {:.1} | {} | {} | {wall:.1} |",
             first.method,
             first.data,
+            mean_pm(fm, fs, rs.len()),
             100.0 * best,
             comma_list(&seeds),
             first.epochs,
@@ -812,6 +859,7 @@ mod tests {
             epoch_to: Some(40),
             command: "scarce train pipelines/x.toml --seed N".into(),
             fold: None,
+            set_folds: None,
             pipeline_text: format!("[pipeline]\nname = \"{pipeline}\""),
             curve: Vec::new(),
             open_set: None,
@@ -870,6 +918,7 @@ mod tests {
             let mut x = r("bc", seed, 1.0 - err / 100.0);
             x.method = "source_only".into();
             x.fold = Some(fold);
+            x.set_folds = Some(3);
             x.command = if seed == 1 {
                 "scarce cv pipelines/x.toml --data-dir d".into()
             } else {
@@ -898,10 +947,31 @@ mod tests {
             rows[0].contains("| standard | 35.0 ± 14.1 | 45.0 / 25.0 | 7.1 | 1, 2 | 1, 2 |"),
             "{t}"
         );
+        // two of the set's three folds: the command names them
         assert!(
-            rows[0].contains("`scarce cv pipelines/x.toml --data-dir d --seeds 1,2`"),
+            rows[0].contains("`scarce cv pipelines/x.toml --data-dir d --folds 1,2 --seeds 1,2`"),
             "{t}"
         );
+        // per seed: seed 2 has every fold, seed 1 two of them
+        let t = cv_table(&[
+            run(1, 1, 40.0),
+            run(1, 2, 20.0),
+            run(2, 1, 50.0),
+            run(2, 2, 30.0),
+            run(2, 3, 90.0),
+        ]);
+        assert!(
+            t.contains("| 30.0 ± 14.1 | 40.0 / 20.0 |")
+                && t.contains("`scarce cv pipelines/x.toml --data-dir d --folds 1,2` |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("`scarce cv pipelines/x.toml --seed 2 --data-dir d` |"),
+            "{t}"
+        );
+        // one fold: its error, with no spread to give
+        let t = cv_table(&[run(1, 3, 40.0)]);
+        assert!(t.contains("| standard | 40.0 | 40.0 |"), "{t}");
     }
 
     #[test]
@@ -1048,7 +1118,8 @@ mod tests {
         assert!(rows[2].contains("| 92.0 ± 2.0 |"), "{t}");
         assert!(rows[2].contains("| 1, 2, 3 |"), "{t}");
         assert!(rows[2].contains("| 2.0 (epoch 40) |"), "time to 90%: {t}");
-        assert!(rows[3].contains("| 50.0 ± 0.0 |"), "{t}");
+        // one seed: no spread to give
+        assert!(rows[3].contains("| usps_test | 50.0 | 50.0 |"), "{t}");
         assert!(rows[2].contains("`scarce train pipelines/x.toml --seed N`"));
     }
 
@@ -1069,7 +1140,7 @@ mod tests {
         let t = table(&[r("a", 1, 0.9), r("a", 2, 0.9), edited], None);
         assert_eq!(t.lines().count(), 4, "{t}");
         assert!(
-            t.contains("| 90.0 ± 0.0 |") && t.contains("| 50.0 ± 0.0 |"),
+            t.contains("| 90.0 ± 0.0 |") && t.contains("| usps_test | 50.0 |"),
             "{t}"
         );
     }

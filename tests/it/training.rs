@@ -70,6 +70,16 @@ fn train_writes_a_complete_run_folder_and_eval_reloads_it() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("confusion"), "{}", stdout(&o));
 
+    // the results table has a row for each evaluation set; one seed has no spread
+    let o = run(&["results", run_dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    let usps_acc = summary["final_eval"][1][1].as_f64().unwrap();
+    for (set, acc) in [("mnist_test", mnist_acc), ("usps_test", usps_acc)] {
+        let cells = format!("| tiny | source_only | {set} | {:.1} |", 100.0 * acc);
+        assert!(table.contains(&cells), "{cells}\n{table}");
+    }
+
     // a finished run cannot be resumed without more epochs
     let o = run(&["train", "--resume", run_dir.to_str().unwrap()]);
     assert_user_error(&o, &["already finished all 3 epochs"]);
