@@ -934,13 +934,14 @@ mod tests {
         assert!(cv_seed_table(&[run(1, 1, 40.0), run(1, 2, 20.0)]).is_empty());
         // fold 1: 40 and 50 (mean 45, std 7.07); fold 2: 20 and 30 (25, 7.07); seed 2's
         // fold 3 has no seed-1 partner and is left out
-        let t = cv_seed_table(&[
+        let runs = [
             run(1, 1, 40.0),
             run(1, 2, 20.0),
             run(2, 1, 50.0),
             run(2, 2, 30.0),
             run(2, 3, 90.0),
-        ]);
+        ];
+        let t = cv_seed_table(&runs);
         let rows: Vec<&str> = t.lines().skip(2).collect();
         assert_eq!(rows.len(), 1, "{t}");
         assert!(
@@ -953,13 +954,7 @@ mod tests {
             "{t}"
         );
         // per seed: seed 2 has every fold, seed 1 two of them
-        let t = cv_table(&[
-            run(1, 1, 40.0),
-            run(1, 2, 20.0),
-            run(2, 1, 50.0),
-            run(2, 2, 30.0),
-            run(2, 3, 90.0),
-        ]);
+        let t = cv_table(&runs);
         assert!(
             t.contains("| 30.0 ± 14.1 | 40.0 / 20.0 |")
                 && t.contains("`scarce cv pipelines/x.toml --data-dir d --folds 1,2` |"),
