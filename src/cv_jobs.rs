@@ -437,11 +437,17 @@ fn duration_text(minutes: f64) -> String {
 pub fn queue_note(task: &CvTask, clock: &QueueClock, queued: &[CvTask]) -> EpochNote {
     let (task, clock, queued) = (task.clone(), clock.clone(), queued.to_vec());
     let started = Instant::now();
-    let progress = Mutex::new(Progress::default());
+    // (the last epoch counted, the progress): each progress stage of the pipeline
+    // shows every epoch, and each is counted once
+    let progress = Mutex::new((0usize, Progress::default()));
     EpochNote(Arc::new(move |m: &EpochMetrics| {
         let minutes = started.elapsed().as_secs_f64() / 60.0;
-        let mut done = progress.lock().unwrap_or_else(|e| e.into_inner());
-        done.add(&task, m, minutes);
+        let mut guard = progress.lock().unwrap_or_else(|e| e.into_inner());
+        let (seen, done) = &mut *guard;
+        if m.epoch > *seen {
+            *seen = m.epoch;
+            done.add(&task, m, minutes);
+        }
         if m.eval.is_empty() || m.epoch >= task.epochs {
             return None;
         }
@@ -450,6 +456,7 @@ pub fn queue_note(task: &CvTask, clock: &QueueClock, queued: &[CvTask]) -> Epoch
             minutes,
             done: *done,
         }];
+        drop(guard);
         Some(left_note(
             1 + queued.len(),
             clock.left(1, &running, &queued),
@@ -1085,6 +1092,11 @@ mod tests {
         assert_eq!((note.0)(&epoch_metrics(1, &[])), None);
         let evaluated = epoch_metrics(2, &[("fsdd_test", 0.5)]);
         // this fold's 360 units less the 230 done, and the next fold's 360: 4.9 minutes
+        assert_eq!(
+            (note.0)(&evaluated).as_deref(),
+            Some("; 2 folds left, about 5 min")
+        );
+        // a second progress stage shows the same epoch: it is not counted again
         assert_eq!(
             (note.0)(&evaluated).as_deref(),
             Some("; 2 folds left, about 5 min")

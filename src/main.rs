@@ -39,9 +39,9 @@ struct RunOptions {
     /// Seed for weights, dropout and data order (default: the pipeline's).
     #[arg(long)]
     seed: Option<u64>,
-    /// Number of epochs (default: the pipeline's). A run that is continued takes it as
-    /// its new total; what the pipeline sets as a share of the epochs (learning-rate
-    /// milestones, `until` of a bc_mix stage) follows it.
+    /// Number of epochs (default: the pipeline's). With `train --resume`: the run's new
+    /// total; what the pipeline sets as a share of the epochs (learning-rate milestones,
+    /// `until` of a bc_mix stage) follows it.
     #[arg(long)]
     epochs: Option<usize>,
     /// Compute device: cpu, tch, wgpu, wgpu:N, cuda:N (all but cpu need their cargo feature).
@@ -883,7 +883,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ExitCode::SUCCESS
                 });
             }
-            if let (Some(k @ (InputKind::Image | InputKind::Idx)), Some(p)) = (kind, &input) {
+            if let (Some(k @ (InputKind::Image | InputKind::Idx | InputKind::Gzip)), Some(p)) =
+                (kind, &input)
+            {
                 anyhow::bail!(
                     "{} is {}, but {} holds a sound model: give it a WAV file, a folder of them, or `--input mic`",
                     p.display(),
@@ -992,6 +994,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .join(", ")
                 );
             }
+            // the picture first: a reader of the tables that stops early (`| head`) ends
+            // the process
+            if let Some(path) = curves {
+                let c = scarce::results::cv_curves(&runs);
+                if c.is_empty() {
+                    anyhow::bail!("--curves: none of these runs is cross-validated (scarce cv)");
+                }
+                let svg = scarce::sink::plot::cv_curves_svg(&c)?;
+                scarce::fsutil::write_atomic(&path, svg.as_bytes())
+                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
             if eval.is_none() {
                 // runs that are not cross-validated: a row for each further evaluation
                 // set as well (the table has a column for the set)
@@ -1024,16 +1038,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } else {
                     print_cv_tables(&runs)?;
                 }
-            }
-            if let Some(path) = curves {
-                let c = scarce::results::cv_curves(&runs);
-                if c.is_empty() {
-                    anyhow::bail!("--curves: none of these runs is cross-validated (scarce cv)");
-                }
-                let svg = scarce::sink::plot::cv_curves_svg(&c)?;
-                scarce::fsutil::write_atomic(&path, svg.as_bytes())
-                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-                eprintln!("wrote {}", path.display());
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -162,7 +162,8 @@ pub fn read_run_on(
         .data
         .values()
         .find_map(|d| d.get_ref().set.get_ref().sound())
-        .map(|k| k.folds());
+        // the folds found when the run started; the set's usual number for older runs
+        .map(|k| settings.folds.unwrap_or(k.folds()));
     let cross_validated = set_folds.is_some();
     let fold = cross_validated.then(|| settings.fold.unwrap_or_else(|| file.fold()));
     let mut command = format!(
@@ -341,6 +342,26 @@ fn group<'a>(runs: impl Iterator<Item = &'a RunResult>) -> Groups<'a> {
     groups
 }
 
+/// Runs by (pipeline, command, settings, evaluation set): the seeds of one row of a
+/// table with a column for the set.
+type SetGroups<'a> = BTreeMap<(&'a str, &'a str, &'a str, &'a str), Vec<&'a RunResult>>;
+
+fn group_by_set<'a>(runs: impl Iterator<Item = &'a RunResult>) -> SetGroups<'a> {
+    let mut groups = SetGroups::new();
+    for r in runs {
+        groups
+            .entry((
+                r.pipeline.as_str(),
+                r.command.as_str(),
+                r.pipeline_text.as_str(),
+                r.data.as_str(),
+            ))
+            .or_default()
+            .push(r);
+    }
+    groups
+}
+
 /// The Markdown table of cross-validated runs, one row per pipeline and seed: error rate
 /// (100 - accuracy) on the held-out fold as mean ± sample std over folds, each fold's
 /// error, epochs, wall time per fold.
@@ -381,7 +402,9 @@ pub fn cv_table(runs: &[RunResult]) -> String {
 /// ` --folds 1,3` where a row has only some of its set's folds (nothing for all), so
 /// that its command reproduces it.
 fn folds_option(r: &RunResult, folds: impl IntoIterator<Item = usize>) -> String {
-    let folds: Vec<usize> = folds.into_iter().collect();
+    let mut folds: Vec<usize> = folds.into_iter().collect();
+    folds.sort_unstable();
+    folds.dedup();
     let all = r
         .set_folds
         .is_some_and(|n| folds == (1..=n).collect::<Vec<_>>());
@@ -666,18 +689,7 @@ pub fn cv_curves(runs: &[RunResult]) -> Vec<CvCurve> {
 pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
     // runs of one pipeline file with the same command line (epochs, data) are seeds of
     // one row
-    let mut groups: BTreeMap<(&str, &str, &str, &str), Vec<&RunResult>> = BTreeMap::new();
-    for r in runs.iter().filter(|r| r.fold.is_none()) {
-        groups
-            .entry((
-                r.pipeline.as_str(),
-                r.command.as_str(),
-                r.pipeline_text.as_str(),
-                r.data.as_str(),
-            ))
-            .or_default()
-            .push(r);
-    }
+    let groups = group_by_set(runs.iter().filter(|r| r.fold.is_none()));
     let mut s = String::new();
     let _ = write!(
         s,
@@ -750,7 +762,7 @@ pub fn table(runs: &[RunResult], threshold: Option<f64>) -> String {
 /// OS, OS*, ALL, UNK and H-score of the final epoch, mean ± sample std over seeds.
 /// Empty when no run is an open-set one.
 pub fn open_set_table(runs: &[RunResult]) -> String {
-    let groups = group(
+    let groups = group_by_set(
         runs.iter()
             .filter(|r| r.fold.is_none() && r.open_set.is_some()),
     );
@@ -761,14 +773,14 @@ pub fn open_set_table(runs: &[RunResult]) -> String {
         "| task | method | evaluated on | OS % | OS* % | ALL % | UNK % | H-score % | seeds | epochs | reference | command |\n",
     );
     let _ = writeln!(s, "|{}", "---|".repeat(12));
-    for ((pipeline, command, _), rs) in groups {
+    for ((pipeline, command, _, _), rs) in groups {
         let metrics: Vec<OpenSetMetrics> = rs.iter().filter_map(|r| r.open_set).collect();
         let cell = |f: fn(&OpenSetMetrics) -> Option<f64>| {
             let v: Option<Vec<f64>> = metrics.iter().map(|m| f(m).map(|x| 100.0 * x)).collect();
             match v {
                 Some(v) => {
                     let (m, sd) = mean_std(&v);
-                    format!("{m:.1} ± {sd:.1}")
+                    mean_pm(m, sd, v.len())
                 }
                 None => "-".to_string(),
             }
@@ -908,8 +920,24 @@ mod tests {
             osbp.contains("| 87.0 ± 1.4 | 90.0 ± 0.0 | 80.0 ± 0.0 | 60.0 ± 14.1 |"),
             "{t}"
         );
-        let so = rows.iter().find(|l| l.contains("| 70.0 ± 0.0 |")).unwrap();
+        // one seed: no spread to give
+        let so = rows
+            .iter()
+            .find(|l| l.contains("| usps_test | 70.0 |"))
+            .unwrap();
         assert!(so.contains("| - | - |"), "no unknown examples: {t}");
+        // a second evaluation set of the same runs is a row of its own
+        let mut on_mnist = r("osbp", 1, 0.8);
+        on_mnist.data = "mnist_test".into();
+        on_mnist.open_set = Some(m(0.6, Some(0.2)));
+        let mut with_set = vec![on_mnist];
+        let mut a1 = r("osbp", 1, 0.8);
+        a1.open_set = Some(m(0.86, Some(0.5)));
+        with_set.push(a1);
+        let t = open_set_table(&with_set);
+        assert_eq!(t.lines().count(), 4, "{t}");
+        assert!(t.contains("| mnist_test | 60.0 |"), "{t}");
+        assert!(t.contains("| usps_test | 86.0 |"), "{t}");
     }
 
     #[test]

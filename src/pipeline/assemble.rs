@@ -108,6 +108,17 @@ impl PipelineFile {
         Ok(Dataset::Sound(Arc::new(set)))
     }
 
+    /// How many folds the pipeline's sound set has in `dir` (FSDD: one per speaker
+    /// found); `None` without a sound set or where it cannot be listed.
+    pub fn sound_folds(&self, dir: &DataDir) -> Option<usize> {
+        let kind = self
+            .spec
+            .data
+            .values()
+            .find_map(|d| d.get_ref().set.get_ref().sound())?;
+        sound::list(kind, &dir.path).ok().map(|l| l.folds.len())
+    }
+
     /// What a run holding out each fold reads from the sound data set the folds come
     /// from: its training examples per epoch and the recordings it evaluates (counted
     /// from the set's listing, before any file that fails to decode is left out).

@@ -149,12 +149,14 @@ pub(crate) fn explain_toml(message: &str, stage: Option<(&str, &[&str])>) -> Str
 /// The key of `keys` that `typed` is most likely a misspelling of: at most two edits
 /// away (one for short keys), and nearer than any other.
 fn closest<'a>(typed: &str, keys: &[&'a str]) -> Option<&'a str> {
-    let (distance, best) = keys
+    let distances: Vec<(usize, &str)> = keys
         .iter()
         .map(|k| (strsim::damerau_levenshtein(typed, k), *k))
-        .min_by_key(|(d, _)| *d)?;
+        .collect();
+    let &(distance, best) = distances.iter().min_by_key(|(d, _)| *d)?;
+    let ties = distances.iter().filter(|(d, _)| *d == distance).count();
     let allowed = if best.len() <= 4 { 1 } else { 2 };
-    (distance <= allowed).then_some(best)
+    (distance <= allowed && ties == 1).then_some(best)
 }
 
 fn plain_types(m: &str) -> String {
@@ -181,7 +183,8 @@ pub(crate) fn key_at(text: &str, offset: usize) -> Option<String> {
         .rev()
         .map(str::trim)
         .find(|l| l.starts_with('[') && !l.starts_with("[["))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+        // `[stage.batch]  # a comment`
+        .map(|l| l[1..].split(']').next().unwrap_or("").trim().to_string());
     Some(match header {
         Some(h) => format!("{h}.{k}"),
         None => k.to_string(),
@@ -198,6 +201,9 @@ mod tests {
         let off = t.find("\"7\"").unwrap();
         assert_eq!(key_at(t, off).as_deref(), Some("stage.batch.batch_size"));
         assert_eq!(key_at(t, 0), None);
+        let t = "[stage.batch]  # groups\nbatch_size = \"7\"\n";
+        let off = t.find("\"7\"").unwrap();
+        assert_eq!(key_at(t, off).as_deref(), Some("stage.batch.batch_size"));
     }
 
     #[test]
@@ -223,6 +229,8 @@ mod tests {
         assert_eq!(closest("kinf", &["kind", "input"]), Some("kind"));
         assert_eq!(closest("knd", &["kind", "input"]), Some("kind"));
         assert_eq!(closest("mode", &["kind", "input"]), None);
+        // as near to two keys: no guess
+        assert_eq!(closest("lr", &["lr1", "lr2"]), None);
     }
 
     #[test]

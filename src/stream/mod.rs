@@ -379,8 +379,10 @@ pub enum InputKind {
     Wav,
     /// A PNG or JPEG image.
     Image,
-    /// An IDX file of images, plain or gzipped.
+    /// An IDX file of images.
     Idx,
+    /// A gzip file (the built-in IDX files are gzipped).
+    Gzip,
 }
 
 impl InputKind {
@@ -399,19 +401,22 @@ impl InputKind {
             Some(InputKind::Wav)
         } else if head.starts_with(b"\x89PNG") || head.starts_with(&[0xff, 0xd8, 0xff]) {
             Some(InputKind::Image)
-        } else if head.starts_with(&[0x1f, 0x8b]) || head.starts_with(&[0, 0, 0x08]) {
+        } else if head.starts_with(&[0, 0, 0x08]) {
             Some(InputKind::Idx)
+        } else if head.starts_with(&[0x1f, 0x8b]) {
+            Some(InputKind::Gzip)
         } else {
             None
         }
     }
 
-    /// `a WAV file`, `an image`, `an IDX file`.
+    /// `a WAV file`, `an image`, `an IDX file`, `a gzip file`.
     pub fn words(self) -> &'static str {
         match self {
             InputKind::Wav => "a WAV file",
             InputKind::Image => "an image",
             InputKind::Idx => "an IDX file",
+            InputKind::Gzip => "a gzip file",
         }
     }
 }
@@ -559,7 +564,7 @@ mod tests {
         let idx = file("d-idx3-ubyte", &[0, 0, 8, 3, 0, 0, 0, 1]);
         assert_eq!(InputKind::of(&idx), Some(InputKind::Idx));
         let gz = file("d-idx3-ubyte.gz", &[0x1f, 0x8b, 8, 0]);
-        assert_eq!(InputKind::of(&gz), Some(InputKind::Idx));
+        assert_eq!(InputKind::of(&gz), Some(InputKind::Gzip));
         // a RIFF file of another kind, text, an empty file, a folder: left to the readers
         assert_eq!(InputKind::of(&file("e.avi", b"RIFF\0\0\0\0AVI LIST")), None);
         assert_eq!(InputKind::of(&file("f.txt", b"hello")), None);

@@ -38,6 +38,9 @@ pub struct RunSettings {
     /// Held-out fold of sound sets (`--fold`; `None`: the pipeline's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fold: Option<usize>,
+    /// How many folds the sound set had when the run started (FSDD: its speakers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folds: Option<usize>,
 }
 
 impl RunSettings {
@@ -150,17 +153,24 @@ pub fn load_pipeline(path: &Path, epochs: Option<usize>) -> Result<(PipelineFile
     Ok((file, plan))
 }
 
-/// The first entry of an existing folder `dir` that is not a run folder (one without
-/// `run.json`), which a run must not be written into; `None` for a missing or empty
-/// folder or a run folder.
+/// The first entry of an existing folder `dir` that a run did not write, where the
+/// folder is not a run folder (one with `run.json`): a run must not be written among
+/// other files. `None` for a missing or empty folder, a run folder, or one a run
+/// started in and left before writing `run.json` (its pipeline copy, a temporary file).
 fn foreign_entry(dir: &Path) -> Option<String> {
     if dir.join(RUN_FILE).exists() {
         return None;
     }
+    let own = |name: &str| {
+        name == PIPELINE_FILE
+            || name == crate::sink::metrics::METRICS_FILE
+            || (name.starts_with('.') && name.contains(".tmp-"))
+    };
     let mut names: Vec<String> = fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !own(name))
         .collect();
     names.sort();
     names.into_iter().next()
@@ -246,7 +256,7 @@ pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
         }
         if let Some(other) = foreign_entry(&run_dir) {
             bail!(
-                "{} holds {other} and is not a run folder: --out names the run folder itself, so give a new or empty folder",
+                "{} holds {other} and is not a run folder: a run is written to a new or empty folder (remove what it holds, or choose another)",
                 run_dir.display()
             );
         }
@@ -270,6 +280,7 @@ pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
             data_dir: fs::canonicalize(&data_dir.path).unwrap_or(data_dir.path.clone()),
             pipeline_source: pipeline.clone(),
             fold: req.fold,
+            folds: file.sound_folds(&data_dir),
         };
         write_atomic(&run_dir.join(PIPELINE_FILE), file.text.as_bytes())?;
         (run_dir, settings, None)

@@ -192,7 +192,7 @@ fn replayed_recordings_stream_their_labels() {
         "--input",
         idx.to_str().unwrap(),
     ]);
-    assert_user_error(&o, &["is an IDX file", "holds a sound model"]);
+    assert_user_error(&o, &["is a gzip file", "holds a sound model"]);
 }
 
 #[test]

@@ -240,6 +240,8 @@ fn cross_validation_runs_every_fold_and_resumes() {
     let table = stdout(&o);
     assert!(table.contains("error % per fold"), "{table}");
     assert!(table.contains("| 1, 2, 3 |"), "{table}");
+    // every fold the data has (three speakers here): the command needs no --folds
+    assert!(!table.contains("--folds"), "{table}");
     // each fold's end: its error, and the time the others should take at its pace
     let log = stderr(&o);
     assert_eq!(log.matches(": error ").count(), 3, "{log}");
@@ -287,6 +289,12 @@ fn cross_validation_runs_every_fold_and_resumes() {
     };
     let o = seeds(&["--seeds", "3,4"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // two of the three: the rows' commands name them
+    assert!(
+        stdout(&o).contains("--folds 1,2 --seeds 3,4`"),
+        "{}",
+        stdout(&o)
+    );
     assert_eq!(stderr(&o).matches("finished earlier").count(), 2);
     assert!(
         stderr(&o).contains("[3/4] seed 4, fold 1 (ann held out)"),

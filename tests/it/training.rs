@@ -95,6 +95,14 @@ fn train_writes_a_complete_run_folder_and_eval_reloads_it() {
     assert_eq!(std::fs::read_dir(&notes).unwrap().count(), 1);
     let o = train(&notes.join("todo.txt"), &[]);
     assert_user_error(&o, &["todo.txt is a file"]);
+    // a folder a run was stopped in before it wrote run.json is a run's to take again
+    let left = tmp.path().join("left");
+    std::fs::create_dir(&left).unwrap();
+    std::fs::copy(tiny_pipeline(), left.join("pipeline.toml")).unwrap();
+    std::fs::write(left.join(".run.json.tmp-1"), "{").unwrap();
+    let o = train(&left, &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(left.join("summary.json").exists());
     // a resumed run keeps its seed: another one is refused, not ignored
     let dir = run_dir.to_str().unwrap();
     let o = run(&["train", "--resume", dir, "--epochs", "4", "--seed", "3"]);
