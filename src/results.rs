@@ -60,7 +60,8 @@ pub struct RunResult {
     pub curve: Vec<(usize, f64, Option<f64>)>,
     /// Open-set models: the final epoch's open-set metrics on the reported set.
     pub open_set: Option<OpenSetMetrics>,
-    /// Every evaluation set of the final epoch, in the pipeline's order.
+    /// Every evaluation set of the final epoch, in the pipeline's order (without the
+    /// single heads of a multi-head model).
     pub evals: Vec<String>,
 }
 
@@ -247,7 +248,13 @@ pub fn read_run_on(
             .map(|m| (m.epoch, m.train_loss, pick(m).map(|e| e.1)))
             .collect(),
         open_set,
-        evals: last.eval.iter().map(|e| e.0.clone()).collect(),
+        // the evaluation sets, not the single heads of a multi-head model (`SET/c1`)
+        evals: last
+            .eval
+            .iter()
+            .filter(|e| !e.0.contains('/'))
+            .map(|e| e.0.clone())
+            .collect(),
     }))
 }
 

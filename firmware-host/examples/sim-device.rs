@@ -30,7 +30,7 @@ OUTPUT (exactly one):
                       of stdout; streaming starts 1 s later.
     --tcp HOST:PORT   Connect to a host listening on HOST:PORT and stream over TCP.
     --stdout          Write raw frames to stdout, e.g.
-                      sim-device x.wav --stdout | scarce run RUN --input -
+                      sim-device x.wav --stdout | scarce run RUN --stdin
 
 OPTIONS:
     --fast            Send as fast as possible instead of at the file's sample rate.

@@ -431,6 +431,13 @@ fn compare_trains_each_pipeline_and_prints_the_change() {
             "{d} points missing"
         );
     }
+    // the results table: MCD is reported by its ensemble
+    // alone, not a row for each of its two classifiers
+    let o = run(&["results", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert_eq!(table.matches("| mcd |").count(), 1, "{table}");
+    assert!(!table.contains("/c1"), "{table}");
     // both runs' features side by side: two panels, each titled with its method
     let svg = std::fs::read_to_string(out.join("embedding.svg")).unwrap();
     assert!(
