@@ -270,8 +270,9 @@ come at --fps per second (dropping the oldest when the model falls behind) or, w
         /// Windows in the moving average of the class probabilities (1 = none).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
         smooth: u64,
-        /// Silence gate: windows with an RMS level below this (dB full scale) are silence.
-        #[arg(long, default_value_t = -45.0, allow_negative_numbers = true)]
+        /// Silence gate: windows with an RMS level below this (dB full scale) are silence
+        /// (the default passes every FSDD recording; raise it in a noisy room).
+        #[arg(long, default_value_t = scarce::stream::DEFAULT_GATE_DB, allow_negative_numbers = true)]
         gate_db: f32,
         /// Below this (averaged) probability, 0-1, the label is `unknown` [sound
         /// models: default 0.5; image models: only the model's own rule unless given].

@@ -80,6 +80,8 @@ pub struct Replay {
     /// Samples of the current file (resampled), then its trailing silence.
     pending: Vec<f32>,
     pos: usize,
+    /// Samples of the current file's own audio in `pending` from `pos` on.
+    audio_left: usize,
     emitted: u64,
     started: Option<Instant>,
     counter: Option<Arc<AtomicU64>>,
@@ -100,6 +102,7 @@ impl Replay {
             fast,
             pending: Vec::new(),
             pos: 0,
+            audio_left: 0,
             emitted: 0,
             started: None,
             counter: None,
@@ -114,7 +117,8 @@ impl Replay {
         self
     }
 
-    /// Also adds the number of samples emitted to `counter`.
+    /// Also adds the number of the files' samples emitted to `counter` (not the
+    /// silence after each).
     pub fn counting(mut self, counter: Arc<AtomicU64>) -> Self {
         self.counter = Some(counter);
         self
@@ -142,6 +146,7 @@ impl Replay {
                 path: path.clone(),
             });
         }
+        self.audio_left = samples.len();
         samples.resize(samples.len() + self.gap, 0.0);
         self.pending = samples;
         self.pos = 0;
@@ -168,8 +173,10 @@ impl Source<Live> for Replay {
         self.pos = end;
         let start = self.emitted;
         self.emitted += samples.len() as u64;
+        let audio = samples.len().min(self.audio_left);
+        self.audio_left -= audio;
         if let Some(c) = &self.counter {
-            c.fetch_add(samples.len() as u64, Ordering::Relaxed);
+            c.fetch_add(audio as u64, Ordering::Relaxed);
         }
         let t0 = *self.started.get_or_insert_with(Instant::now);
         if !self.fast {

@@ -73,6 +73,10 @@ pub struct LiveSummary {
     pub windows: u64,
     /// Windows with a class (not silence, not unknown).
     pub labelled: u64,
+    /// Windows below the silence gate.
+    pub silent: u64,
+    /// The silence gate, dB full scale.
+    pub gate_db: f32,
     /// Seconds of audio streamed.
     pub audio_s: f64,
     /// Wall time, seconds.
@@ -110,13 +114,25 @@ impl LiveSummary {
             ms(0.5),
             ms(0.99),
             self.dropped_windows
-        ) + &self.overrun_words()
+        ) + &self.silence_words()
+            + &self.overrun_words()
             + &self
                 .device_frames
                 .map(|(n, lost, bad)| {
                     format!("; {n} device frames received, {lost} lost, {bad} corrupt")
                 })
                 .unwrap_or_default()
+    }
+
+    fn silence_words(&self) -> String {
+        if self.windows > 0 && self.silent == self.windows {
+            format!(
+                "; every window was below the silence gate (--gate-db {})",
+                self.gate_db
+            )
+        } else {
+            String::new()
+        }
     }
 
     fn overrun_words(&self) -> String {
@@ -248,6 +264,7 @@ impl Stage<Live> for Infer {
 struct Tally {
     windows: u64,
     labelled: u64,
+    silent: u64,
     latency: Histogram,
     closed: bool,
 }
@@ -277,9 +294,14 @@ struct ReplayFiles {
     rate: f64,
     /// Lines for people name each file before its first decision (a folder).
     headers: bool,
-    /// The file of the last line printed.
+    /// The file of the last header printed.
     last: Option<PathBuf>,
+    /// Lines printed for it besides its header.
+    lines: usize,
 }
+
+/// The line for a file of a folder whose every window was below the silence gate.
+const ALL_SILENCE: &str = "  (silence throughout: every window below --gate-db)";
 
 impl Sink<Live> for Print {
     fn consume(&mut self, item: Live) -> Result<(), BoxError> {
@@ -305,14 +327,25 @@ impl Sink<Live> for Print {
                     .map(|p| super::round4(d.time_s - p.start as f64 / rate)));
             }
             lines.push(v.to_string());
-        } else if d.verdict != Verdict::Silence {
+        } else {
+            // each file of a folder by name, before its first window, even if every
+            // window of it is silence
             if let (Some(f), Some((Some(placed), _))) = (&mut self.files, &heard) {
                 if f.headers && f.last.as_ref() != Some(&placed.path) {
+                    if f.last.is_some() && f.lines == 0 {
+                        lines.push(ALL_SILENCE.to_string());
+                    }
                     f.last = Some(placed.path.clone());
+                    f.lines = 0;
                     lines.push(placed.path.display().to_string());
                 }
             }
-            lines.push(d.human(&self.classes));
+            if d.verdict != Verdict::Silence {
+                if let Some(f) = &mut self.files {
+                    f.lines += 1;
+                }
+                lines.push(d.human(&self.classes));
+            }
         }
         for line in lines {
             if !super::write_line(&mut self.out, &line)? {
@@ -325,11 +358,19 @@ impl Sink<Live> for Print {
         let mut t = self.tally.lock().expect("tally lock");
         t.windows += 1;
         t.labelled += matches!(d.verdict, Verdict::Label(_)) as u64;
+        t.silent += matches!(d.verdict, Verdict::Silence) as u64;
         t.latency.record_duration(latency);
         Ok(())
     }
 
     fn finish(&mut self) -> Result<(), BoxError> {
+        let closed = self.tally.lock().expect("tally lock").closed;
+        if let Some(f) = &self.files {
+            if !self.json && !closed && f.last.is_some() && f.lines == 0 {
+                // a reader that went away is not an error here either
+                super::write_line(&mut self.out, ALL_SILENCE)?;
+            }
+        }
         super::flush_output(&mut self.out)
     }
 }
@@ -380,7 +421,15 @@ pub fn run_live(
     let mut wire_failure = None;
     let mut replayed = None;
     let source = if mic {
-        let (id, stats) = add_mic(&mut g, opts, rate, chunk, limit, stop.clone(), &streamed)?;
+        let tail = length + hop.min(length);
+        let (id, stats) = add_mic(
+            &mut g,
+            opts,
+            (rate, chunk, tail),
+            limit,
+            stop.clone(),
+            &streamed,
+        )?;
         mic_stats = Some(stats);
         id
     } else if let Input::Wire(w) = &opts.input {
@@ -389,7 +438,11 @@ pub fn run_live(
         // --fast is lossless: a device that reads its results late still gets them all
         results = r.map(|r| if opts.fast { r.waiting(RESULT_WAIT) } else { r });
         wire_failure = Some(s.failure());
-        g.add_source("device", s.counting(streamed.clone()))
+        let tail = length + hop.min(length);
+        g.add_source(
+            "device",
+            super::WithTail::new(s.counting(streamed.clone()), tail, stop.clone()),
+        )
     } else {
         // a window and a hop of silence after each file: at least one window of
         // silence between two files clears the moving average, so that one file's
@@ -401,14 +454,19 @@ pub fn run_live(
             rate: rate as f64,
             headers: matches!(&opts.input, Input::Replay(p) if p.is_dir()),
             last: None,
+            lines: 0,
         });
-        let mut r = Replay::new(files, rate, chunk, length + hop.min(length), opts.fast)
+        let r = Replay::new(files, rate, chunk, length + hop.min(length), opts.fast)
             .counting(streamed.clone())
             .placing(timeline);
-        if let Some(l) = limit {
-            r = r.limit(l);
+        match limit {
+            // cut off by --duration: scored to its end as a microphone is
+            Some(l) => g.add_source(
+                "replay",
+                super::WithTail::new(r.limit(l), length + hop.min(length), stop.clone()),
+            ),
+            None => g.add_source("replay", r),
         }
-        g.add_source("replay", r)
     };
     let window = g.add_stage(
         "window",
@@ -485,6 +543,8 @@ pub fn run_live(
     Ok(LiveSummary {
         windows: t.windows,
         labelled: t.labelled,
+        silent: t.silent,
+        gate_db: opts.post.gate_db,
         audio_s: streamed.load(std::sync::atomic::Ordering::Relaxed) as f64 / rate as f64,
         wall_s,
         latency: t.latency,
@@ -523,8 +583,7 @@ impl CaptureStats for super::mic::MicStats {
 fn add_mic(
     g: &mut Graph<Live>,
     opts: &LiveOptions,
-    rate: u32,
-    chunk: usize,
+    (rate, chunk, tail): (u32, usize, usize),
     limit: Option<u64>,
     stop: StopFlag,
     streamed: &Arc<std::sync::atomic::AtomicU64>,
@@ -536,20 +595,22 @@ fn add_mic(
             chunk,
             limit,
         },
-        stop,
+        stop.clone(),
     )?
     .counting(streamed.clone());
     eprintln!("listening to `{}` ({})", m.name, m.config);
     let stats = m.stats();
-    Ok((g.add_source("mic", m), stats))
+    Ok((
+        g.add_source("mic", super::WithTail::new(m, tail, stop)),
+        stats,
+    ))
 }
 
 #[cfg(not(feature = "mic"))]
 fn add_mic(
     _: &mut Graph<Live>,
     _: &LiveOptions,
-    _: u32,
-    _: usize,
+    _: (u32, usize, usize),
     _: Option<u64>,
     _: StopFlag,
     _: &Arc<std::sync::atomic::AtomicU64>,

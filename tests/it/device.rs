@@ -193,7 +193,7 @@ fn over_pty(
     assert_eq!(
         results.load(std::sync::atomic::Ordering::Relaxed),
         windows,
-        "every decision goes back to the device; stderr:\n{}",
+        "every decision before the hang-up goes back to the device; stderr:\n{}",
         stderr(&o)
     );
     (o, report)
@@ -229,12 +229,14 @@ fn a_device_on_a_serial_port_streams_the_labels_of_offline_evaluation() {
         ..SimOptions::default()
     };
     assert!(opts.realtime);
-    // the device stream ends with a window of silence (the replay adds a window and a
-    // hop after the file: its extra windows are not compared)
-    let expected = (samples.len() - 8192) / 800 + 1;
-    let (o, report) = over_pty(&run_dir, &samples, opts, expected as u64, |_| Vec::new());
+    // the windows the device's samples fill go back to it; when it hangs up, a window
+    // and a hop of silence follow its last sample, as they follow the file in a
+    // replay: the same windows, to the last
+    let filled = (samples.len() - 8192) / 800 + 1;
+    let (o, report) = over_pty(&run_dir, &samples, opts, filled as u64, |_| Vec::new());
     let live = json_lines(&o);
-    assert_eq!(live.len(), expected, "{}", stderr(&o));
+    assert!(offline.len() > filled);
+    assert_eq!(live.len(), offline.len(), "{}", stderr(&o));
     for (a, b) in live.iter().zip(&offline) {
         assert_eq!(a["time_s"], b["time_s"]);
         assert_eq!(a["label"], b["label"], "{a} vs {b}");
@@ -334,9 +336,11 @@ fn corrupted_bytes_lose_only_the_frames_they_hit_and_are_counted() {
         seed: 11,
         ..SimOptions::default()
     };
-    // lost frames are silence of the same length: the stream keeps its length
+    // lost frames are silence of the same length: the stream keeps its length (and
+    // the hang-up adds a window and a hop of silence: 8,192 + 800 samples)
     let total = samples.len() + 32;
     let windows = (total - 8192) / 800 + 1;
+    let with_tail = (total + 8192 + 800 - 8192) / 800 + 1;
     // a clean last frame, so that a hit on the final frames shows as a sequence gap too
     let (o, report) = over_pty(&run_dir, &samples, opts, windows as u64, |frames| {
         let mut buf = [0u8; MAX_FRAME];
@@ -362,7 +366,7 @@ fn corrupted_bytes_lose_only_the_frames_they_hit_and_are_counted() {
     );
     assert_eq!(lost, report.frames_hit, "{}", stderr(&o));
     assert!(counter(&o, "device frames corrupt") >= 1);
-    assert_eq!(json_lines(&o).len(), windows);
+    assert_eq!(json_lines(&o).len(), with_tail);
     assert!(
         stderr(&o).contains(&format!("{lost} lost")),
         "{}",

@@ -184,6 +184,49 @@ fn replayed_recordings_stream_their_labels() {
         "2",
     ]);
     assert_user_error(&o, &["--threshold", "between 0 and 1"]);
+    // a recording quieter than the gate: its name, a line saying so, and a word in the
+    // summary when nothing was louder
+    let quiet = tmp.path().join("quiet");
+    std::fs::create_dir(&quiet).unwrap();
+    std::fs::copy(replay.join("03.wav"), quiet.join("a.wav")).unwrap();
+    scarce::audio::write_wav_i16(&quiet.join("b.wav"), &[0.0; 4000], 8000).unwrap();
+    let o = run(&[
+        "run",
+        run_dir.to_str().unwrap(),
+        "--input",
+        quiet.to_str().unwrap(),
+        "--fast",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let b = out
+        .lines()
+        .position(|l| l.ends_with("b.wav"))
+        .expect("b.wav named");
+    assert_eq!(
+        out.lines().nth(b + 1),
+        Some("  (silence throughout: every window below --gate-db)"),
+        "{out}"
+    );
+    assert!(
+        !stderr(&o).contains("below the silence gate"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[
+        "run",
+        run_dir.to_str().unwrap(),
+        "--input",
+        quiet.join("b.wav").to_str().unwrap(),
+        "--fast",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("from 0.5 s of audio")
+            && stderr(&o).contains("every window was below the silence gate (--gate-db -60)"),
+        "{}",
+        stderr(&o)
+    );
     // an image file is named as one, not taken for a damaged recording
     let idx = builtin_data().join("mnist/t10k-images-idx3-ubyte.gz");
     let o = run(&[
