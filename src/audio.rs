@@ -110,6 +110,41 @@ pub fn read_wav(path: &Path) -> Result<Clip, AudioError> {
     })
 }
 
+/// Checks what [`read_wav`] would refuse without decoding the samples: a file that is
+/// not WAV, a format it does not read, no samples, or fewer bytes than the header
+/// announces (a file cut short).
+pub fn check_wav(path: &Path) -> Result<(), AudioError> {
+    let bad = |reason: String| AudioError::BadWav {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let reader = hound::WavReader::open(path).map_err(|e| bad(e.to_string()))?;
+    let spec = reader.spec();
+    match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Float, 32) | (hound::SampleFormat::Int, 8 | 16 | 24 | 32) => {}
+        (format, bits) => {
+            return Err(AudioError::Unsupported {
+                path: path.to_path_buf(),
+                what: format!("{bits}-bit {format:?}"),
+            })
+        }
+    }
+    let samples = u64::from(reader.len());
+    if samples < u64::from(spec.channels.max(1)) {
+        return Err(AudioError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let data = samples * u64::from(spec.bits_per_sample).div_ceil(8);
+    let size = std::fs::metadata(path)
+        .map_err(|e| bad(e.to_string()))?
+        .len();
+    if size < data {
+        return Err(bad("the file is cut short".to_string()));
+    }
+    Ok(())
+}
+
 /// Writes mono samples in [-1, 1] as a 16-bit PCM WAV file (for tests and fixtures).
 pub fn write_wav_i16(path: &Path, samples: &[f32], rate: u32) -> std::io::Result<()> {
     let spec = hound::WavSpec {
@@ -566,6 +601,35 @@ mod tests {
         assert!(a_weighting_db(1000.0).abs() < 0.01);
         assert!((a_weighting_db(10_000.0) - (-2.5)).abs() < 0.1);
         assert!((a_weighting_db(31.5) - (-39.4)).abs() < 0.2);
+    }
+
+    #[test]
+    fn a_wav_check_refuses_what_reading_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.wav");
+        write_wav_i16(&good, &[0.1; 800], 8000).unwrap();
+        assert!(check_wav(&good).is_ok());
+        let bytes = std::fs::read(&good).unwrap();
+        let file = |name: &str, b: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, b).unwrap();
+            p
+        };
+        // each refused by the check and by the reader alike
+        let cut = file("cut.wav", &bytes[..bytes.len() - 100]);
+        let text = file("text.wav", b"not a recording");
+        let empty_file = file("empty.wav", b"");
+        let no_samples = dir.path().join("none.wav");
+        write_wav_i16(&no_samples, &[], 8000).unwrap();
+        for p in [&cut, &text, &empty_file, &no_samples] {
+            let e = check_wav(p).unwrap_err().to_string();
+            assert!(e.contains(p.file_name().unwrap().to_str().unwrap()), "{e}");
+            assert!(read_wav(p).is_err(), "{}", p.display());
+        }
+        assert!(check_wav(&cut)
+            .unwrap_err()
+            .to_string()
+            .contains("cut short"));
     }
 
     #[test]

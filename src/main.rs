@@ -258,29 +258,31 @@ come at --fps per second (dropping the oldest when the model falls behind) or, w
         #[arg(long, value_name = "NAME|INDEX")]
         input_device: Option<String>,
         /// Stop after this many seconds of audio.
-        #[arg(long, value_name = "SECONDS")]
+        #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
         duration: Option<f64>,
         /// Replay as fast as possible instead of in real time (with --input mic: block
         /// instead of dropping windows when the model falls behind).
         #[arg(long)]
         fast: bool,
-        /// Seconds between window starts.
-        #[arg(long, default_value_t = 0.25)]
-        hop: f64,
-        /// Windows in the moving average of the class probabilities (1 = none).
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
-        smooth: u64,
-        /// Silence gate: windows with an RMS level below this (dB full scale) are silence
-        /// (the default passes every FSDD recording; raise it in a noisy room).
-        #[arg(long, default_value_t = scarce::stream::DEFAULT_GATE_DB, allow_negative_numbers = true)]
-        gate_db: f32,
+        /// Sound models: seconds between window starts [default: 0.25].
+        #[arg(long, allow_negative_numbers = true)]
+        hop: Option<f64>,
+        /// Sound models: windows in the moving average of the class probabilities (1 =
+        /// none) [default: 3].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000), allow_negative_numbers = true)]
+        smooth: Option<u64>,
+        /// Sound models: silence gate; windows with an RMS level below this (dB full
+        /// scale) are silence [default: -60, which every FSDD recording passes; raise it
+        /// in a noisy room].
+        #[arg(long, allow_negative_numbers = true)]
+        gate_db: Option<f32>,
         /// Below this (averaged) probability, 0-1, the label is `unknown` [sound
         /// models: default 0.5; image models: only the model's own rule unless given].
         #[arg(long)]
         threshold: Option<f32>,
-        /// Image models: images per second (without --fast).
-        #[arg(long, default_value_t = 10.0)]
-        fps: f64,
+        /// Image models: images per second (without --fast) [default: 10].
+        #[arg(long, allow_negative_numbers = true)]
+        fps: Option<f64>,
         /// Image models: stop after this many images.
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
@@ -293,6 +295,11 @@ come at --fps per second (dropping the oldest when the model falls behind) or, w
         /// Print the graph's per-stage metrics once a second (stderr).
         #[arg(long)]
         stats: bool,
+        /// With a folder: leave out the files that cannot be read, with a warning each
+        /// and a count in the last line (without it, any is an error before the stream
+        /// starts).
+        #[arg(long)]
+        skip_bad_files: bool,
         /// Compute device: cpu, wgpu, cuda:N (all but cpu need their cargo feature).
         #[arg(long, default_value = "cpu")]
         device: String,
@@ -833,6 +840,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             invert,
             json,
             stats,
+            skip_bad_files,
             device,
         } => {
             if threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
@@ -841,9 +849,49 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     threshold.unwrap_or_default()
                 );
             }
+            if let Some(g) = gate_db.filter(|g| !g.is_finite()) {
+                anyhow::bail!("--gate-db must be a level in dB, such as -60 (got {g})");
+            }
             use scarce::stream::{images, run::Input, wire::WireInput, InputKind};
             let kind = input.as_deref().and_then(InputKind::of);
-            if images::ImageModel::is_image_run(&run)? {
+            let image_model = images::ImageModel::is_image_run(&run)?;
+            // options of the other kind of model would be ignored: say so instead
+            let given = |set: bool, name: &str| set.then(|| name.to_string());
+            let (theirs, other) = if image_model {
+                (
+                    [
+                        given(hop.is_some(), "--hop"),
+                        given(smooth.is_some(), "--smooth"),
+                        given(gate_db.is_some(), "--gate-db"),
+                        given(duration.is_some(), "--duration"),
+                        given(input_device.is_some(), "--input-device"),
+                    ],
+                    "a sound",
+                )
+            } else {
+                (
+                    [
+                        given(fps.is_some(), "--fps"),
+                        given(limit.is_some(), "--limit"),
+                        given(invert, "--invert"),
+                        None,
+                        None,
+                    ],
+                    "an image",
+                )
+            };
+            if let Some(flag) = theirs.into_iter().flatten().next() {
+                anyhow::bail!(
+                    "{flag} is for {other} model, and {} holds {}: see `scarce run --help`",
+                    run.display(),
+                    if image_model {
+                        "an image model"
+                    } else {
+                        "a sound model"
+                    }
+                );
+            }
+            if image_model {
                 let Some(input) = input.filter(|p| !scarce::stream::run::is_mic(p)) else {
                     anyhow::bail!(
                         "{} holds an image model: give it images with --input FILE|DIR (PNG or JPEG files, or an IDX file of images)",
@@ -860,7 +908,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 let opts = images::ImageOptions {
                     input,
-                    fps,
+                    fps: fps.unwrap_or(10.0),
                     fast,
                     limit,
                     invert,
@@ -868,6 +916,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     json,
                     stats,
                     device,
+                    skip_bad_files,
                 };
                 let stop = stop_on_ctrl_c();
                 let summary = images::run_images(&run, &opts, stop, Box::new(std::io::stdout()))?;
@@ -908,15 +957,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 input_device,
                 duration_s: duration,
                 fast,
-                hop_s: hop,
+                hop_s: hop.unwrap_or(0.25),
                 post: scarce::stream::PostConfig {
-                    smooth: smooth as usize,
-                    gate_db,
+                    smooth: smooth.map_or(3, |s| s as usize),
+                    gate_db: gate_db.unwrap_or(scarce::stream::DEFAULT_GATE_DB),
                     threshold: threshold.unwrap_or(0.5),
                 },
                 json,
                 stats,
                 device,
+                skip_bad_files,
             };
             let stop = stop_on_ctrl_c();
             let summary =

@@ -195,7 +195,9 @@ enum Images {
 }
 
 impl Images {
-    fn open(path: &Path) -> Result<Self> {
+    /// The images of `path`, and how many of a folder's were left out as unreadable
+    /// (`skip`; else any is an error).
+    fn open(path: &Path, skip: bool) -> Result<(Self, usize)> {
         if path.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                 .with_context(|| format!("reading folder {}", path.display()))?
@@ -210,13 +212,14 @@ impl Images {
                     IMAGE_EXTENSIONS.join(", ")
                 );
             }
-            return Ok(Images::Files(files));
+            let (files, skipped) = super::usable_files(files, skip, check_image)?;
+            return Ok((Images::Files(files), skipped));
         }
         if !path.is_file() {
             bail!("{}: no such file or folder", path.display());
         }
         if is_image_file(path) {
-            return Ok(Images::Files(vec![path.to_path_buf()]));
+            return Ok((Images::Files(vec![path.to_path_buf()]), 0));
         }
         // anything else must be an IDX file of images
         let a = read_idx(path).map_err(|e| {
@@ -238,12 +241,15 @@ impl Images {
                 path.display()
             );
         }
-        Ok(Images::Idx {
-            path: path.to_path_buf(),
-            rows,
-            cols,
-            data: a.data,
-        })
+        Ok((
+            Images::Idx {
+                path: path.to_path_buf(),
+                rows,
+                cols,
+                data: a.data,
+            },
+            0,
+        ))
     }
 
     fn len(&self) -> usize {
@@ -304,6 +310,17 @@ impl Images {
             }
         }
     }
+}
+
+/// Whether image file `p` can be opened and its header read (without decoding it).
+fn check_image(p: &Path) -> Result<()> {
+    image::ImageReader::open(p)
+        .with_context(|| format!("{}: cannot open", p.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("{}: cannot read", p.display()))?
+        .into_dimensions()
+        .with_context(|| format!("{}: not a readable PNG or JPEG image", p.display()))?;
+    Ok(())
 }
 
 fn is_image_file(p: &Path) -> bool {
@@ -546,6 +563,9 @@ pub struct ImageOptions {
     pub stats: bool,
     /// `cpu`, `wgpu`, `cuda:N`.
     pub device: String,
+    /// A folder's unreadable images are left out with a warning instead of stopping
+    /// the stream before it starts.
+    pub skip_bad_files: bool,
 }
 
 /// What an image stream did.
@@ -565,6 +585,8 @@ pub struct ImageSummary {
     pub report: RunReport,
     /// The output was closed by its reader (a pipe), which stopped the stream.
     pub output_closed: bool,
+    /// Unreadable images of a folder left out (`--skip-bad-files`).
+    pub skipped_files: usize,
 }
 
 impl ImageSummary {
@@ -580,7 +602,7 @@ impl ImageSummary {
             ms(0.5),
             ms(0.99),
             self.dropped
-        )
+        ) + &super::run::skipped_words(self.skipped_files)
     }
 }
 
@@ -608,7 +630,7 @@ pub fn run_images(
         .with_context(|| format!("loading the model of {}", run.display()))?;
     let prep = model.prep();
     let classes = model.classes.clone();
-    let images = Images::open(&opts.input)?;
+    let (images, skipped_files) = Images::open(&opts.input, opts.skip_bad_files)?;
     let end = opts.limit.unwrap_or(usize::MAX).min(images.len());
     let tally = Arc::new(Mutex::new(Tally::default()));
     let mut g: Graph<Shot> = Graph::new().with_stop(stop.clone());
@@ -667,6 +689,7 @@ pub fn run_images(
         images: t.images,
         unknown: t.unknown,
         wall_s: started.elapsed().as_secs_f64(),
+        skipped_files,
         latency: t.latency,
         dropped,
         report,

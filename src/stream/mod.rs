@@ -188,6 +188,48 @@ impl Windower {
     }
 }
 
+/// The files of a folder input that `check` accepts, and how many it did not. Files it
+/// refuses are an error naming them, before anything is streamed, unless `skip`: then
+/// each is left out with a warning. A folder with no usable file is an error either way.
+pub fn usable_files(
+    files: Vec<std::path::PathBuf>,
+    skip: bool,
+    check: impl Fn(&std::path::Path) -> anyhow::Result<()>,
+) -> anyhow::Result<(Vec<std::path::PathBuf>, usize)> {
+    let total = files.len();
+    let mut bad = Vec::new();
+    let mut good = Vec::with_capacity(total);
+    for f in files {
+        match check(&f) {
+            Ok(()) => good.push(f),
+            Err(e) => bad.push(format!("{e:#}")),
+        }
+    }
+    if bad.is_empty() {
+        return Ok((good, 0));
+    }
+    if skip && !good.is_empty() {
+        for b in &bad {
+            log::warn!("skipped: {b}");
+        }
+        return Ok((good, bad.len()));
+    }
+    const SHOWN: usize = 5;
+    let mut msg = format!("{} of {total} files cannot be read:", bad.len());
+    for b in bad.iter().take(SHOWN) {
+        msg.push_str(&format!("\n  {b}"));
+    }
+    if bad.len() > SHOWN {
+        msg.push_str(&format!("\n  and {} more", bad.len() - SHOWN));
+    }
+    if good.is_empty() {
+        msg.push_str("\nnone of the folder's files can be used");
+    } else {
+        msg.push_str("\n(leave them out with --skip-bad-files)");
+    }
+    anyhow::bail!(msg)
+}
+
 /// A live source followed, when it ends by itself (a device that hangs up, the end of
 /// `--duration`), by `tail` samples of silence: the windows that hold its last sound
 /// are then scored, as a replay's silence after each file does. A stopped stream

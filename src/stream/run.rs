@@ -64,6 +64,9 @@ pub struct LiveOptions {
     pub stats: bool,
     /// `cpu`, `wgpu`, `cuda:N`.
     pub device: String,
+    /// A folder's unreadable recordings are left out with a warning instead of
+    /// stopping the stream before it starts.
+    pub skip_bad_files: bool,
 }
 
 /// What a stream did.
@@ -75,6 +78,8 @@ pub struct LiveSummary {
     pub labelled: u64,
     /// Windows below the silence gate.
     pub silent: u64,
+    /// Unreadable files of a folder left out (`--skip-bad-files`).
+    pub skipped_files: usize,
     /// The silence gate, dB full scale.
     pub gate_db: f32,
     /// Seconds of audio streamed.
@@ -114,7 +119,8 @@ impl LiveSummary {
             ms(0.5),
             ms(0.99),
             self.dropped_windows
-        ) + &self.silence_words()
+        ) + &skipped_words(self.skipped_files)
+            + &self.silence_words()
             + &self.overrun_words()
             + &self
                 .device_frames
@@ -144,6 +150,15 @@ impl LiveSummary {
             ),
             Some(n) => format!("; {n} samples lost to overruns"),
         }
+    }
+}
+
+/// `; N unreadable files skipped` (nothing for none).
+pub fn skipped_words(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        1 => "; 1 unreadable file skipped".to_string(),
+        n => format!("; {n} unreadable files skipped"),
     }
 }
 
@@ -401,12 +416,23 @@ pub fn run_live(
     }
     let model = LiveModel::load(run, &opts.device)
         .with_context(|| format!("loading the model of {}", run.display()))?;
-    let files = match &opts.input {
-        Input::Replay(path) => replay_files(path)?,
-        _ => Vec::new(),
+    let (files, skipped_files) = match &opts.input {
+        Input::Replay(path) => {
+            super::usable_files(replay_files(path)?, opts.skip_bad_files, |f| {
+                Ok(crate::audio::check_wav(f)?)
+            })?
+        }
+        _ => (Vec::new(), 0),
     };
     let rate = model.rate;
     let length = model.crop.length;
+    if opts.hop_s * (rate as f64) < 1.0 {
+        bail!(
+            "--hop {} is shorter than one sample of the model's {rate} Hz (at least {:.6} s)",
+            opts.hop_s,
+            1.0 / rate as f64
+        );
+    }
     let hop = ((opts.hop_s * rate as f64).round() as usize).max(1);
     let limit = opts
         .duration_s
@@ -544,6 +570,7 @@ pub fn run_live(
         windows: t.windows,
         labelled: t.labelled,
         silent: t.silent,
+        skipped_files,
         gate_db: opts.post.gate_db,
         audio_s: streamed.load(std::sync::atomic::Ordering::Relaxed) as f64 / rate as f64,
         wall_s,

@@ -168,6 +168,40 @@ fn replayed_recordings_stream_their_labels() {
         1,
         "said once"
     );
+    // before anything is streamed, with the way round it
+    assert!(o.stdout.is_empty(), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("1 of 11 files cannot be read"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("--skip-bad-files"), "{}", stderr(&o));
+    let o = run(&[
+        "run",
+        run_dir.to_str().unwrap(),
+        "--input",
+        replay.to_str().unwrap(),
+        "--fast",
+        "--skip-bad-files",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("skipped: "), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("; 1 unreadable file skipped"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o).matches(".wav\n").count(), 10, "{}", stdout(&o));
+    // an image model's option is not silently ignored
+    let o = run(&[
+        "run",
+        run_dir.to_str().unwrap(),
+        "--input",
+        replay.join("03.wav").to_str().unwrap(),
+        "--fps",
+        "5",
+    ]);
+    assert_user_error(&o, &["--fps is for an image model", "holds a sound model"]);
     let o = run(&[
         "run",
         run_dir.to_str().unwrap(),

@@ -136,7 +136,31 @@ fn an_open_set_image_model_streams_unknown_as_eval_counts_it() {
         plain.to_str().unwrap(),
         "--fast",
     ]);
-    assert_user_error(&o, &["00.png"]);
+    assert_user_error(&o, &["00.png", "--skip-bad-files"]);
+    let o = run(&[
+        "run",
+        run_dir.to_str().unwrap(),
+        "--input",
+        plain.to_str().unwrap(),
+        "--fast",
+        "--skip-bad-files",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("; 1 unreadable file skipped"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stdout(&o).contains("00.png"), "{}", stdout(&o));
+    let o = run(&[
+        "run",
+        run_dir.to_str().unwrap(),
+        "--input",
+        plain.to_str().unwrap(),
+        "--hop",
+        "0.5",
+    ]);
+    assert_user_error(&o, &["--hop is for a sound model", "holds an image model"]);
     let o = run(&["run", run_dir.to_str().unwrap(), "--input", "mic"]);
     assert_user_error(&o, &["image model", "--input"]);
     let o = run(&["run", run_dir.to_str().unwrap(), "--stdin"]);
