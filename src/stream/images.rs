@@ -794,9 +794,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
-        let e = Images::open(&empty).err().unwrap().to_string();
+        let e = Images::open(&empty, false).err().unwrap().to_string();
         assert!(e.contains("no image files"), "{e}");
-        let e = Images::open(&dir.path().join("nope"))
+        let e = Images::open(&dir.path().join("nope"), false)
             .err()
             .unwrap()
             .to_string();
@@ -807,17 +807,24 @@ mod tests {
         img.save(&good).unwrap();
         let bad = dir.path().join("a.png");
         std::fs::write(&bad, b"not a png").unwrap();
-        let files = Images::open(dir.path()).unwrap();
-        assert_eq!(files.len(), 2);
-        let e = format!("{:#}", files.get(0).err().unwrap());
+        // named before any is read, or left out when asked
+        let e = format!("{:#}", Images::open(dir.path(), false).err().unwrap());
+        assert!(e.contains("a.png") && e.contains("1 of 2 files"), "{e}");
+        let (files, skipped) = Images::open(dir.path(), true).unwrap();
+        assert_eq!((files.len(), skipped), (1, 1));
+        // one that breaks after its header is named when it is read
+        let e = format!(
+            "{:#}",
+            Images::Files(vec![bad.clone()]).get(0).err().unwrap()
+        );
         assert!(e.contains("a.png"), "{e}");
-        let (name, px, h, w) = files.get(1).unwrap();
+        let (name, px, h, w) = files.get(0).unwrap();
         assert_eq!((name.as_str(), h, w), ("b.png", 2, 3));
         assert!((px[4] - 110.0 / 255.0).abs() < 1e-6, "{px:?}");
         // an IDX file of two 2x3 images
         let idx = dir.path().join("imgs-idx3-ubyte.gz");
         crate::data::idx::write_idx_gz(&idx, &[2, 2, 3], &(0..12).collect::<Vec<u8>>()).unwrap();
-        let i = Images::open(&idx).unwrap();
+        let (i, _) = Images::open(&idx, false).unwrap();
         assert_eq!(i.len(), 2);
         let (name, px, h, w) = i.get(1).unwrap();
         assert_eq!((name.as_str(), h, w), ("imgs-idx3-ubyte.gz#1", 2, 3));
@@ -825,12 +832,12 @@ mod tests {
         // an IDX file of labels is not one of images
         let labels = dir.path().join("labels-idx1-ubyte.gz");
         crate::data::idx::write_idx_gz(&labels, &[3], &[1, 2, 3]).unwrap();
-        let e = Images::open(&labels).err().unwrap().to_string();
+        let e = Images::open(&labels, false).err().unwrap().to_string();
         assert!(e.contains("3 dimensions"), "{e}");
         // neither an image nor IDX
         let txt = dir.path().join("notes.txt");
         std::fs::write(&txt, b"hello").unwrap();
-        let e = Images::open(&txt).err().unwrap().to_string();
+        let e = Images::open(&txt, false).err().unwrap().to_string();
         assert!(e.contains("notes.txt") && e.contains("IDX"), "{e}");
     }
 
@@ -852,7 +859,7 @@ mod tests {
         enc.write_image(img.as_raw(), 16, 8, image::ExtendedColorType::L8)
             .unwrap();
         std::fs::write(&path, bytes).unwrap();
-        let (_, px, h, w) = Images::open(&path).unwrap().get(0).unwrap();
+        let (_, px, h, w) = Images::open(&path, false).unwrap().0.get(0).unwrap();
         assert_eq!((h, w), (16, 8));
         let mean = |rows: std::ops::Range<usize>| {
             let v = &px[rows.start * w..rows.end * w];
