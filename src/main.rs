@@ -522,14 +522,18 @@ fn share(text: &str) -> Result<f64, String> {
     }
 }
 
-/// A stop flag that the first Ctrl-C sets; a second one exits at once.
-fn stop_on_ctrl_c() -> StopFlag {
+/// What the first Ctrl-C does while training.
+const STOP_TRAINING: &str = "finishing the current step and flushing metrics";
+/// What the first Ctrl-C does while streaming.
+const STOP_STREAM: &str = "ending the stream after the windows under way";
+
+/// A stop flag that the first Ctrl-C sets, saying `what` it does; a second one exits at
+/// once.
+fn stop_on_ctrl_c(what: &'static str) -> StopFlag {
     let stop = StopFlag::new();
     let handler_stop = stop.clone();
     let _ = ctrlc::set_handler(move || {
-        eprintln!(
-            "\nstopping: finishing the current step and flushing metrics (Ctrl-C again to force)"
-        );
+        eprintln!("\nstopping: {what} (Ctrl-C again to force)");
         if handler_stop.is_stopped() {
             std::process::exit(130);
         }
@@ -547,7 +551,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             run,
             stats,
         } => {
-            let stop = stop_on_ctrl_c();
+            let stop = stop_on_ctrl_c(STOP_TRAINING);
             let req = TrainRequest {
                 pipeline,
                 resume,
@@ -593,7 +597,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             run,
         } => {
-            let stop = stop_on_ctrl_c();
+            let stop = stop_on_ctrl_c(STOP_TRAINING);
             let root = out.unwrap_or_else(|| {
                 PathBuf::from("runs").join(format!("compare-{}", session::timestamp()))
             });
@@ -690,7 +694,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             unique.sort_unstable();
             unique.dedup();
             anyhow::ensure!(unique.len() == folds.len(), "--folds names a fold twice");
-            let stop = stop_on_ctrl_c();
+            let stop = stop_on_ctrl_c(STOP_TRAINING);
             let started = std::time::Instant::now();
             let data_dir = resolve_data_dir(run.data_dir.as_deref());
             let mut plans = Vec::new();
@@ -918,7 +922,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     device,
                     skip_bad_files,
                 };
-                let stop = stop_on_ctrl_c();
+                let stop = stop_on_ctrl_c(STOP_STREAM);
                 let summary = images::run_images(&run, &opts, stop, Box::new(std::io::stdout()))?;
                 if summary.output_closed {
                     return Ok(ExitCode::SUCCESS);
@@ -968,9 +972,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 device,
                 skip_bad_files,
             };
-            let stop = stop_on_ctrl_c();
-            let summary =
-                scarce::stream::run::run_live(&run, &opts, stop, Box::new(std::io::stdout()))?;
+            let stop = stop_on_ctrl_c(STOP_STREAM);
+            let summary = match scarce::stream::run::run_live(
+                &run,
+                &opts,
+                stop.clone(),
+                Box::new(std::io::stdout()),
+            ) {
+                Ok(s) => s,
+                // stopped before the stream began (waiting for a device): an
+                // interruption, not a failure
+                Err(e) if stop.is_stopped() => {
+                    eprintln!("{e:#}");
+                    return Ok(ExitCode::from(130));
+                }
+                Err(e) => return Err(e),
+            };
             if summary.output_closed {
                 return Ok(ExitCode::SUCCESS);
             }
@@ -980,6 +997,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if let Some(why) = &summary.input_failed {
                 anyhow::bail!("{why}");
+            }
+            if let Some((0, _, corrupt @ 1..)) = summary.device_frames {
+                anyhow::bail!(
+                    "no frame of the wire protocol came in, only {corrupt} corrupt ones: --stdin, --serial and --tcp read what scarce's firmware-host crate sends (`sim-device x.wav --stdout | scarce run RUN --stdin`); a WAV file is read with --input FILE"
+                );
             }
             Ok(if summary.report.stopped {
                 ExitCode::from(130)

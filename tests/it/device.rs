@@ -321,6 +321,51 @@ fn a_device_on_a_serial_port_streams_the_labels_of_offline_evaluation() {
     let tcp = json_lines(&o);
     assert_eq!(tcp.len(), live.len(), "{err}");
     assert!(tcp.iter().zip(&live).all(|(a, b)| a["label"] == b["label"]));
+
+    // Ctrl-C while no device has connected yet: an interruption (130), not a failure
+    let mut child = scarce()
+        .args(["run", run_dir.to_str().unwrap(), "--tcp", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    assert!(first.starts_with("waiting for a device"), "{first}");
+    // SAFETY: signals the child this test started.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{rest}");
+    assert!(rest.contains("ending the stream"), "{rest}");
+    assert!(
+        rest.contains("stopped while waiting for a device"),
+        "{rest}"
+    );
+
+    // a WAV file piped where the wire protocol is read: said, not a quiet success
+    let mut child = scarce()
+        .args(["run", run_dir.to_str().unwrap(), "--stdin", "--fast"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(&wav).unwrap())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_user_error(
+        &o,
+        &["no frame of the wire protocol came in", "--input FILE"],
+    );
 }
 
 #[test]
