@@ -823,16 +823,13 @@ pub fn open_set_table(runs: &[RunResult]) -> String {
 /// accuracy against the first run in points (where both were evaluated on the same set).
 pub fn comparison(runs: &[RunResult]) -> String {
     let mut s = String::new();
-    let wide = runs
-        .iter()
-        .map(|r| r.method.len())
-        .max()
-        .unwrap_or(0)
-        .max(6);
+    let width =
+        |f: fn(&RunResult) -> usize, least: usize| runs.iter().map(f).max().unwrap_or(0).max(least);
+    let (named, wide) = (width(|r| r.pipeline.len(), 8), width(|r| r.method.len(), 6));
     let _ = writeln!(
         s,
-        "{:<wide$}  {:<12} {:>8} {:>8} {:>9}  {:>6}",
-        "method", "evaluated on", "final", "best", "wall time", "change"
+        "{:<named$}  {:<wide$}  {:<12} {:>8} {:>8} {:>9}  {:>6}",
+        "pipeline", "method", "evaluated on", "final", "best", "wall time", "change"
     );
     for (i, r) in runs.iter().enumerate() {
         let change = if i == 0 {
@@ -844,7 +841,8 @@ pub fn comparison(runs: &[RunResult]) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<wide$}  {:<12} {:>7.2}% {:>7.2}% {:>7.1} s  {:>6}",
+            "{:<named$}  {:<wide$}  {:<12} {:>7.2}% {:>7.2}% {:>7.1} s  {:>6}",
+            r.pipeline,
             r.method,
             r.data,
             100.0 * r.final_acc,
@@ -1116,11 +1114,13 @@ mod tests {
         let t = comparison(&[base, r("mcd", 1, 0.93)]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 3, "{t}");
-        assert!(lines[0].starts_with("method"), "{t}");
+        assert!(lines[0].starts_with("pipeline  method"), "{t}");
+        // each row names its pipeline: two of one method are told apart
         assert!(
-            lines[1].starts_with("source_only") && lines[1].contains("60.50%"),
+            lines[1].starts_with("so        source_only") && lines[1].contains("60.50%"),
             "{t}"
         );
+        assert!(lines[2].starts_with("mcd       mcd"), "{t}");
         assert!(lines[1].trim_end().ends_with('-'), "{t}");
         assert!(
             lines[2].contains("93.00%") && lines[2].contains("+32.5"),

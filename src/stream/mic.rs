@@ -384,7 +384,12 @@ fn find_device(host: &cpal::Host, want: Option<&str>) -> Result<cpal::Device> {
 fn choose_config(device: &cpal::Device, name: &str, rate: u32) -> Result<SupportedStreamConfig> {
     let ranges: Vec<SupportedStreamConfigRange> = device
         .supported_input_configs()
-        .with_context(|| format!("asking input device `{name}` what it supports"))?
+        .with_context(|| {
+            format!(
+                "input device `{name}` cannot be used ({}; `scarce devices` lists the others, `--input-device` chooses one)",
+                no_device_hints()
+            )
+        })?
         .collect();
     let usable: Vec<&SupportedStreamConfigRange> = ranges
         .iter()

@@ -401,19 +401,22 @@ fn compare_trains_each_pipeline_and_prints_the_change() {
     let text = stdout(&o);
     let rows: Vec<&str> = text
         .lines()
-        .skip_while(|l| !l.starts_with("method"))
+        .skip_while(|l| !l.starts_with("pipeline"))
         .take_while(|l| !l.starts_with("generator features"))
         .collect();
     assert_eq!(rows.len(), 3, "{text}");
-    assert!(rows[1].starts_with("source_only"), "{text}");
+    assert!(rows[1].starts_with("tiny "), "{text}");
+    assert!(rows[1].contains(" source_only "), "{text}");
     assert!(
-        rows[2].starts_with("mcd") && rows[2].contains("usps_test"),
+        rows[2].starts_with("tiny-mcd ")
+            && rows[2].contains(" mcd ")
+            && rows[2].contains("usps_test"),
         "{text}"
     );
     // the change column is the difference of the two final accuracies
     let pct = |row: &str| -> f64 {
         row.split_whitespace()
-            .nth(2)
+            .nth(3)
             .unwrap()
             .trim_end_matches('%')
             .parse()
