@@ -1016,6 +1016,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             device,
         } => {
+            // a set named twice is evaluated once, where it was first named
+            let mut data = data;
+            let mut seen = std::collections::HashSet::new();
+            data.retain(|d| seen.insert(d.clone()));
             let evals = session::evaluate_run(&run, &data, data_dir.as_deref(), &device)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&evals)?);
@@ -1032,7 +1036,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             device,
         } => {
             let path = session::embed_run(&run, data_dir.as_deref(), &device)?;
-            println!("wrote {}", path.display());
+            println!(
+                "wrote {} and its points, {}",
+                path.display(),
+                session::EMBED_POINTS_FILE
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Results {

@@ -594,8 +594,9 @@ impl ImageSummary {
     pub fn line(&self) -> String {
         let ms = |q: f64| self.latency.percentile_duration(q).as_secs_f64() * 1e3;
         format!(
-            "{} images ({} unknown) in {:.1} s ({:.0} images/s); latency p50 {:.1} ms, p99 {:.1} ms; {} images dropped",
+            "{} image{} ({} unknown) in {:.1} s ({:.0} images/s); latency p50 {:.1} ms, p99 {:.1} ms; {} images dropped",
             self.images,
+            if self.images == 1 { "" } else { "s" },
             self.unknown,
             self.wall_s,
             if self.wall_s > 0.0 { self.images as f64 / self.wall_s } else { 0.0 },

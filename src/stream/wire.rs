@@ -155,7 +155,7 @@ impl Transport {
                 Ok(Self {
                     reader: Box::new(s),
                     writer: Some(Box::new(w)),
-                    name: format!("device at {peer}"),
+                    name: format!("a TCP connection from {peer}"),
                 })
             }
             WireInput::Stdin => Ok(Self {

@@ -114,7 +114,18 @@ pub fn latest(run: &Path) -> Result<Option<(PathBuf, CheckpointState)>> {
     let pointer = dir(run).join("latest");
     let name = match fs::read_to_string(&pointer) {
         Ok(n) => n.trim().to_string(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // the pointer lost (a copy that left it out, a hand that removed it): the
+            // newest whole checkpoint folder is the latest
+            let Some(name) = newest_whole(&dir(run)) else {
+                return Ok(None);
+            };
+            log::warn!(
+                "{} is missing: using the newest checkpoint, {name}",
+                pointer.display()
+            );
+            name
+        }
         Err(e) => return Err(e).with_context(|| format!("reading {}", pointer.display())),
     };
     let d = dir(run).join(&name);
@@ -129,6 +140,16 @@ pub fn latest(run: &Path) -> Result<Option<(PathBuf, CheckpointState)>> {
     let state: CheckpointState = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a valid checkpoint state", state_path.display()))?;
     Ok(Some((d, state)))
+}
+
+/// The name of the newest `epoch-NNNN` folder in `checkpoints` that holds its state.
+fn newest_whole(checkpoints: &Path) -> Option<String> {
+    fs::read_dir(checkpoints)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("epoch-") && checkpoints.join(n).join("state.json").is_file())
+        .max()
 }
 
 /// Writes a module (weights, BatchNorm statistics, parameter ids) to `path`.
@@ -227,6 +248,12 @@ fn sorted_header(bytes: &[u8]) -> Result<Vec<u8>> {
 pub fn require_latest(run: &Path) -> Result<(PathBuf, CheckpointState)> {
     match latest(run)? {
         Some(x) => Ok(x),
+        // a finished run whose checkpoints were removed
+        None if run.join(crate::sink::metrics::SUMMARY_FILE).is_file() => bail!(
+            "{} has no checkpoint left in {}: its weights are gone, so train it again (its pipeline.toml is in the folder)",
+            run.display(),
+            dir(run).display()
+        ),
         None => bail!(
             "{} has no checkpoint yet: train first (`scarce train PIPELINE --out {}`), or wait for the first epoch to finish",
             run.display(),

@@ -129,6 +129,18 @@ fn train_writes_a_complete_run_folder_and_eval_reloads_it() {
         stderr(&o)
     );
     assert_eq!(metrics(&run_dir).len(), 4);
+
+    // checkpoints/latest lost: the newest checkpoint folder serves, with a warning
+    let eval = |dir: &Path| run(&["eval", dir.to_str().unwrap(), "--json"]);
+    let before = stdout(&eval(&run_dir));
+    std::fs::remove_file(run_dir.join("checkpoints/latest")).unwrap();
+    let o = eval(&run_dir);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is missing: using the newest checkpoint, epoch-0004"));
+    assert_eq!(stdout(&o), before);
+    // no checkpoint at all in a finished run: said so, not "train first"
+    std::fs::remove_dir_all(run_dir.join("checkpoints")).unwrap();
+    assert_user_error(&eval(&run_dir), &["no checkpoint left", "train it again"]);
 }
 
 #[test]
