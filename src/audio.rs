@@ -118,7 +118,9 @@ pub fn check_wav(path: &Path) -> Result<(), AudioError> {
         path: path.to_path_buf(),
         reason,
     };
-    let reader = hound::WavReader::open(path).map_err(|e| bad(e.to_string()))?;
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let reader =
+        hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
     let spec = reader.spec();
     match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) | (hound::SampleFormat::Int, 8 | 16 | 24 | 32) => {}
@@ -136,10 +138,18 @@ pub fn check_wav(path: &Path) -> Result<(), AudioError> {
         });
     }
     let data = samples * u64::from(spec.bits_per_sample).div_ceil(8);
+    // where the samples start: after the header and any chunk before them
+    let start = {
+        use std::io::Seek;
+        reader
+            .into_inner()
+            .stream_position()
+            .map_err(|e| bad(e.to_string()))?
+    };
     let size = std::fs::metadata(path)
         .map_err(|e| bad(e.to_string()))?
         .len();
-    if size < data {
+    if size < start + data {
         return Err(bad("the file is cut short".to_string()));
     }
     Ok(())
@@ -616,7 +626,8 @@ mod tests {
             p
         };
         // each refused by the check and by the reader alike
-        let cut = file("cut.wav", &bytes[..bytes.len() - 100]);
+        // short by less than its header is long: the samples' start counts
+        let cut = file("cut.wav", &bytes[..bytes.len() - 20]);
         let text = file("text.wav", b"not a recording");
         let empty_file = file("empty.wav", b"");
         let no_samples = dir.path().join("none.wav");

@@ -998,9 +998,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(why) = &summary.input_failed {
                 anyhow::bail!("{why}");
             }
-            if let Some((0, _, corrupt @ 1..)) = summary.device_frames {
+            if let (Some((0, _, corrupt @ 1..)), false) =
+                (summary.device_frames, summary.report.stopped)
+            {
                 anyhow::bail!(
-                    "no frame of the wire protocol came in, only {corrupt} corrupt ones: --stdin, --serial and --tcp read what scarce's firmware-host crate sends (`sim-device x.wav --stdout | scarce run RUN --stdin`); a WAV file is read with --input FILE"
+                    "no samples of the wire protocol came in, only {corrupt} corrupt frames: --stdin, --serial and --tcp read what scarce's firmware-host crate sends (`sim-device x.wav --stdout | scarce run RUN --stdin`); a WAV file is read with --input FILE"
                 );
             }
             Ok(if summary.report.stopped {

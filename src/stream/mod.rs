@@ -197,6 +197,11 @@ pub fn usable_files(
     check: impl Fn(&std::path::Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<(Vec<std::path::PathBuf>, usize)> {
     let total = files.len();
+    if let [one] = &files[..] {
+        // one file given: its own error
+        check(one)?;
+        return Ok((files, 0));
+    }
     let mut bad = Vec::new();
     let mut good = Vec::with_capacity(total);
     for f in files {
@@ -315,12 +320,12 @@ pub fn rms_db(x: &[f32]) -> f32 {
     }
 }
 
-/// Post-processing settings.
 /// The silence gate's default, dB full scale: low enough for every recording of FSDD
 /// (its quietest speaker's windows lie at -58 to -40 dB, median -49), high enough for a
 /// quiet room's microphone noise.
 pub const DEFAULT_GATE_DB: f32 = -60.0;
 
+/// Post-processing settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PostConfig {
     /// Windows averaged (moving average of the class probabilities; 1 = none).

@@ -82,6 +82,10 @@ pub struct Replay {
     pos: usize,
     /// Samples of the current file's own audio in `pending` from `pos` on.
     audio_left: usize,
+    /// Samples of silence emitted since the last sample of a file.
+    silence_run: u64,
+    /// The silence after a cut by the limit was emitted.
+    tailed: bool,
     emitted: u64,
     started: Option<Instant>,
     counter: Option<Arc<AtomicU64>>,
@@ -103,6 +107,8 @@ impl Replay {
             pending: Vec::new(),
             pos: 0,
             audio_left: 0,
+            silence_run: 0,
+            tailed: false,
             emitted: 0,
             started: None,
             counter: None,
@@ -117,14 +123,16 @@ impl Replay {
         self
     }
 
-    /// Also adds the number of the files' samples emitted to `counter` (not the
-    /// silence after each).
+    /// Also adds the number of samples emitted to `counter`.
     pub fn counting(mut self, counter: Arc<AtomicU64>) -> Self {
         self.counter = Some(counter);
         self
     }
 
-    /// Ends the stream after `samples` samples.
+    /// Ends the stream after `samples` samples. A cut within a file, or before the
+    /// silence after it has run its course, is followed by the rest of that silence, so
+    /// the windows that hold the file's last samples are scored; the samples after the
+    /// cut are not placed in the file.
     pub fn limit(mut self, samples: u64) -> Self {
         self.limit = Some(samples);
         self
@@ -140,9 +148,12 @@ impl Replay {
             .with_context(|| format!("resampling {}", path.display()))?;
         if let Some(t) = &self.timeline {
             // the previous file and its silence have all been emitted
+            let room = self
+                .limit
+                .map_or(u64::MAX, |l| l.saturating_sub(self.emitted));
             t.push(Placed {
                 start: self.emitted,
-                len: samples.len() as u64,
+                len: (samples.len() as u64).min(room),
                 path: path.clone(),
             });
         }
@@ -165,7 +176,19 @@ impl Source<Live> for Replay {
             .limit
             .map_or(u64::MAX, |l| l.saturating_sub(self.emitted));
         if left == 0 {
-            return Ok(None);
+            // cut: the silence a file gets after it, less what it already had
+            let tail = (self.gap as u64).saturating_sub(self.silence_run);
+            if self.tailed || tail == 0 || self.emitted == self.silence_run {
+                return Ok(None);
+            }
+            self.tailed = true;
+            let start = self.emitted;
+            self.emitted += tail;
+            return Ok(Some(Live::Chunk(Chunk {
+                start,
+                samples: vec![0.0; tail as usize],
+                arrived: Instant::now(),
+            })));
         }
         let end = (self.pos + self.chunk.min(left.min(usize::MAX as u64) as usize))
             .min(self.pending.len());
@@ -175,8 +198,16 @@ impl Source<Live> for Replay {
         self.emitted += samples.len() as u64;
         let audio = samples.len().min(self.audio_left);
         self.audio_left -= audio;
+        // silence since the last sample of a file (for the tail at a cut)
+        self.silence_run = if audio == samples.len() {
+            0
+        } else if audio > 0 {
+            (samples.len() - audio) as u64
+        } else {
+            self.silence_run + samples.len() as u64
+        };
         if let Some(c) = &self.counter {
-            c.fetch_add(audio as u64, Ordering::Relaxed);
+            c.fetch_add(samples.len() as u64, Ordering::Relaxed);
         }
         let t0 = *self.started.get_or_insert_with(Instant::now);
         if !self.fast {
@@ -264,12 +295,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("a.wav");
         write_wav_i16(&f, &vec![0.5; 1000], 8000).unwrap();
-        let mut r = Replay::new(vec![f], 8000, 160, 200, true).limit(330);
-        let mut n = Vec::new();
-        while let Some(Live::Chunk(c)) = r.next().unwrap() {
-            n.push(c.samples.len());
-        }
-        assert_eq!(n, vec![160, 160, 10]);
+        let chunks = |limit: u64| {
+            let timeline = Timeline::default();
+            let mut r = Replay::new(vec![f.clone()], 8000, 160, 200, true)
+                .limit(limit)
+                .placing(timeline.clone());
+            let mut n = Vec::new();
+            while let Some(Live::Chunk(c)) = r.next().unwrap() {
+                n.push((c.start, c.samples.len(), c.samples[0]));
+            }
+            (n, timeline.file_of(0, 10_000).map(|p| p.len))
+        };
+        // cut inside the file: the silence a file gets after it follows the cut, and
+        // the file is placed up to the cut
+        let (n, placed) = chunks(330);
+        assert_eq!(
+            n,
+            vec![
+                (0, 160, 0.5),
+                (160, 160, 0.5),
+                (320, 10, 0.5),
+                (330, 200, 0.0)
+            ]
+        );
+        assert_eq!(placed, Some(330));
+        // cut inside the silence after it: the rest of that silence
+        let (n, _) = chunks(1100);
+        assert_eq!(n.last(), Some(&(1100, 100, 0.0)));
+        // past the end: the replay ends as it would
+        let (n, placed) = chunks(5000);
+        assert_eq!(n.last().map(|c| c.0 + c.1 as u64), Some(1200));
+        assert_eq!(placed, Some(1000));
     }
 
     #[test]

@@ -486,11 +486,7 @@ pub fn run_live(
             .counting(streamed.clone())
             .placing(timeline);
         match limit {
-            // cut off by --duration: scored to its end as a microphone is
-            Some(l) => g.add_source(
-                "replay",
-                super::WithTail::new(r.limit(l), length + hop.min(length), stop.clone()),
-            ),
+            Some(l) => g.add_source("replay", r.limit(l)),
             None => g.add_source("replay", r),
         }
     };

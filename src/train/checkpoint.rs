@@ -142,14 +142,23 @@ pub fn latest(run: &Path) -> Result<Option<(PathBuf, CheckpointState)>> {
     Ok(Some((d, state)))
 }
 
-/// The name of the newest `epoch-NNNN` folder in `checkpoints` that holds its state.
+/// The name of the newest whole `epoch-N` folder in `checkpoints` (not one still being
+/// written, `.partial`), by its epoch number.
 fn newest_whole(checkpoints: &Path) -> Option<String> {
     fs::read_dir(checkpoints)
         .ok()?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("epoch-") && checkpoints.join(n).join("state.json").is_file())
+        .filter_map(|n| {
+            let epoch: usize = n.strip_prefix("epoch-")?.parse().ok()?;
+            checkpoints
+                .join(&n)
+                .join("state.json")
+                .is_file()
+                .then_some((epoch, n))
+        })
         .max()
+        .map(|(_, n)| n)
 }
 
 /// Writes a module (weights, BatchNorm statistics, parameter ids) to `path`.
@@ -250,7 +259,7 @@ pub fn require_latest(run: &Path) -> Result<(PathBuf, CheckpointState)> {
         Some(x) => Ok(x),
         // a finished run whose checkpoints were removed
         None if run.join(crate::sink::metrics::SUMMARY_FILE).is_file() => bail!(
-            "{} has no checkpoint left in {}: its weights are gone, so train it again (its pipeline.toml is in the folder)",
+            "{} has no checkpoint left in {}, which scarce reads its weights from: train it again (its pipeline.toml is in the folder)",
             run.display(),
             dir(run).display()
         ),

@@ -364,7 +364,7 @@ fn a_device_on_a_serial_port_streams_the_labels_of_offline_evaluation() {
     let o = child.wait_with_output().unwrap();
     assert_user_error(
         &o,
-        &["no frame of the wire protocol came in", "--input FILE"],
+        &["no samples of the wire protocol came in", "--input FILE"],
     );
 }
 

@@ -256,8 +256,7 @@ fn replayed_recordings_stream_their_labels() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("from 0.5 s of audio")
-            && stderr(&o).contains("every window was below the silence gate (--gate-db -60)"),
+        stderr(&o).contains("every window was below the silence gate (--gate-db -60)"),
         "{}",
         stderr(&o)
     );

@@ -134,6 +134,14 @@ fn train_writes_a_complete_run_folder_and_eval_reloads_it() {
     let eval = |dir: &Path| run(&["eval", dir.to_str().unwrap(), "--json"]);
     let before = stdout(&eval(&run_dir));
     std::fs::remove_file(run_dir.join("checkpoints/latest")).unwrap();
+    // a checkpoint still being written when a run died is not one
+    let partial = run_dir.join("checkpoints/epoch-0009.partial");
+    std::fs::create_dir(&partial).unwrap();
+    std::fs::copy(
+        run_dir.join("checkpoints/epoch-0004/state.json"),
+        partial.join("state.json"),
+    )
+    .unwrap();
     let o = eval(&run_dir);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("is missing: using the newest checkpoint, epoch-0004"));
