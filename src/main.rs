@@ -1026,6 +1026,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&evals)?);
             } else {
+                if let Ok(Some((_, state))) = scarce::train::checkpoint::latest(&run) {
+                    println!(
+                        "{}: the checkpoint of epoch {}\n",
+                        run.display(),
+                        state.epoch
+                    );
+                }
                 for e in &evals {
                     println!("{}", e.render());
                 }

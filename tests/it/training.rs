@@ -69,6 +69,11 @@ fn train_writes_a_complete_run_folder_and_eval_reloads_it() {
     let o = run(&["eval", run_dir.to_str().unwrap(), "--data", "usps_test"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("confusion"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("the checkpoint of epoch 3"),
+        "{}",
+        stdout(&o)
+    );
 
     // the results table has a row for each evaluation set; one seed has no spread
     let o = run(&["results", run_dir.to_str().unwrap()]);
