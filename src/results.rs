@@ -331,22 +331,29 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// Runs by `key`, in key order.
+fn group_by<'a, K: Ord>(
+    runs: impl Iterator<Item = &'a RunResult>,
+    key: impl Fn(&'a RunResult) -> K,
+) -> BTreeMap<K, Vec<&'a RunResult>> {
+    let mut groups = BTreeMap::new();
+    for r in runs {
+        groups.entry(key(r)).or_insert_with(Vec::new).push(r);
+    }
+    groups
+}
+
 /// Runs by (pipeline, command, settings): the seeds or folds of one row.
 type Groups<'a> = BTreeMap<(&'a str, &'a str, &'a str), Vec<&'a RunResult>>;
 
 fn group<'a>(runs: impl Iterator<Item = &'a RunResult>) -> Groups<'a> {
-    let mut groups = Groups::new();
-    for r in runs {
-        groups
-            .entry((
-                r.pipeline.as_str(),
-                r.command.as_str(),
-                r.pipeline_text.as_str(),
-            ))
-            .or_default()
-            .push(r);
-    }
-    groups
+    group_by(runs, |r| {
+        (
+            r.pipeline.as_str(),
+            r.command.as_str(),
+            r.pipeline_text.as_str(),
+        )
+    })
 }
 
 /// Runs by (pipeline, command, settings, evaluation set): the seeds of one row of a
@@ -354,19 +361,14 @@ fn group<'a>(runs: impl Iterator<Item = &'a RunResult>) -> Groups<'a> {
 type SetGroups<'a> = BTreeMap<(&'a str, &'a str, &'a str, &'a str), Vec<&'a RunResult>>;
 
 fn group_by_set<'a>(runs: impl Iterator<Item = &'a RunResult>) -> SetGroups<'a> {
-    let mut groups = SetGroups::new();
-    for r in runs {
-        groups
-            .entry((
-                r.pipeline.as_str(),
-                r.command.as_str(),
-                r.pipeline_text.as_str(),
-                r.data.as_str(),
-            ))
-            .or_default()
-            .push(r);
-    }
-    groups
+    group_by(runs, |r| {
+        (
+            r.pipeline.as_str(),
+            r.command.as_str(),
+            r.pipeline_text.as_str(),
+            r.data.as_str(),
+        )
+    })
 }
 
 /// The Markdown table of cross-validated runs, one row per pipeline and seed: error rate
