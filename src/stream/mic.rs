@@ -191,8 +191,35 @@ fn describe_ranges(ranges: &[SupportedStreamConfigRange]) -> Vec<String> {
         .collect()
 }
 
+/// Turns off ALSA's printing of its own errors on this thread (on a machine without a
+/// sound card, a dozen `ALSA lib ...` lines for each device probed), where the errors
+/// cpal returns say what went wrong; `SCARCE_ALSA_ERRORS=1` keeps them.
+fn quiet_alsa() {
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::{c_char, c_int};
+        unsafe extern "C" fn ignore(
+            _: *const c_char,
+            _: c_int,
+            _: *const c_char,
+            _: c_int,
+            _: *const c_char,
+            _: *mut alsa_sys::__va_list_tag,
+        ) {
+        }
+        if std::env::var_os("SCARCE_ALSA_ERRORS").is_none() {
+            // SAFETY: sets this thread's handler to a function that ignores its
+            // arguments and matches the handler's signature.
+            unsafe {
+                alsa_sys::snd_lib_error_set_local(Some(ignore));
+            }
+        }
+    }
+}
+
 /// Every audio host and its input devices.
 pub fn list_hosts() -> Vec<HostInfo> {
+    quiet_alsa();
     let default_host = cpal::default_host().id();
     cpal::available_hosts()
         .into_iter()
@@ -608,6 +635,7 @@ pub struct Mic {
 impl Mic {
     /// Opens the device and starts capturing; `stop` ends the stream.
     pub fn open(opts: &MicOptions, stop: StopFlag) -> Result<Self> {
+        quiet_alsa();
         let host = cpal::default_host();
         let device = find_device(&host, opts.device.as_deref())?;
         let name = match device_id(&device) {

@@ -435,6 +435,17 @@ fn mic_path_reads_an_alsa_file_capture_device() {
         "{list}"
     );
     assert!(list.contains("i16"), "{list}");
+    // without the plugin (and on a machine without a sound card, as CI's), the devices
+    // ALSA cannot open are listed without ALSA's own error lines
+    let bare = tempfile::tempdir().unwrap();
+    let o = scarce()
+        .env("HOME", bare.path())
+        .env_remove("SCARCE_ALSA_ERRORS")
+        .arg("devices")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("ALSA lib"), "{}", stderr(&o));
     // a device that does not exist is named, with the ones that do
     for want in ["99", "no-such-microphone"] {
         let o = scarce()
