@@ -416,14 +416,6 @@ pub fn run_live(
     }
     let model = LiveModel::load(run, &opts.device)
         .with_context(|| format!("loading the model of {}", run.display()))?;
-    let (files, skipped_files) = match &opts.input {
-        Input::Replay(path) => {
-            super::usable_files(replay_files(path)?, opts.skip_bad_files, |f| {
-                Ok(crate::audio::check_wav(f)?)
-            })?
-        }
-        _ => (Vec::new(), 0),
-    };
     let rate = model.rate;
     let length = model.crop.length;
     if opts.hop_s * (rate as f64) < 1.0 {
@@ -434,6 +426,14 @@ pub fn run_live(
         );
     }
     let hop = ((opts.hop_s * rate as f64).round() as usize).max(1);
+    let (files, skipped_files) = match &opts.input {
+        Input::Replay(path) => {
+            super::usable_files(replay_files(path)?, opts.skip_bad_files, |f| {
+                Ok(crate::audio::check_wav(f)?)
+            })?
+        }
+        _ => (Vec::new(), 0),
+    };
     let limit = opts
         .duration_s
         .map(|d| ((d * rate as f64).round() as u64).max(1));
