@@ -580,7 +580,9 @@ impl RunReport {
     }
 
     /// Human-readable table of stages and edges, columns aligned (for `--stats` and the
-    /// end-of-run summary).
+    /// end-of-run summary). `items/s` is what a node handles per second: its output for
+    /// a source, its input for a stage or a sink (a stage that merges many items into
+    /// few, such as windows of chunks, is rated by what it takes).
     pub fn table(&self) -> String {
         let wall_s = self.wall.as_secs_f64();
         let mut out = String::new();
@@ -592,7 +594,7 @@ impl RunReport {
         );
 
         let mut rows = vec![[
-            "stage", "kind", "in", "out", "out/s", "busy", "busy%", "p50", "p99",
+            "stage", "kind", "in", "out", "items/s", "busy", "busy%", "p50", "p99",
         ]
         .map(String::from)
         .to_vec()];
@@ -838,6 +840,7 @@ mod tests {
         assert!(t.starts_with("wall 1.00s (stopped)"), "{t}");
         for needle in [
             "stage",
+            "items/s",
             "p99",
             "a_long_sink_name",
             "src -> a_long_sink_name",
