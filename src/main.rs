@@ -522,6 +522,25 @@ fn share(text: &str) -> Result<f64, String> {
     }
 }
 
+/// What an interrupted run at `dir`, `done` epochs in, is told: where `--resume` takes
+/// it up, from its last checkpoint (written every `checkpoint_every` epochs).
+fn resume_hint(dir: &std::path::Path, done: usize) -> String {
+    let resume = format!("`scarce train --resume {}`", dir.display());
+    match scarce::train::checkpoint::latest(dir) {
+        Ok(Some((_, state))) if state.epoch >= done => {
+            format!("interrupted after epoch {done}: continue with {resume}")
+        }
+        Ok(Some((_, state))) => format!(
+            "interrupted after epoch {done}; the last checkpoint is of epoch {} (the pipeline's `checkpoint_every`), so {resume} continues from epoch {}",
+            state.epoch,
+            state.epoch + 1
+        ),
+        _ => format!(
+            "interrupted after epoch {done}, before the first checkpoint: {resume} starts it again from epoch 1"
+        ),
+    }
+}
+
 /// What the first Ctrl-C does while training.
 const STOP_TRAINING: &str = "finishing the current step and flushing metrics";
 /// What the first Ctrl-C does while streaming.
@@ -532,12 +551,22 @@ const STOP_STREAM: &str = "ending the stream after the windows under way";
 fn stop_on_ctrl_c(what: &'static str) -> StopFlag {
     let stop = StopFlag::new();
     let handler_stop = stop.clone();
+    let first = std::sync::OnceLock::new();
     let _ = ctrlc::set_handler(move || {
-        eprintln!("\nstopping: {what} (Ctrl-C again to force)");
-        if handler_stop.is_stopped() {
-            std::process::exit(130);
+        let now = std::time::Instant::now();
+        match first.get() {
+            None => {
+                let _ = first.set(now);
+                eprintln!("\nstopping: {what} (Ctrl-C again to force)");
+                handler_stop.stop();
+            }
+            // the same interrupt twice (a signal to the process and to its group)
+            Some(t) if now.duration_since(*t) < std::time::Duration::from_secs(1) => {}
+            Some(_) => {
+                eprintln!("forced stop: what was not checkpointed is lost");
+                std::process::exit(130);
+            }
         }
-        handler_stop.stop();
     });
     stop
 }
@@ -571,8 +600,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let s = &outcome.summary;
             println!("run folder: {}", outcome.run_dir.display());
             println!(
-                "{} epochs of {} in {:.1} s (seed {}, device {})",
-                s.epochs_done, s.epochs, s.elapsed_s, s.seed, s.device
+                "{} epoch{} of {} in {:.1} s (seed {}, device {})",
+                s.epochs_done,
+                if s.epochs_done == 1 { "" } else { "s" },
+                s.epochs,
+                s.elapsed_s,
+                s.seed,
+                s.device
             );
             println!("{:<16} {:>9} {:>9}", "data", "final", "best");
             for ((name, fin), (_, best, at)) in s.final_eval.iter().zip(&s.best_eval) {
@@ -583,11 +617,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             if outcome.report.stopped || s.status != "completed" {
-                eprintln!(
-                    "interrupted after epoch {}: continue with `scarce train --resume {}`",
-                    s.epochs_done,
-                    outcome.run_dir.display()
-                );
+                eprintln!("{}", resume_hint(&outcome.run_dir, s.epochs_done));
                 return Ok(ExitCode::from(130));
             }
             Ok(ExitCode::SUCCESS)
@@ -634,10 +664,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let outcome = session::train(&req, stop.clone())?;
                 if outcome.report.stopped || outcome.summary.status != "completed" {
                     eprintln!(
-                        "interrupted after epoch {} of {}: continue with `scarce train --resume {}`",
-                        outcome.summary.epochs_done,
+                        "{}: {}",
                         p.display(),
-                        dir.display()
+                        resume_hint(&dir, outcome.summary.epochs_done)
                     );
                     return Ok(ExitCode::from(130));
                 }
@@ -1247,5 +1276,46 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resume_hint;
+
+    #[test]
+    fn an_interrupted_run_is_told_where_resume_takes_it_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path();
+        // before the first checkpoint
+        let hint = resume_hint(run, 3);
+        assert!(hint.contains("before the first checkpoint"), "{hint}");
+        assert!(hint.contains("from epoch 1"), "{hint}");
+        // a checkpoint of epoch 2 (written every 2 epochs), stopped after epoch 3
+        let ckpt = run.join("checkpoints/epoch-0002");
+        std::fs::create_dir_all(&ckpt).unwrap();
+        let state = scarce::train::checkpoint::CheckpointState {
+            epoch: 2,
+            elapsed_s: 1.0,
+            seed: 1,
+            version: "test".into(),
+        };
+        std::fs::write(
+            ckpt.join("state.json"),
+            serde_json::to_string(&state).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(run.join("checkpoints/latest"), "epoch-0002").unwrap();
+        let hint = resume_hint(run, 3);
+        assert!(
+            hint.contains("last checkpoint is of epoch 2") && hint.contains("from epoch 3"),
+            "{hint}"
+        );
+        // the checkpoint of the last epoch trained
+        let hint = resume_hint(run, 2);
+        assert!(
+            hint.starts_with("interrupted after epoch 2: continue with"),
+            "{hint}"
+        );
     }
 }

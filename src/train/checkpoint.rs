@@ -264,7 +264,8 @@ pub fn require_latest(run: &Path) -> Result<(PathBuf, CheckpointState)> {
             dir(run).display()
         ),
         None => bail!(
-            "{} has no checkpoint yet: train first (`scarce train PIPELINE --out {}`), or wait for the first epoch to finish",
+            "{} has no checkpoint yet: train first (`scarce train PIPELINE --out {}`), or wait for its first checkpoint (every `checkpoint_every` epochs of the pipeline; `scarce train --resume {}` continues a stopped run)",
+            run.display(),
             run.display(),
             run.display()
         ),

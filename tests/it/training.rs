@@ -328,6 +328,32 @@ fn ctrl_c_stops_cleanly_and_flushes_the_summary() {
     assert!(run_dir.join("learning_curve.svg").is_file());
 }
 
+#[test]
+fn an_interrupt_that_arrives_twice_at_once_still_stops_cleanly() {
+    // a signal sent to the process and to its group (`timeout`, a terminal) arrives
+    // twice within a moment: that is one Ctrl-C, not a forced stop
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let mut child = spawn_train(&run_dir, "200");
+    wait_for_epoch(&run_dir, 1, &mut child);
+    for _ in 0..2 {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(!err.contains("forced stop"), "{err}");
+    assert!(err.contains("scarce train --resume"), "{err}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["status"], "interrupted");
+}
+
 /// Rewrites the USPS training file of a data folder with its labels permuted.
 fn shuffle_usps_train_labels(data: &Path) {
     use std::io::{Read, Write};
