@@ -541,6 +541,15 @@ fn eval_line(task: &CvTask, epoch: usize, set: &str, accuracy: f64) -> Option<St
     })
 }
 
+/// A child's own words on an interrupt (its `stopping:` line and its resume hint),
+/// which the parent says once for the whole queue instead.
+fn is_interrupt_line(line: &str) -> bool {
+    let line = line.trim_start();
+    line.starts_with("stopping: ")
+        || line.starts_with("interrupted after epoch ")
+        || line.starts_with("forced stop")
+}
+
 /// How the parallel part ended.
 pub enum Outcome {
     /// Every task finished.
@@ -674,7 +683,8 @@ pub fn run_parallel(
             let stderr = child.stderr.take().expect("piped");
             let forward = std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if !line.trim().is_empty() {
+                    // on Ctrl-C the parent says what stops and how to go on, once for all
+                    if !line.trim().is_empty() && !is_interrupt_line(&line) {
                         eprintln!("{prefix}{line}");
                     }
                 }
@@ -760,7 +770,7 @@ pub fn run_parallel(
                 }
             } else if stop.is_stopped() || interrupted(&status) {
                 eprintln!(
-                    "[{}/{total}] {}fold {}: stopped at its last checkpoint",
+                    "[{}/{total}] {}fold {}: stopped; it continues from its last checkpoint",
                     t.step, t.note, t.fold
                 );
                 stop.stop();
@@ -1033,6 +1043,24 @@ mod tests {
         // nothing left, and no evaluation set
         assert_eq!(fold_work(10, 10, 4, 100, 30), 0.0);
         assert_eq!(fold_work(0, 10, 4, 100, 0), 1000.0);
+    }
+
+    #[test]
+    fn a_childs_own_interrupt_lines_are_left_to_the_parent() {
+        for line in [
+            "stopping: finishing the current step and flushing metrics (Ctrl-C again to force)",
+            "interrupted after epoch 3: continue with `scarce train --resume runs/cv/fold-1`",
+            "forced stop: what was not checkpointed is lost",
+        ] {
+            assert!(is_interrupt_line(line), "{line}");
+        }
+        for line in [
+            "epoch   3/48  loss 1.2",
+            "error: fsdd/recordings/x.wav: not a readable WAV file",
+            "[2026-12-01T00:00:00Z WARN  scarce] skipped: x.wav",
+        ] {
+            assert!(!is_interrupt_line(line), "{line}");
+        }
     }
 
     #[test]
