@@ -35,10 +35,25 @@ pub struct PipelineFile {
 impl PipelineFile {
     /// Reads and parses a pipeline file.
     pub fn load(path: &Path) -> Result<Self, PipelineError> {
-        let text = std::fs::read_to_string(path).map_err(|e| PipelineError::Io {
+        let io = |message: String| PipelineError::Io {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message,
+        };
+        let bytes = std::fs::read(path).map_err(|e| io(e.to_string()))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let before = &e.as_bytes()[..at];
+            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+            io(format!(
+                "not UTF-8 text: byte {at} (line {line}) is 0x{:02x}; save the file as UTF-8",
+                e.as_bytes()[at]
+            ))
         })?;
+        if text.trim().is_empty() {
+            return Err(io(
+                "the file is empty: a pipeline needs at least [pipeline], [train], its [data.NAME] sets and its [stage.NAME] stages (see the files in pipelines/)".to_string(),
+            ));
+        }
         Self::parse(path, text)
     }
 

@@ -84,3 +84,16 @@ fn missing_pipeline_file_is_a_clear_error() {
     let o = run(&["check", "pipelines/does-not-exist.toml"]);
     assert_user_error(&o, &["cannot read pipeline file", "does-not-exist.toml"]);
 }
+
+#[test]
+fn an_empty_or_non_utf8_pipeline_file_says_what_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty.toml");
+    std::fs::write(&empty, "\n  \n").unwrap();
+    let o = run(&["check", empty.to_str().unwrap()]);
+    assert_user_error(&o, &["empty.toml", "the file is empty"]);
+    let latin = tmp.path().join("latin.toml");
+    std::fs::write(&latin, b"[pipeline]\nname = \"caf\xe9\"\n").unwrap();
+    let o = run(&["check", latin.to_str().unwrap()]);
+    assert_user_error(&o, &["latin.toml", "not UTF-8", "byte 22 (line 2)", "0xe9"]);
+}
