@@ -550,6 +550,27 @@ fn is_interrupt_line(line: &str) -> bool {
         || line.starts_with("forced stop")
 }
 
+/// Writes the state of a checkpoint of `epoch` into run folder `run` and points
+/// `latest` at it (no weights: enough for what reads only the state).
+#[cfg(test)]
+pub(crate) fn checkpoint_state_at(run: &Path, epoch: usize) {
+    let name = format!("epoch-{epoch:04}");
+    let ckpt = run.join("checkpoints").join(&name);
+    std::fs::create_dir_all(&ckpt).unwrap();
+    let state = scarce::train::checkpoint::CheckpointState {
+        epoch,
+        elapsed_s: 1.0,
+        seed: 1,
+        version: "test".into(),
+    };
+    std::fs::write(
+        ckpt.join("state.json"),
+        serde_json::to_string(&state).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(run.join("checkpoints/latest"), name).unwrap();
+}
+
 /// How the parallel part ended.
 pub enum Outcome {
     /// Every task finished.
@@ -1000,20 +1021,7 @@ mod tests {
         )
         .unwrap();
         // fold 2 was stopped after its checkpoint of epoch 6
-        let ckpt = out.join("fold-2/checkpoints/epoch-0006");
-        std::fs::create_dir_all(&ckpt).unwrap();
-        let state = scarce::train::checkpoint::CheckpointState {
-            epoch: 6,
-            elapsed_s: 1.0,
-            seed: 1,
-            version: "test".into(),
-        };
-        std::fs::write(
-            ckpt.join("state.json"),
-            serde_json::to_string(&state).unwrap(),
-        )
-        .unwrap();
-        std::fs::write(out.join("fold-2/checkpoints/latest"), "epoch-0006").unwrap();
+        checkpoint_state_at(&out.join("fold-2"), 6);
         let (mut tasks, mut finished, mut step) = (Vec::new(), Vec::new(), 0);
         plan.tasks(None, &mut step, 2, &mut tasks, &mut finished)
             .unwrap();

@@ -1292,20 +1292,7 @@ mod tests {
         assert!(hint.contains("before the first checkpoint"), "{hint}");
         assert!(hint.contains("from epoch 1"), "{hint}");
         // a checkpoint of epoch 2 (written every 2 epochs), stopped after epoch 3
-        let ckpt = run.join("checkpoints/epoch-0002");
-        std::fs::create_dir_all(&ckpt).unwrap();
-        let state = scarce::train::checkpoint::CheckpointState {
-            epoch: 2,
-            elapsed_s: 1.0,
-            seed: 1,
-            version: "test".into(),
-        };
-        std::fs::write(
-            ckpt.join("state.json"),
-            serde_json::to_string(&state).unwrap(),
-        )
-        .unwrap();
-        std::fs::write(run.join("checkpoints/latest"), "epoch-0002").unwrap();
+        crate::cv_jobs::checkpoint_state_at(run, 2);
         let hint = resume_hint(run, 3);
         assert!(
             hint.contains("last checkpoint is of epoch 2") && hint.contains("from epoch 3"),

@@ -215,6 +215,15 @@ fn spawn_train(run_dir: &Path, epochs: &str) -> std::process::Child {
         .unwrap()
 }
 
+/// Sends the process a Ctrl-C (SIGINT).
+fn interrupt(child: &std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 fn wait_for_epoch(run_dir: &Path, epoch: usize, child: &mut std::process::Child) {
     let t = Instant::now();
     loop {
@@ -306,11 +315,7 @@ fn ctrl_c_stops_cleanly_and_flushes_the_summary() {
     let run_dir = tmp.path().join("run");
     let mut child = spawn_train(&run_dir, "200");
     wait_for_epoch(&run_dir, 1, &mut child);
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    interrupt(&child);
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -337,11 +342,7 @@ fn an_interrupt_that_arrives_twice_at_once_still_stops_cleanly() {
     let mut child = spawn_train(&run_dir, "200");
     wait_for_epoch(&run_dir, 1, &mut child);
     for _ in 0..2 {
-        let status = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        interrupt(&child);
     }
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
