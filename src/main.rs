@@ -616,6 +616,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     100.0 * best
                 );
             }
+            print!(
+                "{}",
+                scarce::results::open_set_lines("open set (final)", &s.final_open_set)
+            );
             if outcome.report.stopped || s.status != "completed" {
                 eprintln!("{}", resume_hint(&outcome.run_dir, s.epochs_done));
                 return Ok(ExitCode::from(130));

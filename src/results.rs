@@ -820,6 +820,38 @@ pub fn open_set_table(runs: &[RunResult]) -> String {
     s
 }
 
+/// A plain-text table of open-set metrics (as `scarce train` and `scarce compare` print
+/// them after their accuracy tables): a row per `(label, metrics)`, headed `heading`;
+/// empty without rows. UNK and H-score read `-` where the set had no unknown examples.
+pub fn open_set_lines(heading: &str, rows: &[(String, OpenSetMetrics)]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let w = rows
+        .iter()
+        .map(|r| r.0.len())
+        .chain([heading.len()])
+        .max()
+        .unwrap_or(0);
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
+    let mut s = format!(
+        "{heading:<w$}  {:>6} {:>6} {:>6} {:>6} {:>6}\n",
+        "OS", "OS*", "ALL", "UNK", "H"
+    );
+    for (label, m) in rows {
+        let _ = writeln!(
+            s,
+            "{label:<w$}  {:>6} {:>6} {:>6} {:>6} {:>6}",
+            pct(Some(m.os)),
+            pct(Some(m.os_star)),
+            pct(Some(m.all)),
+            pct(m.unk),
+            pct(m.h_score)
+        );
+    }
+    s
+}
+
 /// A plain-text table of runs side by side (as `scarce compare` prints it): method,
 /// evaluation set, final and best accuracy, wall time, and the change of the final
 /// accuracy against the first run in points (where both were evaluated on the same set).
@@ -852,6 +884,14 @@ pub fn comparison(runs: &[RunResult]) -> String {
             r.wall_s,
             change
         );
+    }
+    let open: Vec<(String, OpenSetMetrics)> = runs
+        .iter()
+        .filter_map(|r| r.open_set.map(|m| (r.pipeline.clone(), m)))
+        .collect();
+    if !open.is_empty() {
+        s.push('\n');
+        s.push_str(&open_set_lines("open set (final)", &open));
     }
     s
 }
@@ -1132,6 +1172,48 @@ mod tests {
         other.data = "mnist_test".into();
         let t = comparison(&[r("so", 1, 0.6), other]);
         assert!(t.lines().nth(2).unwrap().trim_end().ends_with("n/a"), "{t}");
+    }
+
+    #[test]
+    fn comparison_of_open_set_runs_adds_their_metrics() {
+        let m = OpenSetMetrics {
+            os: 0.721,
+            os_star: 0.838,
+            all: 0.565,
+            unk: Some(0.133),
+            h_score: Some(0.229),
+        };
+        let mut osbp = r("digits-osbp", 1, 0.565);
+        osbp.open_set = Some(m);
+        let closed = r("mcd", 1, 0.93);
+        // closed-set runs alone: no open-set block
+        assert!(!comparison(std::slice::from_ref(&closed)).contains("OS*"));
+        let t = comparison(&[closed, osbp]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 6, "{t}");
+        assert!(lines[3].is_empty(), "{t}");
+        assert!(
+            lines[4].starts_with("open set (final)") && lines[4].contains("OS*"),
+            "{t}"
+        );
+        let row: Vec<&str> = lines[5].split_whitespace().collect();
+        assert_eq!(
+            row,
+            ["digits-osbp", "72.1%", "83.8%", "56.5%", "13.3%", "22.9%"],
+            "{t}"
+        );
+        // a set without unknown examples has no UNK or H-score
+        let known_only = OpenSetMetrics {
+            unk: None,
+            h_score: None,
+            ..m
+        };
+        let t = open_set_lines("data", &[("usps_test".into(), known_only)]);
+        assert!(
+            t.lines().nth(1).unwrap().trim_end().ends_with("-      -"),
+            "{t}"
+        );
+        assert_eq!(open_set_lines("data", &[]), "");
     }
 
     #[test]

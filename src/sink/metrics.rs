@@ -37,6 +37,10 @@ pub struct Summary {
     pub final_eval: Vec<(String, f64)>,
     /// Best accuracy on each evaluation set over all epochs, with its epoch.
     pub best_eval: Vec<(String, f64, usize)>,
+    /// Open-set methods: OS, OS*, ALL, UNK and H-score on each evaluation set after the
+    /// last finished epoch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub final_open_set: Vec<(String, crate::openset::OpenSetMetrics)>,
     /// Training wall time, seconds (over resumed sessions too).
     pub elapsed_s: f64,
     /// Data files left out as unreadable (`skip_bad_files`), with the reason.
@@ -169,6 +173,7 @@ impl MetricsSink {
             device: self.device.clone(),
             final_eval: last.map(|m| m.eval.clone()).unwrap_or_default(),
             best_eval: best,
+            final_open_set: last.map(|m| m.open_set.clone()).unwrap_or_default(),
             elapsed_s: last.map(|m| m.elapsed_s).unwrap_or(0.0),
             skipped_files: self.skipped.clone(),
         }

@@ -64,6 +64,15 @@ impl ProgressSink {
     }
 }
 
+/// `" (OS 72.1, UNK 13.3)"`: what an epoch line adds after an open-set evaluation's
+/// overall accuracy.
+fn open_set_note(m: &crate::openset::OpenSetMetrics) -> String {
+    match m.unk {
+        Some(unk) => format!(" (OS {:.1}, UNK {:.1})", 100.0 * m.os, 100.0 * unk),
+        None => format!(" (OS {:.1})", 100.0 * m.os),
+    }
+}
+
 impl Sink<Item> for ProgressSink {
     fn consume(&mut self, item: Item) -> Result<(), BoxError> {
         if self.quiet {
@@ -96,7 +105,14 @@ impl Sink<Item> for ProgressSink {
                 let evals: Vec<String> = m
                     .eval
                     .iter()
-                    .map(|(n, a)| format!("  {n} {:.2}%", 100.0 * a))
+                    .map(|(n, a)| {
+                        let open = m.open_set.iter().find(|(o, _)| o == n);
+                        format!(
+                            "  {n} {:.2}%{}",
+                            100.0 * a,
+                            open.map(|(_, o)| open_set_note(o)).unwrap_or_default()
+                        )
+                    })
                     .collect();
                 let note = self.note.as_ref().and_then(|n| (n.0)(&m));
                 eprintln!(
@@ -120,5 +136,29 @@ impl Sink<Item> for ProgressSink {
             b.finish_and_clear();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openset::OpenSetMetrics;
+
+    #[test]
+    fn open_set_note_gives_os_and_unk_where_there_are_unknowns() {
+        let m = OpenSetMetrics {
+            os: 0.7214,
+            os_star: 0.838,
+            all: 0.565,
+            unk: Some(0.1333),
+            h_score: Some(0.229),
+        };
+        assert_eq!(open_set_note(&m), " (OS 72.1, UNK 13.3)");
+        let known_only = OpenSetMetrics {
+            unk: None,
+            h_score: None,
+            ..m
+        };
+        assert_eq!(open_set_note(&known_only), " (OS 72.1)");
     }
 }

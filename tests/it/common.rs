@@ -73,7 +73,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Trains shipped pipeline `pipeline` (a path from the repository root) for one epoch on
 /// the built-in data into `run_dir`, asserting that it succeeds.
-pub fn train_one_epoch(pipeline: &str, run_dir: &Path) {
+pub fn train_one_epoch(pipeline: &str, run_dir: &Path) -> Output {
     let o = run(&[
         "train",
         pipeline,
@@ -84,6 +84,7 @@ pub fn train_one_epoch(pipeline: &str, run_dir: &Path) {
         "--quiet",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    o
 }
 
 /// The small test pipeline.

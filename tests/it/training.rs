@@ -526,7 +526,7 @@ fn fold_is_refused_for_a_pipeline_without_folds() {
 fn osbp_trains_on_the_known_classes_and_reports_open_set_metrics() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
-    train_one_epoch("pipelines/digits-osbp-mnist-usps.toml", &run_dir);
+    let o = train_one_epoch("pipelines/digits-osbp-mnist-usps.toml", &run_dir);
     let m = metrics(&run_dir);
     let (name, os) = (&m[0]["open_set"][0][0], &m[0]["open_set"][0][1]);
     assert_eq!(name, "usps_test");
@@ -536,6 +536,22 @@ fn osbp_trains_on_the_known_classes_and_reports_open_set_metrics() {
     }
     // ALL is the plain accuracy with digits 5-9 counted as the unknown class
     assert_eq!(os["all"], m[0]["eval"][0][1]);
+    // the run's summary carries them, and `train` prints them after the accuracies
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["final_open_set"][0][1], *os);
+    let printed = stdout(&o);
+    let row = printed
+        .lines()
+        .skip_while(|l| !l.starts_with("open set (final)"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no open-set rows in {printed}"));
+    assert!(
+        row.starts_with("usps_test")
+            && row.contains(&format!("{:.1}%", 100.0 * os["os"].as_f64().unwrap())),
+        "{printed}"
+    );
 
     // the source set holds the known classes only: nothing in the unknown row
     let o = run(&[
