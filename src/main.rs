@@ -96,13 +96,16 @@ Each pipeline gets a run folder OUT/N-FILE, N its place in the list and FILE the
 file's name (default OUT: runs/compare-TIMESTAMP). The table gives the final and best
 accuracy on each pipeline's first evaluation set and the change of the final accuracy
 against the first pipeline, in points; OUT/embedding.svg draws the runs' generator
-features side by side (t-SNE). Ctrl-C stops the current run after flushing its metrics;
-`scarce train --resume OUT/N-FILE` continues it.")]
+features side by side (t-SNE). Ctrl-C stops the current run after flushing its metrics
+and prints the command that continues the comparison: the same with --out OUT, which
+keeps the finished runs, resumes the stopped one from its last checkpoint and trains the
+rest.")]
     Compare {
         /// Pipeline files; the first is the baseline the others are compared with.
         #[arg(required = true, num_args = 2..)]
         pipelines: Vec<PathBuf>,
-        /// Folder for the run folders (default: runs/compare-TIMESTAMP).
+        /// Folder for the run folders (default: runs/compare-TIMESTAMP); the folder of an
+        /// earlier comparison of the same pipelines continues it.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         #[command(flatten)]
@@ -541,6 +544,53 @@ fn resume_hint(dir: &std::path::Path, done: usize) -> String {
     }
 }
 
+/// What `scarce compare` says when one of its runs stopped: the run's own state, and the
+/// command that continues the whole comparison (this one, with `--out ROOT` added where
+/// it chose the folder itself): finished runs are kept, the stopped one resumes.
+fn compare_resume_hint(
+    dir: &std::path::Path,
+    done: usize,
+    root: &std::path::Path,
+    add_out: bool,
+) -> String {
+    let mut args: Vec<String> = std::env::args().skip(1).map(|a| shell_word(&a)).collect();
+    if add_out {
+        args.push("--out".into());
+        args.push(shell_word(&root.display().to_string()));
+    }
+    let command = format!("`scarce {}`", args.join(" "));
+    let (state, next) = match scarce::train::checkpoint::latest(dir) {
+        Ok(Some((_, state))) if state.epoch >= done => (
+            format!("stopped after epoch {done}"),
+            format!("continues from epoch {}", state.epoch + 1),
+        ),
+        Ok(Some((_, state))) => (
+            format!(
+                "stopped after epoch {done}; its last checkpoint is of epoch {} (the pipeline's `checkpoint_every`)",
+                state.epoch
+            ),
+            format!("continues from epoch {}", state.epoch + 1),
+        ),
+        _ => (
+            format!("stopped after epoch {done}, before its first checkpoint"),
+            "starts again from epoch 1".to_string(),
+        ),
+    };
+    format!(
+        "{state}: continue the comparison with {command} (finished runs are kept; this one {next})"
+    )
+}
+
+/// `word` quoted for a POSIX shell where it needs it.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// What the first Ctrl-C does while training.
 const STOP_TRAINING: &str = "finishing the current step and flushing metrics";
 /// What the first Ctrl-C does while streaming.
@@ -632,6 +682,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             run,
         } => {
             let stop = stop_on_ctrl_c(STOP_TRAINING);
+            let chose_root = out.is_none();
             let root = out.unwrap_or_else(|| {
                 PathBuf::from("runs").join(format!("compare-{}", session::timestamp()))
             });
@@ -646,21 +697,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| format!("run{i}"));
                 let dir = root.join(format!("{}-{stem}", i + 1));
-                eprintln!(
-                    "[{}/{}] {} -> {}",
-                    i + 1,
-                    pipelines.len(),
-                    p.display(),
-                    dir.display()
-                );
+                let step = format!("[{}/{}] {}", i + 1, pipelines.len(), p.display());
+                let resume = match session::earlier_run(&dir, p, run.seed, run.epochs, run.fold)? {
+                    session::EarlierRun::Finished(r) => {
+                        eprintln!("{step}: finished earlier ({})", dir.display());
+                        results.push(*r);
+                        continue;
+                    }
+                    session::EarlierRun::Interrupted => {
+                        eprintln!("{step} -> {} (continuing it)", dir.display());
+                        true
+                    }
+                    session::EarlierRun::Absent => {
+                        eprintln!("{step} -> {}", dir.display());
+                        false
+                    }
+                };
                 let req = TrainRequest {
-                    pipeline: Some(p.clone()),
-                    resume: None,
-                    out: Some(dir.clone()),
+                    pipeline: (!resume).then(|| p.clone()),
+                    resume: resume.then(|| dir.clone()),
+                    out: (!resume).then(|| dir.clone()),
                     data_dir: run.data_dir.clone(),
-                    seed: run.seed,
+                    // a resumed run keeps its own seed and fold (checked above)
+                    seed: run.seed.filter(|_| !resume),
                     epochs: run.epochs,
-                    fold: run.fold,
+                    fold: run.fold.filter(|_| !resume),
                     device: run.device.clone(),
                     quiet: run.quiet,
                     epoch_note: None,
@@ -670,7 +731,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     eprintln!(
                         "{}: {}",
                         p.display(),
-                        resume_hint(&dir, outcome.summary.epochs_done)
+                        compare_resume_hint(&dir, outcome.summary.epochs_done, &root, chose_root)
                     );
                     return Ok(ExitCode::from(130));
                 }
@@ -1285,7 +1346,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::resume_hint;
+    use super::{resume_hint, shell_word};
+
+    #[test]
+    fn shell_words_are_quoted_only_where_a_shell_needs_it() {
+        assert_eq!(shell_word("pipelines/a-b.toml"), "pipelines/a-b.toml");
+        assert_eq!(shell_word("--epochs=30"), "--epochs=30");
+        assert_eq!(shell_word("my runs/x"), "'my runs/x'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("$HOME"), "'$HOME'");
+    }
 
     #[test]
     fn an_interrupted_run_is_told_where_resume_takes_it_up() {

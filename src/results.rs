@@ -261,7 +261,7 @@ pub fn read_run_on(
 /// A pipeline's settings as text with comments, key order and layout removed.
 /// The `[pipeline]` table's descriptions (`description`, `task`, `reference`) are left
 /// out: rewording them does not change what a run does.
-fn canonical(text: &str) -> String {
+pub(crate) fn canonical(text: &str) -> String {
     match toml::from_str::<toml::Table>(text) {
         Ok(mut t) => {
             if let Some(toml::Value::Table(p)) = t.get_mut("pipeline") {

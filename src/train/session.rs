@@ -184,6 +184,87 @@ fn has_folds(file: &PipelineFile) -> bool {
         .any(|d| d.get_ref().set.get_ref().sound().is_some())
 }
 
+/// What a folder holds for a run that is asked for again (as `scarce compare --out`
+/// does for each of its pipelines).
+#[derive(Debug)]
+pub enum EarlierRun {
+    /// No run was started there: train one.
+    Absent,
+    /// The run finished: keep it.
+    Finished(Box<crate::results::RunResult>),
+    /// The run stopped after a checkpoint: resume it.
+    Interrupted,
+}
+
+/// Looks in `dir` for a run of `pipeline` with the seed, epochs and fold asked for
+/// (`None`: the pipeline's own). A run of another pipeline file, of an edited one, or
+/// with other settings is an error naming what differs: it is neither kept nor resumed.
+pub fn earlier_run(
+    dir: &Path,
+    pipeline: &Path,
+    seed: Option<u64>,
+    epochs: Option<usize>,
+    fold: Option<usize>,
+) -> Result<EarlierRun> {
+    let Ok(earlier) = RunSettings::load(dir) else {
+        return Ok(EarlierRun::Absent);
+    };
+    let (file, _) = load_pipeline(pipeline, epochs)?;
+    let train = file
+        .spec
+        .train
+        .as_ref()
+        .context("this pipeline has no [train] section, so it cannot be trained")?
+        .get_ref();
+    let used = fs::read_to_string(dir.join(PIPELINE_FILE))
+        .with_context(|| format!("reading {}", dir.join(PIPELINE_FILE).display()))?;
+    let differs = |what: String| {
+        anyhow::anyhow!(
+            "{} holds a run {what}: it is neither kept nor continued (choose another --out)",
+            dir.display()
+        )
+    };
+    if crate::results::canonical(&used) != crate::results::canonical(&file.text) {
+        return Err(differs(format!(
+            "of another pipeline than {} (or of an earlier version of it)",
+            pipeline.display()
+        )));
+    }
+    let wanted_seed = seed.unwrap_or(train.seed);
+    if earlier.seed != wanted_seed {
+        return Err(differs(format!(
+            "with seed {}, not {wanted_seed}",
+            earlier.seed
+        )));
+    }
+    let wanted_epochs = *train.epochs.get_ref();
+    if earlier.epochs != wanted_epochs {
+        return Err(differs(format!(
+            "of {} epochs, not {wanted_epochs}",
+            earlier.epochs
+        )));
+    }
+    if earlier.fold != fold {
+        let name =
+            |f: Option<usize>| f.map_or("the pipeline's fold".to_string(), |f| format!("fold {f}"));
+        return Err(differs(format!(
+            "holding out {}, not {}",
+            name(earlier.fold),
+            name(fold)
+        )));
+    }
+    if dir.join(crate::sink::metrics::SUMMARY_FILE).exists() {
+        if let Some(r) = crate::results::read_run(dir, None)? {
+            return Ok(EarlierRun::Finished(Box::new(r)));
+        }
+    }
+    Ok(if checkpoint::latest(dir)?.is_some() {
+        EarlierRun::Interrupted
+    } else {
+        EarlierRun::Absent
+    })
+}
+
 /// Runs (or resumes) a training session. `stop` is set by Ctrl-C.
 pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
     let choice: crate::model::device::DeviceChoice = req.device.parse()?;

@@ -515,6 +515,77 @@ fn compare_trains_each_pipeline_and_prints_the_change() {
 }
 
 #[test]
+fn compare_stopped_by_ctrl_c_continues_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("cmp");
+    let second = tmp.path().join("tiny2.toml");
+    std::fs::copy(tiny_pipeline(), &second).unwrap();
+    let mut child = scarce()
+        .args([
+            "compare",
+            tiny_pipeline().to_str().unwrap(),
+            second.to_str().unwrap(),
+            "--epochs",
+            "30",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stopped = out.join("2-tiny2");
+    wait_for_epoch(&stopped, 2, &mut child);
+    interrupt(&child);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let err = stderr(&o);
+    // the hint is the command that continues the whole comparison
+    let command = err
+        .split("continue the comparison with `scarce ")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no command in {err}"));
+    let args: Vec<&str> = command.split_whitespace().collect();
+    assert!(
+        args.windows(2)
+            .any(|w| w == ["--out", out.to_str().unwrap()]),
+        "{err}"
+    );
+    let done = metrics(&stopped).len();
+    assert!(done < 30, "stopped early ({done} epochs)");
+
+    // another seed does not reuse these runs
+    let mut other = args.clone();
+    other.extend(["--seed", "9"]);
+    assert_user_error(&run(&other), &["1-tiny", "holds a run with seed 7, not 9"]);
+
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("tiny.toml: finished earlier"), "{err}");
+    assert!(err.contains("2-tiny2 (continuing it)"), "{err}");
+    let epochs: Vec<u64> = metrics(&stopped)
+        .iter()
+        .map(|v| v["epoch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        epochs,
+        (1..=30).collect::<Vec<u64>>(),
+        "each epoch logged once"
+    );
+    let table = stdout(&o);
+    assert!(
+        table.lines().any(|l| l.starts_with("tiny "))
+            && table
+                .lines()
+                .any(|l| l.starts_with("tiny ") && l.contains("+0.0")),
+        "the same pipeline twice, with the same seed: no change\n{table}"
+    );
+}
+
+#[test]
 fn fold_is_refused_for_a_pipeline_without_folds() {
     let tmp = tempfile::tempdir().unwrap();
     let o = train(&tmp.path().join("run"), &["--fold", "2"]);
