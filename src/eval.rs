@@ -138,6 +138,10 @@ impl Evaluation {
     }
 }
 
+/// Told how many examples of a set are evaluated so far, after each batch (for a
+/// progress display; `&|_| {}` for none).
+pub type Tick<'a> = &'a dyn Fn(usize);
+
 /// Predicted classes of every image of `set` for each head of `net`, after
 /// `normalize`, on `device` (a plain, non-autodiff device).
 ///
@@ -149,6 +153,7 @@ pub fn predict(
     normalize: Option<Normalize>,
     device: &Device,
     open: Option<OpenSet>,
+    done: Tick<'_>,
 ) -> Vec<Vec<u8>> {
     let pix = set.height * set.width;
     let mut pred = vec![Vec::with_capacity(set.len()); net.heads().len()];
@@ -172,6 +177,7 @@ pub fn predict(
                 None => pred[head].extend(classes),
             }
         }
+        done(end);
     }
     debug_assert!(pred.iter().all(|p| p.len() == set.len()) || pix == 0);
     pred
@@ -205,13 +211,14 @@ pub fn evaluate(
     normalize: Option<Normalize>,
     device: &Device,
     open: Option<OpenSet>,
+    done: Tick<'_>,
 ) -> Vec<Evaluation> {
     per_head(
         net,
         &set.name,
         set.num_classes,
         &set.labels,
-        predict(net, set, normalize, device, open),
+        predict(net, set, normalize, device, open, done),
         open.map(|o| o.known),
     )
 }
@@ -254,16 +261,26 @@ pub enum EvalSet {
 
 impl EvalSet {
     /// Evaluates every head of `net` on the set; `open`: see [`evaluate`] (images).
+    /// `done` is told how many examples are evaluated, after each batch.
     pub fn evaluate(
         &self,
         net: &dyn Predictor,
         normalize: Option<Normalize>,
         device: &Device,
         open: Option<OpenSet>,
+        done: Tick<'_>,
     ) -> Vec<Evaluation> {
         match self {
-            EvalSet::Images(set) => evaluate(net, set, normalize, device, open),
-            EvalSet::Sound(set, crop) => evaluate_sound(net, set, crop, device),
+            EvalSet::Images(set) => evaluate(net, set, normalize, device, open, done),
+            EvalSet::Sound(set, crop) => evaluate_sound(net, set, crop, device, done),
+        }
+    }
+
+    /// The set's name.
+    pub fn name(&self) -> &str {
+        match self {
+            EvalSet::Images(s) => &s.name,
+            EvalSet::Sound(s, _) => &s.name,
         }
     }
 }
@@ -311,6 +328,7 @@ pub fn predict_sound(
     set: &SoundSet,
     crop: &CropConfig,
     device: &Device,
+    done: Tick<'_>,
 ) -> Vec<Vec<Vec<f32>>> {
     let heads = net.heads().len();
     let mut out = vec![Vec::with_capacity(set.len()); heads];
@@ -338,6 +356,7 @@ pub fn predict_sound(
                 out[h].push(mean);
             }
         }
+        done(end);
     }
     out
 }
@@ -348,8 +367,9 @@ pub fn evaluate_sound(
     set: &SoundSet,
     crop: &CropConfig,
     device: &Device,
+    done: Tick<'_>,
 ) -> Vec<Evaluation> {
-    let predictions = predict_sound(net, set, crop, device)
+    let predictions = predict_sound(net, set, crop, device, done)
         .into_iter()
         .map(|probs| probs.iter().map(|p| argmax(p) as u8).collect())
         .collect();
@@ -380,6 +400,49 @@ pub fn argmax(v: &[f32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A network that answers class 0 for everything.
+    struct Zero;
+
+    impl Predictor for Zero {
+        fn heads(&self) -> &'static [&'static str] {
+            &["c"]
+        }
+        fn predict(&self, x: Tensor<4>) -> Vec<Tensor<2>> {
+            let n = x.dims()[0];
+            let p: Vec<f32> = (0..n).flat_map(|_| [1.0, 0.0]).collect();
+            vec![Tensor::<2>::from_data(
+                TensorData::new(p, [n, 2]),
+                &x.device(),
+            )]
+        }
+        fn features(&self, x: Tensor<4>) -> Tensor<2> {
+            x.flatten(1, 3)
+        }
+    }
+
+    #[test]
+    fn evaluation_tells_its_progress_after_each_batch() {
+        let n = EVAL_BATCH * 2 + 88;
+        let set = EvalSet::Images(std::sync::Arc::new(ImageSet {
+            name: "t".into(),
+            height: 2,
+            width: 2,
+            pixels: vec![0.5; n * 4],
+            labels: (0..n).map(|i| (i % 2) as u8).collect(),
+            num_classes: 2,
+        }));
+        let ticks = std::cell::RefCell::new(Vec::new());
+        let e = set.evaluate(&Zero, None, &Device::flex(), None, &|done| {
+            ticks.borrow_mut().push(done)
+        });
+        assert_eq!(
+            ticks.into_inner(),
+            [EVAL_BATCH, 2 * EVAL_BATCH, n],
+            "one tick per batch, the last at the whole set"
+        );
+        assert_eq!((e[0].correct, e[0].total), (n / 2, n));
+    }
 
     #[test]
     fn confusion_and_per_class_accuracy() {

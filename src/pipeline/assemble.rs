@@ -358,6 +358,8 @@ impl PipelineFile {
         let epochs = *train.epochs.get_ref();
         let first_epoch = ctx.resume.as_ref().map(|(_, s)| s.epoch + 1).unwrap_or(1);
         let mut sets: BTreeMap<String, Dataset> = BTreeMap::new();
+        // the progress sink's bar, lent to the model stage to show its evaluations
+        let status = crate::sink::progress::StatusLine::default();
         let load = |sets: &mut BTreeMap<String, Dataset>, name: &str| -> Result<Dataset> {
             if let Some(s) = sets.get(name) {
                 return Ok(s.clone());
@@ -456,6 +458,7 @@ impl PipelineFile {
                             .unwrap_or(1),
                         eval_every: train.eval_every.as_ref().map(|c| *c.get_ref()).unwrap_or(1),
                         resume_from: ctx.resume.clone(),
+                        status: status.clone(),
                     };
                     graph.add_stage(&sp.name, Trainer::new(setup)?)
                 }
@@ -493,7 +496,8 @@ impl PipelineFile {
                     ProgressSink::new(
                         ctx.quiet || st.quiet.as_ref().map(|q| *q.get_ref()).unwrap_or(false),
                     )
-                    .with_note(ctx.epoch_note.clone()),
+                    .with_note(ctx.epoch_note.clone())
+                    .with_status(status.clone()),
                 ),
             };
             ids.insert(sp.name.clone(), id);

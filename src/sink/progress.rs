@@ -5,7 +5,7 @@ use crate::graph::{BoxError, Sink};
 use crate::item::{EpochMetrics, Item, Report};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// What gives the words for a finished epoch's line.
 pub type NoteFn = dyn Fn(&EpochMetrics) -> Option<String> + Send + Sync;
@@ -21,9 +21,41 @@ impl fmt::Debug for EpochNote {
     }
 }
 
+/// The progress bar of the epoch under way, shared with the model stage so that it can
+/// say what it does between the epoch's last step and the epoch's line (evaluating,
+/// which takes long on large sound sets). Without a bar (quiet, not on a terminal, or
+/// no progress stage) it says nothing.
+#[derive(Clone, Default)]
+pub struct StatusLine(Arc<Mutex<Option<ProgressBar>>>);
+
+impl StatusLine {
+    /// Shows `msg` in place of the running loss and accuracy.
+    pub fn say(&self, msg: impl FnOnce() -> String) {
+        if let Some(b) = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            b.set_message(msg());
+        }
+    }
+
+    fn set(&self, bar: Option<ProgressBar>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = bar;
+    }
+}
+
+impl fmt::Debug for StatusLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StatusLine(..)")
+    }
+}
+
 /// Shows training progress.
 pub struct ProgressSink {
     bar: Option<ProgressBar>,
+    status: StatusLine,
     epochs: usize,
     per_epoch: usize,
     quiet: bool,
@@ -39,7 +71,14 @@ impl ProgressSink {
             per_epoch: 0,
             quiet,
             note: None,
+            status: StatusLine::default(),
         }
+    }
+
+    /// Lends each epoch's bar to `status`.
+    pub fn with_status(mut self, status: StatusLine) -> Self {
+        self.status = status;
+        self
     }
 
     /// Adds `note`'s words to each finished epoch's line.
@@ -51,7 +90,7 @@ impl ProgressSink {
     fn bar(&mut self, epoch: usize) -> &ProgressBar {
         let epochs = self.epochs;
         let per_epoch = self.per_epoch as u64;
-        self.bar.get_or_insert_with(|| {
+        if self.bar.is_none() {
             let b = ProgressBar::new(per_epoch);
             b.set_style(
                 ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({elapsed})")
@@ -59,8 +98,17 @@ impl ProgressSink {
                     .progress_chars("=> "),
             );
             b.set_prefix(format!("epoch {epoch}/{epochs}"));
-            b
-        })
+            self.status.set(Some(b.clone()));
+            self.bar = Some(b);
+        }
+        self.bar.as_ref().expect("created above")
+    }
+
+    fn end_bar(&mut self) {
+        self.status.set(None);
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
     }
 }
 
@@ -99,9 +147,7 @@ impl Sink<Item> for ProgressSink {
                 b.set_message(format!("loss {loss:.4} acc {:.1}%", 100.0 * acc));
             }
             Report::Epoch(m) => {
-                if let Some(b) = self.bar.take() {
-                    b.finish_and_clear();
-                }
+                self.end_bar();
                 let evals: Vec<String> = m
                     .eval
                     .iter()
@@ -132,9 +178,7 @@ impl Sink<Item> for ProgressSink {
     }
 
     fn finish(&mut self) -> Result<(), BoxError> {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
-        }
+        self.end_bar();
         Ok(())
     }
 }
@@ -143,6 +187,39 @@ impl Sink<Item> for ProgressSink {
 mod tests {
     use super::*;
     use crate::openset::OpenSetMetrics;
+
+    #[test]
+    fn the_model_stage_speaks_through_the_bar_of_the_epoch_under_way() {
+        let status = StatusLine::default();
+        status.say(|| panic!("nothing to say without a bar"));
+        let mut sink = ProgressSink::new(false).with_status(status.clone());
+        sink.consume(Item::Report(Report::Start {
+            first_epoch: 1,
+            epochs: 2,
+            iterations_per_epoch: 3,
+        }))
+        .unwrap();
+        sink.consume(Item::Report(Report::Step {
+            epoch: 1,
+            loss: 1.0,
+            acc: 0.5,
+        }))
+        .unwrap();
+        status.say(|| "evaluating t: 32/500".into());
+        assert_eq!(sink.bar.as_ref().unwrap().message(), "evaluating t: 32/500");
+        sink.finish().unwrap();
+        status.say(|| panic!("the epoch's bar is gone"));
+        // a quiet sink draws no bar
+        let mut quiet = ProgressSink::new(true).with_status(status.clone());
+        quiet
+            .consume(Item::Report(Report::Step {
+                epoch: 1,
+                loss: 1.0,
+                acc: 0.5,
+            }))
+            .unwrap();
+        status.say(|| panic!("quiet"));
+    }
 
     #[test]
     fn open_set_note_gives_os_and_unk_where_there_are_unknowns() {

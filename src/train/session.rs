@@ -698,7 +698,21 @@ pub fn evaluate_run(
                 );
             }
             let set = file.eval_set(&plan, n, &data_dir)?;
-            Ok(set.evaluate(net.as_ref(), normalize, &device, open))
+            // a bar on a terminal only: large sound sets take minutes on a CPU
+            let bar = indicatif::ProgressBar::new(set.len() as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "evaluating {prefix} [{bar:30}] {pos}/{len} ({elapsed}, about {eta} left)",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(n.clone());
+            let evals = set.evaluate(net.as_ref(), normalize, &device, open, &|done| {
+                bar.set_position(done as u64)
+            });
+            bar.finish_and_clear();
+            Ok(evals)
         })
         .collect::<Result<Vec<_>>>()
         .map(|v| v.into_iter().flatten().collect())

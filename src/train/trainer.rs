@@ -39,6 +39,8 @@ pub struct TrainerSetup {
     pub eval_every: usize,
     /// Checkpoint to resume from.
     pub resume_from: Option<(PathBuf, CheckpointState)>,
+    /// The progress display's line, told how far each evaluation is.
+    pub status: crate::sink::progress::StatusLine,
 }
 
 /// The training model stage.
@@ -164,11 +166,15 @@ impl Trainer {
         let evals: Vec<crate::eval::Evaluation> = sets
             .iter()
             .flat_map(|set| {
+                let (name, total) = (set.name(), set.len());
+                let status = &self.setup.status;
+                status.say(|| format!("evaluating {name}: 0/{total}"));
                 set.evaluate(
                     predictor.as_ref(),
                     self.setup.normalize,
                     &self.setup.device,
                     open,
+                    &|done| status.say(|| format!("evaluating {name}: {done}/{total}")),
                 )
             })
             .collect();
