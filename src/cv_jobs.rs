@@ -413,7 +413,7 @@ pub fn left_note(folds_left: usize, estimate: Option<(f64, bool)>) -> String {
     let plural = if folds_left == 1 { "" } else { "s" };
     match estimate {
         Some((minutes, rough)) => format!(
-            "; {folds_left} fold{plural} left, about {}{}",
+            "; {folds_left} fold{plural} left, {}{}",
             duration_text(minutes),
             if rough { " (rough)" } else { "" }
         ),
@@ -421,13 +421,15 @@ pub fn left_note(folds_left: usize, estimate: Option<(f64, bool)>) -> String {
     }
 }
 
-/// `25 min`, `1 h`, `1 h 40 min`, rounded to the minute (at least 1 min).
+/// `about 25 min`, `about 1 h`, `about 1 h 40 min`, rounded to the minute, or `under
+/// 1 min`.
 fn duration_text(minutes: f64) -> String {
     let m = minutes.max(0.0).round() as u64;
     match (m / 60, m % 60) {
-        (0, m) => format!("{} min", m.max(1)),
-        (h, 0) => format!("{h} h"),
-        (h, m) => format!("{h} h {m} min"),
+        (0, 0) => "under 1 min".to_string(),
+        (0, m) => format!("about {m} min"),
+        (h, 0) => format!("about {h} h"),
+        (h, m) => format!("about {h} h {m} min"),
     }
 }
 
@@ -1066,6 +1068,7 @@ mod tests {
             "epoch   3/48  loss 1.2",
             "error: fsdd/recordings/x.wav: not a readable WAV file",
             "[2026-12-01T00:00:00Z WARN  scarce] skipped: x.wav",
+            "warning: 1 unreadable data file(s) skipped (skip_bad_files)",
         ] {
             assert!(!is_interrupt_line(line), "{line}");
         }
@@ -1081,7 +1084,11 @@ mod tests {
         );
         assert_eq!(
             left_note(2, Some((0.2, true))),
-            "; 2 folds left, about 1 min (rough)"
+            "; 2 folds left, under 1 min (rough)"
+        );
+        assert_eq!(
+            left_note(2, Some((0.6, false))),
+            "; 2 folds left, about 1 min"
         );
         assert_eq!(
             left_note(2, Some((59.6, false))),
@@ -1143,7 +1150,7 @@ mod tests {
         let note = queue_note(&t, &QueueClock::default(), &[]);
         let line = (note.0)(&evaluated).unwrap();
         assert!(
-            line.starts_with("; 1 fold left, about ") && line.ends_with(" (rough)"),
+            line.starts_with("; 1 fold left, ") && line.ends_with(" (rough)"),
             "{line}"
         );
     }

@@ -13,10 +13,12 @@ pub fn builtin_data() -> PathBuf {
     root().join("data")
 }
 
-/// A `scarce` command with a clean environment for data-dir resolution.
+/// A `scarce` command with a clean environment for data-dir resolution and log lines.
 pub fn scarce() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_scarce"));
-    c.env_remove("SCARCE_DATA_DIR").current_dir(root());
+    c.env_remove("SCARCE_DATA_DIR")
+        .env_remove("RUST_LOG")
+        .current_dir(root());
     c
 }
 
