@@ -428,10 +428,11 @@ fn run_session(
     let graph = file.assemble_train(&plan, ctx)?.with_stop(stop);
     let report = graph.run()?;
     let summary_path = run_dir.join(SUMMARY_FILE);
-    let summary: Summary = serde_json::from_str(
+    let mut summary: Summary = serde_json::from_str(
         &fs::read_to_string(&summary_path)
             .with_context(|| format!("reading {}", summary_path.display()))?,
     )?;
+    summary = catch_up_with_checkpoint(&run_dir, &file.spec.pipeline.name, settings, summary)?;
     if summary.status == "completed" {
         write_outputs((&run_dir, &file, &plan, &embed_dir), &device)?;
     }
@@ -440,6 +441,40 @@ fn run_session(
         summary,
         report,
     })
+}
+
+/// A stop that comes as an epoch ends: the model stage may finish the epoch and write
+/// its checkpoint after the metrics sink has gone. The checkpoint carries the epoch's
+/// line; this adds it to `metrics.jsonl` and writes the summary again (which says
+/// `completed` if that epoch was the last). `summary` is returned as it is when the
+/// latest checkpoint is not ahead of it.
+pub fn catch_up_with_checkpoint(
+    run_dir: &Path,
+    pipeline: &str,
+    settings: &RunSettings,
+    summary: Summary,
+) -> Result<Summary> {
+    use crate::graph::Sink;
+    let Some((ckpt, state)) = checkpoint::latest(run_dir)? else {
+        return Ok(summary);
+    };
+    if state.epoch <= summary.epochs_done {
+        return Ok(summary);
+    }
+    let history = load_history(run_dir, state.epoch, &checkpoint::saved_epochs(&ckpt))?;
+    let mut sink = MetricsSink::new(
+        run_dir,
+        history,
+        pipeline,
+        settings.epochs,
+        settings.seed,
+        &settings.device,
+    )
+    .with_skipped(summary.skipped_files);
+    let caught_up = sink.summary();
+    sink.finish()
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", run_dir.join(SUMMARY_FILE).display()))?;
+    Ok(caught_up)
 }
 
 /// A run whose last checkpoint holds every epoch but whose summary does not say so (the
@@ -716,4 +751,68 @@ pub fn evaluate_run(
         })
         .collect::<Result<Vec<_>>>()
         .map(|v| v.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_behind_the_last_checkpoint_catches_up_with_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("run");
+        let req = TrainRequest {
+            pipeline: Some(PathBuf::from("tests/pipelines/tiny.toml")),
+            resume: None,
+            out: Some(run.clone()),
+            data_dir: Some(PathBuf::from("data")),
+            seed: None,
+            epochs: Some(2),
+            fold: None,
+            device: "cpu".into(),
+            quiet: true,
+            epoch_note: None,
+        };
+        let trained = train(&req, StopFlag::new()).unwrap().summary;
+        // what a stop as epoch 2 ended leaves of a 3-epoch run: epoch 2 checkpointed,
+        // but neither its metrics line nor the summary written
+        let mut settings = RunSettings::load(&run).unwrap();
+        settings.epochs = 3;
+        let metrics = run.join(crate::sink::metrics::METRICS_FILE);
+        let lines = fs::read_to_string(&metrics).unwrap();
+        fs::write(&metrics, lines.lines().next().unwrap().to_string() + "\n").unwrap();
+        let behind = Summary {
+            status: "interrupted".into(),
+            epochs_done: 1,
+            epochs: 3,
+            ..trained.clone()
+        };
+        let caught_up = catch_up_with_checkpoint(&run, "tiny", &settings, behind).unwrap();
+        assert_eq!(caught_up.epochs_done, 2);
+        assert_eq!(
+            caught_up.status, "interrupted",
+            "one of three epochs is left"
+        );
+        assert_eq!(caught_up.final_eval, trained.final_eval);
+        assert_eq!(
+            fs::read_to_string(&metrics).unwrap(),
+            lines,
+            "epoch 2's line is back"
+        );
+        let written: Summary =
+            serde_json::from_str(&fs::read_to_string(run.join(SUMMARY_FILE)).unwrap()).unwrap();
+        assert_eq!(written.epochs_done, 2);
+        // a summary that is not behind is left as it is
+        let same = catch_up_with_checkpoint(&run, "tiny", &settings, caught_up.clone()).unwrap();
+        assert_eq!(same.epochs_done, 2);
+        // when the checkpointed epoch is the last, the run is complete
+        settings.epochs = 2;
+        let behind = Summary {
+            status: "interrupted".into(),
+            epochs_done: 1,
+            ..trained
+        };
+        let done = catch_up_with_checkpoint(&run, "tiny", &settings, behind).unwrap();
+        assert_eq!((done.status.as_str(), done.epochs_done), ("completed", 2));
+    }
 }
