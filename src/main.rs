@@ -347,8 +347,9 @@ Examples:
   scarce results runs/ --threshold 0.92 > table.md
   scarce results runs/cv-fsdd-envnet2-*-limited-seen --eval fsdd_seen
 
-Each PATH is a run folder or a folder of run folders; unfinished runs are skipped.
-Cross-validated runs (scarce cv) get one row per pipeline and seed (error over the
+Each PATH is a run folder or a folder of run folders; unfinished runs are skipped, and a
+run that repeats another (the same pipeline settings, seed and fold, e.g. a train run
+and a compare run of one pipeline) is counted once, with a warning. Cross-validated runs (scarce cv) get one row per pipeline and seed (error over the
 folds); a pipeline cross-validated with several seeds (scarce cv ... --seeds 1,2,3)
 also gets a row that averages each fold over the seeds first. Each cross-validated
 pipeline that is not standard learning is also paired with the standard-learning
@@ -468,7 +469,7 @@ fn print_cv_tables_of(runs: &[scarce::results::RunResult]) {
 
 fn main() -> ExitCode {
     scarce::kernels::tune_allocator();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    init_logging();
     let cli = Cli::parse();
     if prints_a_report(&cli.command) {
         end_quietly_when_the_reader_goes();
@@ -549,16 +550,22 @@ fn resume_hint(dir: &std::path::Path, done: usize) -> String {
 /// it chose the folder itself): finished runs are kept, the stopped one resumes.
 fn compare_resume_hint(
     dir: &std::path::Path,
-    done: usize,
+    summary: &scarce::sink::metrics::Summary,
     root: &std::path::Path,
     add_out: bool,
 ) -> String {
+    let done = summary.epochs_done;
     let mut args: Vec<String> = std::env::args().skip(1).map(|a| shell_word(&a)).collect();
     if add_out {
         args.push("--out".into());
         args.push(shell_word(&root.display().to_string()));
     }
     let command = format!("`scarce {}`", args.join(" "));
+    if summary.status == "completed" {
+        return format!(
+            "finished its last epoch as the comparison stopped: continue the comparison with {command} (finished runs are kept)"
+        );
+    }
     let (state, next) = match scarce::train::checkpoint::latest(dir) {
         Ok(Some((_, state))) if state.epoch >= done => (
             format!("stopped after epoch {done}"),
@@ -588,6 +595,30 @@ fn shell_word(word: &str) -> String {
         word.to_string()
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Log lines: `warning: ...` like the `error: ...` lines, unless `RUST_LOG` asks for
+/// more, where each line gets its time, level and module for debugging.
+fn init_logging() {
+    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"));
+    if std::env::var_os("RUST_LOG").is_none() {
+        b.format(|buf, record| {
+            use std::io::Write;
+            writeln!(buf, "{}: {}", level_word(record.level()), record.args())
+        });
+    }
+    b.init();
+}
+
+/// How a log line of `level` starts.
+fn level_word(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Error => "error",
+        log::Level::Warn => "warning",
+        log::Level::Info => "info",
+        log::Level::Debug => "debug",
+        log::Level::Trace => "trace",
     }
 }
 
@@ -670,7 +701,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{}",
                 scarce::results::open_set_lines("open set (final)", &s.final_open_set)
             );
-            if outcome.report.stopped || s.status != "completed" {
+            // a stop during the last epoch's evaluation still leaves a finished run
+            if s.status != "completed" {
                 eprintln!("{}", resume_hint(&outcome.run_dir, s.epochs_done));
                 return Ok(ExitCode::from(130));
             }
@@ -731,7 +763,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     eprintln!(
                         "{}: {}",
                         p.display(),
-                        compare_resume_hint(&dir, outcome.summary.epochs_done, &root, chose_root)
+                        compare_resume_hint(&dir, &outcome.summary, &root, chose_root)
                     );
                     return Ok(ExitCode::from(130));
                 }
@@ -1164,6 +1196,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if let Some(r) = scarce::results::read_run_on(d, threshold, eval.as_deref())? {
                     runs.push(r);
                 }
+            }
+            let (mut runs, repeats) = scarce::results::drop_repeats(runs);
+            for (left_out, kept) in &repeats {
+                log::warn!(
+                    "{} repeats {} (the same pipeline settings, seed and fold): counted once",
+                    left_out.display(),
+                    kept.display()
+                );
             }
             if runs.is_empty() {
                 anyhow::bail!(

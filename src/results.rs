@@ -331,6 +331,30 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// Leaves out runs that repeat an earlier one of `runs`: the same pipeline settings and
+/// command, seed and fold (a `train --out` run and a `compare` run of one pipeline, or
+/// two cross-validation folders holding the same fold), which would count one result
+/// twice. Returns the runs kept and, for each left out, its folder and the one kept.
+pub fn drop_repeats(runs: Vec<RunResult>) -> (Vec<RunResult>, Vec<(PathBuf, PathBuf)>) {
+    let mut kept: Vec<RunResult> = Vec::new();
+    let mut dropped = Vec::new();
+    for r in runs {
+        let same = |k: &&RunResult| {
+            k.pipeline == r.pipeline
+                && k.command == r.command
+                && k.pipeline_text == r.pipeline_text
+                && k.seed == r.seed
+                && k.fold == r.fold
+                && k.data == r.data
+        };
+        match kept.iter().find(same) {
+            Some(k) => dropped.push((r.dir.clone(), k.dir.clone())),
+            None => kept.push(r),
+        }
+    }
+    (kept, dropped)
+}
+
 /// Runs by `key`, in key order.
 fn group_by<'a, K: Ord>(
     runs: impl Iterator<Item = &'a RunResult>,
@@ -1214,6 +1238,45 @@ mod tests {
             "{t}"
         );
         assert_eq!(open_set_lines("data", &[]), "");
+    }
+
+    #[test]
+    fn a_run_repeating_another_counts_once() {
+        let at = |dir: &str, seed: u64, fold: Option<usize>| RunResult {
+            dir: PathBuf::from(dir),
+            fold,
+            ..r("a", seed, 0.9)
+        };
+        let (kept, dropped) = drop_repeats(vec![
+            at("runs/a1", 1, None),
+            at("runs/compare/1-a", 1, None),
+            at("runs/a2", 2, None),
+            at("runs/cv/fold-1", 1, Some(1)),
+            at("runs/cv-old/fold-1", 1, Some(1)),
+            at("runs/cv/fold-2", 1, Some(2)),
+        ]);
+        let dirs: Vec<&str> = kept.iter().map(|r| r.dir.to_str().unwrap()).collect();
+        assert_eq!(
+            dirs,
+            ["runs/a1", "runs/a2", "runs/cv/fold-1", "runs/cv/fold-2"]
+        );
+        assert_eq!(
+            dropped,
+            [
+                (PathBuf::from("runs/compare/1-a"), PathBuf::from("runs/a1")),
+                (
+                    PathBuf::from("runs/cv-old/fold-1"),
+                    PathBuf::from("runs/cv/fold-1")
+                ),
+            ]
+        );
+        // another setting is another row, not a repeat
+        let mut edited = at("runs/b", 1, None);
+        edited.pipeline_text = "edited".into();
+        assert_eq!(
+            drop_repeats(vec![at("runs/a1", 1, None), edited]).0.len(),
+            2
+        );
     }
 
     #[test]
