@@ -557,8 +557,12 @@ fn compare_resume_hint(
     let done = summary.epochs_done;
     let mut args: Vec<String> = std::env::args().skip(1).map(|a| shell_word(&a)).collect();
     if add_out {
-        args.push("--out".into());
-        args.push(shell_word(&root.display().to_string()));
+        // right after the subcommand: pipelines may follow a `--`
+        let at = 1.min(args.len());
+        args.splice(
+            at..at,
+            ["--out".to_string(), shell_word(&root.display().to_string())],
+        );
     }
     let command = format!("`scarce {}`", args.join(" "));
     if summary.status == "completed" {
@@ -605,7 +609,14 @@ fn init_logging() {
     if std::env::var_os("RUST_LOG").is_none() {
         b.format(|buf, record| {
             use std::io::Write;
-            writeln!(buf, "{}: {}", level_word(record.level()), record.args())
+            let level = level_word(record.level());
+            // another crate's lines say whose they are
+            match record.target() {
+                t if t == "scarce" || t.starts_with("scarce::") => {
+                    writeln!(buf, "{level}: {}", record.args())
+                }
+                t => writeln!(buf, "{level} ({t}): {}", record.args()),
+            }
         });
     }
     b.init();
@@ -718,19 +729,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let root = out.unwrap_or_else(|| {
                 PathBuf::from("runs").join(format!("compare-{}", session::timestamp()))
             });
-            // every file is checked before the first run starts
-            for p in &pipelines {
-                session::load_pipeline(p, run.epochs)?;
-            }
-            let mut results = Vec::new();
+            // every file, and what an earlier comparison left in OUT, is checked before
+            // the first run starts
+            let mut plan = Vec::new();
             for (i, p) in pipelines.iter().enumerate() {
+                session::load_pipeline(p, run.epochs)?;
                 let stem = p
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| format!("run{i}"));
                 let dir = root.join(format!("{}-{stem}", i + 1));
-                let step = format!("[{}/{}] {}", i + 1, pipelines.len(), p.display());
-                let resume = match session::earlier_run(&dir, p, run.seed, run.epochs, run.fold)? {
+                let wanted = session::Wanted {
+                    seed: run.seed,
+                    epochs: run.epochs,
+                    fold: run.fold,
+                    data_dir: run.data_dir.as_deref(),
+                };
+                let earlier = session::earlier_run(&dir, p, &wanted)?;
+                plan.push((p, dir, earlier));
+            }
+            let mut results = Vec::new();
+            let last = plan.len();
+            for (i, (p, dir, earlier)) in plan.into_iter().enumerate() {
+                let step = format!("[{}/{last}] {}", i + 1, p.display());
+                let resume = match earlier {
                     session::EarlierRun::Finished(r) => {
                         eprintln!("{step}: finished earlier ({})", dir.display());
                         results.push(*r);
@@ -759,7 +781,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     epoch_note: None,
                 };
                 let outcome = session::train(&req, stop.clone())?;
-                if outcome.report.stopped || outcome.summary.status != "completed" {
+                let completed = outcome.summary.status == "completed";
+                // a stop as the last run finished leaves nothing to continue: the table
+                if !completed || (outcome.report.stopped && i + 1 < last) {
                     eprintln!(
                         "{}: {}",
                         p.display(),
@@ -1200,8 +1224,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (mut runs, repeats) = scarce::results::drop_repeats(runs);
             for (left_out, kept) in &repeats {
                 log::warn!(
-                    "{} repeats {} (the same pipeline settings, seed and fold): counted once",
+                    "{} and {} are runs of the same pipeline settings, seed, fold and device: counting the newer, {}",
                     left_out.display(),
+                    kept.display(),
                     kept.display()
                 );
             }

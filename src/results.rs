@@ -63,6 +63,8 @@ pub struct RunResult {
     /// Every evaluation set of the final epoch, in the pipeline's order (without the
     /// single heads of a multi-head model).
     pub evals: Vec<String>,
+    /// The device the run trained on.
+    pub device: String,
 }
 
 /// Finds run folders (folders with a `summary.json`) at or up to two levels below each
@@ -220,6 +222,7 @@ pub fn read_run_on(
         .map(|(_, m)| *m);
     Ok(Some(RunResult {
         dir: dir.to_path_buf(),
+        device: summary.device.clone(),
         pipeline: summary.pipeline,
         // the tables of cross-validated runs have no column for the set
         task: match eval {
@@ -331,24 +334,38 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Leaves out runs that repeat an earlier one of `runs`: the same pipeline settings and
-/// command, seed and fold (a `train --out` run and a `compare` run of one pipeline, or
-/// two cross-validation folders holding the same fold), which would count one result
-/// twice. Returns the runs kept and, for each left out, its folder and the one kept.
+/// Leaves out runs that repeat another of `runs`: the same pipeline settings and
+/// command, seed, fold and device (a `train --out` run and a `compare` run of one
+/// pipeline, or two cross-validation folders holding the same fold), which would count
+/// one result twice. Of repeats the newest is kept (the latest `summary.json`; on a
+/// tie, the later in `runs`, whose timestamped folder names sort by age). Returns the
+/// runs kept, in order, and for each left out its folder and the one kept.
 pub fn drop_repeats(runs: Vec<RunResult>) -> (Vec<RunResult>, Vec<(PathBuf, PathBuf)>) {
+    let written = |r: &RunResult| {
+        std::fs::metadata(r.dir.join(SUMMARY_FILE))
+            .and_then(|m| m.modified())
+            .ok()
+    };
     let mut kept: Vec<RunResult> = Vec::new();
     let mut dropped = Vec::new();
     for r in runs {
-        let same = |k: &&RunResult| {
+        let same = |k: &RunResult| {
             k.pipeline == r.pipeline
                 && k.command == r.command
                 && k.pipeline_text == r.pipeline_text
                 && k.seed == r.seed
                 && k.fold == r.fold
                 && k.data == r.data
+                && k.device == r.device
         };
-        match kept.iter().find(same) {
-            Some(k) => dropped.push((r.dir.clone(), k.dir.clone())),
+        match kept.iter().position(same) {
+            Some(i) if written(&kept[i]) > written(&r) => {
+                dropped.push((r.dir, kept[i].dir.clone()))
+            }
+            Some(i) => {
+                let older = std::mem::replace(&mut kept[i], r);
+                dropped.push((older.dir, kept[i].dir.clone()));
+            }
             None => kept.push(r),
         }
     }
@@ -927,6 +944,7 @@ mod tests {
     fn r(pipeline: &str, seed: u64, acc: f64) -> RunResult {
         RunResult {
             dir: PathBuf::new(),
+            device: "cpu".into(),
             pipeline: pipeline.into(),
             task: "MNIST -> USPS".into(),
             reference: "94.2".into(),
@@ -1255,28 +1273,51 @@ mod tests {
             at("runs/cv-old/fold-1", 1, Some(1)),
             at("runs/cv/fold-2", 1, Some(2)),
         ]);
+        // without summaries to date them, the later of two repeats is the newer
         let dirs: Vec<&str> = kept.iter().map(|r| r.dir.to_str().unwrap()).collect();
         assert_eq!(
             dirs,
-            ["runs/a1", "runs/a2", "runs/cv/fold-1", "runs/cv/fold-2"]
+            [
+                "runs/compare/1-a",
+                "runs/a2",
+                "runs/cv-old/fold-1",
+                "runs/cv/fold-2"
+            ]
         );
         assert_eq!(
             dropped,
             [
-                (PathBuf::from("runs/compare/1-a"), PathBuf::from("runs/a1")),
+                (PathBuf::from("runs/a1"), PathBuf::from("runs/compare/1-a")),
                 (
-                    PathBuf::from("runs/cv-old/fold-1"),
-                    PathBuf::from("runs/cv/fold-1")
+                    PathBuf::from("runs/cv/fold-1"),
+                    PathBuf::from("runs/cv-old/fold-1")
                 ),
             ]
         );
-        // another setting is another row, not a repeat
+        // another setting or device is another run, not a repeat
         let mut edited = at("runs/b", 1, None);
         edited.pipeline_text = "edited".into();
         assert_eq!(
             drop_repeats(vec![at("runs/a1", 1, None), edited]).0.len(),
             2
         );
+        let mut gpu = at("runs/g", 1, None);
+        gpu.device = "cuda:0".into();
+        assert_eq!(drop_repeats(vec![at("runs/a1", 1, None), gpu]).0.len(), 2);
+        // the run whose summary was written last is kept, wherever it is in the list
+        let tmp = tempfile::tempdir().unwrap();
+        for (name, age) in [("new", 0), ("old", 3600)] {
+            std::fs::create_dir(tmp.path().join(name)).unwrap();
+            let f = std::fs::File::create(tmp.path().join(name).join(SUMMARY_FILE)).unwrap();
+            f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(age))
+                .unwrap();
+        }
+        let dated = |name: &str| RunResult {
+            dir: tmp.path().join(name),
+            ..r("a", 1, 0.9)
+        };
+        let (kept, _) = drop_repeats(vec![dated("new"), dated("old")]);
+        assert_eq!(kept[0].dir, tmp.path().join("new"));
     }
 
     #[test]

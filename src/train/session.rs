@@ -196,19 +196,35 @@ pub enum EarlierRun {
     Interrupted,
 }
 
-/// Looks in `dir` for a run of `pipeline` with the seed, epochs and fold asked for
-/// (`None`: the pipeline's own). A run of another pipeline file, of an edited one, or
-/// with other settings is an error naming what differs: it is neither kept nor resumed.
-pub fn earlier_run(
-    dir: &Path,
-    pipeline: &Path,
-    seed: Option<u64>,
-    epochs: Option<usize>,
-    fold: Option<usize>,
-) -> Result<EarlierRun> {
+/// What is asked of a run: the command line's `--seed`, `--epochs`, `--fold` and
+/// `--data-dir` (`None`: the pipeline's own, or the default).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Wanted<'a> {
+    /// Seed.
+    pub seed: Option<u64>,
+    /// Epochs.
+    pub epochs: Option<usize>,
+    /// Held-out fold.
+    pub fold: Option<usize>,
+    /// Data directory.
+    pub data_dir: Option<&'a Path>,
+}
+
+/// Whether a finished run folder holds what the end of training writes besides the
+/// metrics (the weights and the embedding's points).
+fn has_outputs(run: &Path) -> bool {
+    run.join(WEIGHTS_FILE).is_file() && run.join(EMBED_POINTS_FILE).is_file()
+}
+
+/// Looks in `dir` for a run of `pipeline` with the settings `wanted`. A run of another
+/// pipeline file, of an edited one, or with other settings or data is an error naming
+/// what differs: it is neither kept nor resumed. A finished run whose weights or
+/// embedding are missing (stopped while writing them) is resumed, which writes them.
+pub fn earlier_run(dir: &Path, pipeline: &Path, wanted: &Wanted<'_>) -> Result<EarlierRun> {
     let Ok(earlier) = RunSettings::load(dir) else {
         return Ok(EarlierRun::Absent);
     };
+    let (seed, epochs, fold) = (wanted.seed, wanted.epochs, wanted.fold);
     let (file, _) = load_pipeline(pipeline, epochs)?;
     let train = file
         .spec
@@ -253,7 +269,16 @@ pub fn earlier_run(
             name(fold)
         )));
     }
-    if dir.join(crate::sink::metrics::SUMMARY_FILE).exists() {
+    let data = data_dir_for(wanted.data_dir, Some(&earlier.data_dir));
+    let data = fs::canonicalize(&data.path).unwrap_or(data.path);
+    if data != earlier.data_dir {
+        return Err(differs(format!(
+            "on the data in {}, not {}",
+            earlier.data_dir.display(),
+            data.display()
+        )));
+    }
+    if dir.join(crate::sink::metrics::SUMMARY_FILE).exists() && has_outputs(dir) {
         if let Some(r) = crate::results::read_run(dir, None)? {
             return Ok(EarlierRun::Finished(Box::new(r)));
         }
@@ -492,8 +517,17 @@ fn finish_trained(
     let earlier: Option<Summary> = fs::read_to_string(&summary_path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
-    if earlier.as_ref().is_some_and(|s| s.status == "completed") {
-        return Ok(None);
+    if let Some(summary) = earlier.as_ref().filter(|s| s.status == "completed") {
+        if has_outputs(run_dir) {
+            return Ok(None);
+        }
+        // stopped while writing what follows the metrics
+        write_outputs((run_dir, file, plan, data_dir), device)?;
+        return Ok(Some(TrainOutcome {
+            run_dir: run_dir.to_path_buf(),
+            summary: summary.clone(),
+            report: RunReport::default(),
+        }));
     }
     let mut sink = MetricsSink::new(
         run_dir,

@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn train(out: &Path, extra: &[&str]) -> std::process::Output {
@@ -517,55 +517,109 @@ fn compare_trains_each_pipeline_and_prints_the_change() {
 #[test]
 fn compare_stopped_by_ctrl_c_continues_where_it_stopped() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("cmp");
     let second = tmp.path().join("tiny2.toml");
     std::fs::copy(tiny_pipeline(), &second).unwrap();
+    let data = builtin_data();
+    // no --out: the comparison picks runs/compare-TIMESTAMP under the working folder
+    let in_tmp = |args: &[&str]| -> std::process::Output {
+        scarce()
+            .current_dir(tmp.path())
+            .args(args)
+            .output()
+            .unwrap()
+    };
     let mut child = scarce()
+        .current_dir(tmp.path())
         .args([
             "compare",
-            tiny_pipeline().to_str().unwrap(),
-            second.to_str().unwrap(),
             "--epochs",
             "30",
-            "--out",
-            out.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
             "--quiet",
+            "--",
+            tiny_pipeline().to_str().unwrap(),
+            second.to_str().unwrap(),
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stopped = out.join("2-tiny2");
+    let wait_for_folder = |child: &mut std::process::Child| -> PathBuf {
+        let t = Instant::now();
+        loop {
+            let found = std::fs::read_dir(tmp.path().join("runs"))
+                .ok()
+                .and_then(|mut d| d.next())
+                .map(|e| e.unwrap().path());
+            if let Some(root) = found {
+                return root;
+            }
+            assert!(child.try_wait().unwrap().is_none(), "compare ended early");
+            assert!(t.elapsed() < Duration::from_secs(300), "no run folder");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let root = wait_for_folder(&mut child);
+    let stopped = root.join("2-tiny2");
     wait_for_epoch(&stopped, 2, &mut child);
     interrupt(&child);
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     let err = stderr(&o);
-    // the hint is the command that continues the whole comparison
+    // the hint is the command that continues the whole comparison, with the folder the
+    // comparison chose right after the subcommand (the pipelines follow a `--`)
     let command = err
         .split("continue the comparison with `scarce ")
         .nth(1)
         .and_then(|rest| rest.split('`').next())
         .unwrap_or_else(|| panic!("no command in {err}"));
     let args: Vec<&str> = command.split_whitespace().collect();
-    assert!(
-        args.windows(2)
-            .any(|w| w == ["--out", out.to_str().unwrap()]),
-        "{err}"
-    );
+    let relative = root.strip_prefix(tmp.path()).unwrap().to_str().unwrap();
+    assert_eq!(args[..3], ["compare", "--out", relative], "{err}");
     let done = metrics(&stopped).len();
     assert!(done < 30, "stopped early ({done} epochs)");
 
-    // another seed does not reuse these runs
-    let mut other = args.clone();
-    other.extend(["--seed", "9"]);
-    assert_user_error(&run(&other), &["1-tiny", "holds a run with seed 7, not 9"]);
+    // another seed, epoch count or data directory does not reuse these runs
+    fn with<'a>(args: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [&args[..3], extra, &args[3..]].concat()
+    }
+    assert_user_error(
+        &in_tmp(&with(&args, &["--seed", "9"])),
+        &["1-tiny", "seed 7, not 9"],
+    );
+    let other_data = copy_builtin_data();
+    let moved: Vec<&str> = args
+        .iter()
+        .map(|&a| {
+            if a == data.to_str().unwrap() {
+                other_data.path().to_str().unwrap()
+            } else {
+                a
+            }
+        })
+        .collect();
+    assert_ne!(moved, args);
+    assert_user_error(&in_tmp(&moved), &["1-tiny", "on the data in"]);
+    // an edited second pipeline is refused before the first is looked at again
+    let text = std::fs::read_to_string(&second).unwrap();
+    std::fs::write(&second, text.replace("lr = 1e-3", "lr = 2e-3")).unwrap();
+    let o = in_tmp(&args);
+    assert_user_error(&o, &["2-tiny2", "earlier version"]);
+    assert!(!stderr(&o).contains("[1/2]"), "{}", stderr(&o));
+    std::fs::write(&second, text).unwrap();
 
-    let o = run(&args);
+    // the finished run lost its weights and points (a stop while they were written):
+    // it is continued, which writes them
+    let first = root.join("1-tiny");
+    std::fs::remove_file(first.join("model.safetensors")).unwrap();
+    std::fs::remove_file(first.join("embedding.json")).unwrap();
+    let o = in_tmp(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("tiny.toml: finished earlier"), "{err}");
+    assert!(err.contains("1-tiny (continuing it)"), "{err}");
     assert!(err.contains("2-tiny2 (continuing it)"), "{err}");
+    assert!(first.join("model.safetensors").is_file());
     let epochs: Vec<u64> = metrics(&stopped)
         .iter()
         .map(|v| v["epoch"].as_u64().unwrap())
@@ -577,11 +631,19 @@ fn compare_stopped_by_ctrl_c_continues_where_it_stopped() {
     );
     let table = stdout(&o);
     assert!(
-        table.lines().any(|l| l.starts_with("tiny "))
-            && table
-                .lines()
-                .any(|l| l.starts_with("tiny ") && l.contains("+0.0")),
+        table
+            .lines()
+            .any(|l| l.starts_with("tiny ") && l.contains("+0.0")),
         "the same pipeline twice, with the same seed: no change\n{table}"
+    );
+    // and now both are kept as they are
+    let o = in_tmp(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).matches(": finished earlier").count(),
+        2,
+        "{}",
+        stderr(&o)
     );
 }
 
