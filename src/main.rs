@@ -468,6 +468,7 @@ fn print_cv_tables_of(runs: &[scarce::results::RunResult]) {
 }
 
 fn main() -> ExitCode {
+    scarce::model::device::cpu_by_default();
     scarce::kernels::tune_allocator();
     init_logging();
     let cli = Cli::parse();

@@ -80,3 +80,40 @@ fn wgpu_matches_cpu_on_inference_and_a_training_step() {
     assert!((c1 - g1).abs() < 1e-3, "first loss cpu {c1} wgpu {g1}");
     assert!(c2 < c1 && g2 < g1, "a step lowers the loss on both");
 }
+
+/// A CPU run of a build with wgpu never starts the GPU: loading a checkpoint's
+/// optimizer state puts it on burn's default device, which the `scarce` binary makes
+/// the CPU (a GPU start costs seconds and, without a display, prints driver noise).
+#[test]
+fn a_cpu_run_of_a_wgpu_build_leaves_the_gpu_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scarce = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_scarce"))
+            .current_dir(root)
+            .env_remove("BURN_DEVICE")
+            .env_remove("SCARCE_DATA_DIR")
+            .env("RUST_LOG", "wgpu_core=debug,cubecl_wgpu=debug")
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        err
+    };
+    let run_dir = run.to_str().unwrap();
+    let pipeline = "tests/pipelines/tiny.toml";
+    for err in [
+        scarce(&[
+            "train", pipeline, "--epochs", "1", "--out", run_dir, "--quiet",
+        ]),
+        scarce(&["eval", run_dir]),
+        scarce(&["train", "--resume", run_dir, "--epochs", "2", "--quiet"]),
+    ] {
+        assert!(
+            !err.contains("wgpu_core") && !err.contains("cubecl_wgpu"),
+            "the GPU was started:\n{err}"
+        );
+    }
+}

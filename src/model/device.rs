@@ -148,6 +148,18 @@ fn tch_device(choice: &DeviceChoice) -> Result<Device, DeviceError> {
     })
 }
 
+/// Makes the CPU burn's default device unless `BURN_DEVICE` names another. burn puts
+/// the optimizer state it loads from a checkpoint on its default device, which in a
+/// build with a GPU backend is that GPU: starting it takes seconds and, on a machine
+/// without a display, prints the graphics driver's complaints, even for a CPU run.
+/// The state moves to the parameters' device at the next step, so nothing else
+/// changes. Call once at the start of the process, before any other thread.
+pub fn cpu_by_default() {
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        std::env::set_var("BURN_DEVICE", "flex");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
