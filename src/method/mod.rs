@@ -304,6 +304,9 @@ pub trait Method: Send {
     fn save(&self, dir: &Path) -> Result<()>;
     /// Restores networks and optimizer state from a checkpoint folder.
     fn load(&mut self, dir: &Path) -> Result<()>;
+    /// Restores the networks alone from a checkpoint folder (for evaluation, which
+    /// needs no optimizer state).
+    fn load_weights(&mut self, dir: &Path) -> Result<()>;
     /// The networks' weights as safetensors bytes.
     fn export(&self) -> Result<Vec<u8>>;
     /// Sets the learning rate of every optimizer for the following iterations.
@@ -341,7 +344,7 @@ pub fn load_predictor(
     device: &Device,
 ) -> Result<Box<dyn Predictor>> {
     let mut m = build(cfg, device);
-    m.load(ckpt)?;
+    m.load_weights(ckpt)?;
     Ok(m.predictor())
 }
 
@@ -395,6 +398,10 @@ macro_rules! one_network_plumbing {
             )
         }
 
+        fn load_weights(&mut self, dir: &Path) -> Result<()> {
+            crate::method::load_net(dir, &mut self.net)
+        }
+
         fn set_learning_rate(&mut self, lr: f64) {
             self.cfg.optimizer.lr = lr;
         }
@@ -427,15 +434,24 @@ pub(crate) fn load_two<N: burn::module::Module>(
     opt_c: &mut burn::optim::ModuleOptimizer,
     cfg: &OptimizerConfig,
 ) -> Result<()> {
-    use crate::train::checkpoint::{load_module, load_optimizer};
-    let fresh = net
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("network missing"))?;
-    *net = Some(load_module(&dir.join("model.bpk"), fresh)?);
+    use crate::train::checkpoint::load_optimizer;
+    load_net(dir, net)?;
     let g = std::mem::replace(opt_g, cfg.init());
     *opt_g = load_optimizer(&dir.join("optimizer_g.bpk"), g)?;
     let c = std::mem::replace(opt_c, cfg.init());
     *opt_c = load_optimizer(&dir.join("optimizer_c.bpk"), c)?;
+    Ok(())
+}
+
+/// Restores the network `net` from a checkpoint folder.
+pub(crate) fn load_net<N: burn::module::Module>(dir: &Path, net: &mut Option<N>) -> Result<()> {
+    let fresh = net
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("network missing"))?;
+    *net = Some(crate::train::checkpoint::load_module(
+        &dir.join("model.bpk"),
+        fresh,
+    )?);
     Ok(())
 }
 

@@ -143,10 +143,15 @@ impl Method for SourceOnly {
     }
 
     fn load(&mut self, dir: &Path) -> Result<()> {
-        let fresh = self.net.take().context("network missing")?;
-        self.net = Some(load_module(&dir.join("model.bpk"), fresh)?);
+        self.load_weights(dir)?;
         let opt = std::mem::replace(&mut self.optimizer, self.cfg.optimizer.init());
         self.optimizer = load_optimizer(&dir.join("optimizer.bpk"), opt)?;
+        Ok(())
+    }
+
+    fn load_weights(&mut self, dir: &Path) -> Result<()> {
+        let fresh = self.net.take().context("network missing")?;
+        self.net = Some(load_module(&dir.join("model.bpk"), fresh)?);
         Ok(())
     }
 

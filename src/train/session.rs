@@ -573,7 +573,7 @@ pub fn export_weights(
 ) -> Result<()> {
     let (ckpt, _) = checkpoint::require_latest(run)?;
     let mut method = crate::method::build(&file.method_config(plan)?, device);
-    method.load(&ckpt)?;
+    method.load_weights(&ckpt)?;
     let bytes = method.export()?;
     write_atomic(&run.join(WEIGHTS_FILE), &bytes)?;
     Ok(())

@@ -777,3 +777,31 @@ fn an_epoch_without_a_training_batch_is_an_error_not_a_finished_run() {
     assert_user_error(&o, &["epoch 1 had no training batch", "drop_last"]);
     assert!(!out.join("summary.json").exists());
 }
+
+#[test]
+fn evaluation_reads_the_weights_alone_and_resuming_names_a_missing_optimizer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let o = train(&run_dir, &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ckpt = run_dir.join("checkpoints/epoch-0001");
+    std::fs::remove_file(ckpt.join("optimizer.bpk")).unwrap();
+    // evaluating needs no optimizer state
+    let o = run(&["eval", run_dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("mnist_test: accuracy"),
+        "{}",
+        stdout(&o)
+    );
+    // training on does, and says which file it lacks
+    let o = run(&[
+        "train",
+        "--resume",
+        run_dir.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--quiet",
+    ]);
+    assert_user_error(&o, &["optimizer.bpk"]);
+}
