@@ -89,6 +89,7 @@ pub struct Replay {
     emitted: u64,
     started: Option<Instant>,
     counter: Option<Arc<AtomicU64>>,
+    stream_counter: Option<Arc<AtomicU64>>,
     limit: Option<u64>,
     timeline: Option<Timeline>,
 }
@@ -112,6 +113,7 @@ impl Replay {
             emitted: 0,
             started: None,
             counter: None,
+            stream_counter: None,
             limit: None,
             timeline: None,
         }
@@ -123,9 +125,18 @@ impl Replay {
         self
     }
 
-    /// Also adds the number of samples emitted to `counter`.
+    /// Also adds the number of the files' own samples emitted to `counter` (not the
+    /// silence after each file).
     pub fn counting(mut self, counter: Arc<AtomicU64>) -> Self {
         self.counter = Some(counter);
+        self
+    }
+
+    /// Also adds the number of all samples emitted at the stream's pace, the silence
+    /// after each file too, to `counter` (not the silence after a cut by the limit,
+    /// which is emitted at once).
+    pub fn counting_stream(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.stream_counter = Some(counter);
         self
     }
 
@@ -207,6 +218,9 @@ impl Source<Live> for Replay {
             self.silence_run + samples.len() as u64
         };
         if let Some(c) = &self.counter {
+            c.fetch_add(audio as u64, Ordering::Relaxed);
+        }
+        if let Some(c) = &self.stream_counter {
             c.fetch_add(samples.len() as u64, Ordering::Relaxed);
         }
         let t0 = *self.started.get_or_insert_with(Instant::now);
@@ -240,7 +254,10 @@ mod tests {
         let files = replay_files(dir.path()).unwrap();
         assert_eq!(files.len(), 2);
         assert!(files[0].ends_with("a.wav"));
-        let mut r = Replay::new(files, 8000, 160, 200, false);
+        let (audio, stream) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let mut r = Replay::new(files, 8000, 160, 200, false)
+            .counting(audio.clone())
+            .counting_stream(stream.clone());
         let t = Instant::now();
         let mut all = Vec::new();
         let mut next_start = 0;
@@ -251,6 +268,9 @@ mod tests {
         }
         // 400 + 200 silence + 800 + 200 silence = 1,600 samples = 200 ms at 8 kHz
         assert_eq!(all.len(), 1600);
+        // the files' own audio, and everything streamed
+        assert_eq!(audio.load(Ordering::Relaxed), 1200);
+        assert_eq!(stream.load(Ordering::Relaxed), 1600);
         assert!((all[0] + 0.5).abs() < 1e-3 && all[450] == 0.0 && (all[700] - 0.5).abs() < 1e-3);
         assert!(
             t.elapsed() >= Duration::from_millis(195),

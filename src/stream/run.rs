@@ -82,8 +82,11 @@ pub struct LiveSummary {
     pub skipped_files: usize,
     /// The silence gate, dB full scale.
     pub gate_db: f32,
-    /// Seconds of audio streamed.
+    /// Seconds of audio streamed: the input's own, without the silence added after
+    /// each replayed file or at a stream's end.
     pub audio_s: f64,
+    /// Seconds that went through the graph: replays count the silence after each file.
+    pub stream_s: f64,
     /// Wall time, seconds.
     pub wall_s: f64,
     /// Latency from a window's last sample arriving to its line being written.
@@ -115,7 +118,7 @@ impl LiveSummary {
             self.labelled,
             self.audio_s,
             self.wall_s,
-            if self.wall_s > 0.0 { self.audio_s / self.wall_s } else { 0.0 },
+            if self.wall_s > 0.0 { self.stream_s / self.wall_s } else { 0.0 },
             ms(0.5),
             ms(0.99),
             self.dropped_windows
@@ -441,6 +444,9 @@ pub fn run_live(
     let chunk = (rate as usize / 50).max(1);
     let tally = Arc::new(Mutex::new(Tally::default()));
     let streamed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // replays only: the samples with the silence after each file (else the same as
+    // `streamed`)
+    let through = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut g: Graph<Live> = Graph::new().with_stop(stop.clone());
     let mut mic_stats: Option<Arc<dyn CaptureStats>> = None;
     let mut results = None;
@@ -484,6 +490,7 @@ pub fn run_live(
         });
         let r = Replay::new(files, rate, chunk, length + hop.min(length), opts.fast)
             .counting(streamed.clone())
+            .counting_stream(through.clone())
             .placing(timeline);
         match limit {
             Some(l) => g.add_source("replay", r.limit(l)),
@@ -506,6 +513,7 @@ pub fn run_live(
             gate_db: opts.post.gate_db,
         },
     );
+    let replayed_input = replayed.is_some();
     let sink = g.add_sink(
         "print",
         Print {
@@ -569,6 +577,9 @@ pub fn run_live(
         skipped_files,
         gate_db: opts.post.gate_db,
         audio_s: streamed.load(std::sync::atomic::Ordering::Relaxed) as f64 / rate as f64,
+        stream_s: if replayed_input { &through } else { &streamed }
+            .load(std::sync::atomic::Ordering::Relaxed) as f64
+            / rate as f64,
         wall_s,
         latency: t.latency,
         dropped_windows,
