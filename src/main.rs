@@ -347,9 +347,10 @@ Examples:
   scarce results runs/ --threshold 0.92 > table.md
   scarce results runs/cv-fsdd-envnet2-*-limited-seen --eval fsdd_seen
 
-Each PATH is a run folder or a folder of run folders; unfinished runs are skipped, and a
-run that repeats another (the same pipeline settings, seed and fold, e.g. a train run
-and a compare run of one pipeline) is counted once, with a warning. Cross-validated runs (scarce cv) get one row per pipeline and seed (error over the
+Each PATH is a run folder or a folder of run folders; unfinished runs are skipped, and of
+runs that repeat each other (the same pipeline settings, seed, fold and device, e.g. a
+train run and a compare run of one pipeline) the newest is counted, with a warning.
+Cross-validated runs (scarce cv) get one row per pipeline and seed (error over the
 folds); a pipeline cross-validated with several seeds (scarce cv ... --seeds 1,2,3)
 also gets a row that averages each fold over the seeds first. Each cross-validated
 pipeline that is not standard learning is also paired with the standard-learning
@@ -556,7 +557,10 @@ fn compare_resume_hint(
     add_out: bool,
 ) -> String {
     let done = summary.epochs_done;
-    let mut args: Vec<String> = std::env::args().skip(1).map(|a| shell_word(&a)).collect();
+    let mut args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| shell_word(&a.to_string_lossy()))
+        .collect();
     if add_out {
         // right after the subcommand: pipelines may follow a `--`
         let at = 1.min(args.len());
