@@ -479,7 +479,6 @@ pub fn catch_up_with_checkpoint(
     settings: &RunSettings,
     summary: Summary,
 ) -> Result<Summary> {
-    use crate::graph::Sink;
     let Some((ckpt, state)) = checkpoint::latest(run_dir)? else {
         return Ok(summary);
     };
@@ -487,6 +486,19 @@ pub fn catch_up_with_checkpoint(
         return Ok(summary);
     }
     let history = load_history(run_dir, state.epoch, &checkpoint::saved_epochs(&ckpt))?;
+    write_summary(run_dir, pipeline, settings, history, summary.skipped_files)
+}
+
+/// Writes the summary and the learning curve of `history` (as the metrics sink does
+/// when a graph ends) and returns the summary.
+fn write_summary(
+    run_dir: &Path,
+    pipeline: &str,
+    settings: &RunSettings,
+    history: Vec<crate::item::EpochMetrics>,
+    skipped: Vec<String>,
+) -> Result<Summary> {
+    use crate::graph::Sink;
     let mut sink = MetricsSink::new(
         run_dir,
         history,
@@ -495,11 +507,11 @@ pub fn catch_up_with_checkpoint(
         settings.seed,
         &settings.device,
     )
-    .with_skipped(summary.skipped_files);
-    let caught_up = sink.summary();
+    .with_skipped(skipped);
+    let summary = sink.summary();
     sink.finish()
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", run_dir.join(SUMMARY_FILE).display()))?;
-    Ok(caught_up)
+    Ok(summary)
 }
 
 /// A run whose last checkpoint holds every epoch but whose summary does not say so (the
@@ -512,7 +524,6 @@ fn finish_trained(
     history: Vec<crate::item::EpochMetrics>,
     device: &burn::prelude::Device,
 ) -> Result<Option<TrainOutcome>> {
-    use crate::graph::Sink;
     let summary_path = run_dir.join(SUMMARY_FILE);
     let earlier: Option<Summary> = fs::read_to_string(&summary_path)
         .ok()
@@ -529,18 +540,13 @@ fn finish_trained(
             report: RunReport::default(),
         }));
     }
-    let mut sink = MetricsSink::new(
+    let summary = write_summary(
         run_dir,
-        history,
         &file.spec.pipeline.name,
-        settings.epochs,
-        settings.seed,
-        &settings.device,
-    )
-    .with_skipped(earlier.map(|s| s.skipped_files).unwrap_or_default());
-    let summary = sink.summary();
-    sink.finish()
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", summary_path.display()))?;
+        settings,
+        history,
+        earlier.map(|s| s.skipped_files).unwrap_or_default(),
+    )?;
     write_outputs((run_dir, file, plan, data_dir), device)?;
     log::info!(
         "{}: every epoch was trained; wrote the summary the run lacked",

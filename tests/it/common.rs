@@ -27,6 +27,18 @@ pub fn run(args: &[&str]) -> Output {
     scarce().args(args).output().expect("scarce runs")
 }
 
+/// `scarce run RUN --input INPUT EXTRA...`.
+pub fn run_on(run_dir: &Path, input: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        run_dir.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 /// stderr as text.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -286,22 +286,15 @@ fn a_device_on_a_serial_port_streams_the_labels_of_offline_evaluation() {
     }
 
     // and through TCP: the host listens, the device connects
-    let mut child = scarce()
-        .args([
-            "run",
-            run_dir.to_str().unwrap(),
-            "--tcp",
-            "127.0.0.1:0",
-            "--fast",
-        ])
-        .args(ARGS)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
+    let mut args = vec![
+        "run",
+        run_dir.to_str().unwrap(),
+        "--tcp",
+        "127.0.0.1:0",
+        "--fast",
+    ];
+    args.extend_from_slice(&ARGS);
+    let (child, mut err, first) = listen(&args);
     let addr = first
         .trim()
         .strip_prefix("waiting for a device to connect to ")
@@ -323,15 +316,8 @@ fn a_device_on_a_serial_port_streams_the_labels_of_offline_evaluation() {
     assert!(tcp.iter().zip(&live).all(|(a, b)| a["label"] == b["label"]));
 
     // Ctrl-C while no device has connected yet: an interruption (130), not a failure
-    let mut child = scarce()
-        .args(["run", run_dir.to_str().unwrap(), "--tcp", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut first = String::new();
-    err.read_line(&mut first).unwrap();
+    let (child, mut err, first) =
+        listen(&["run", run_dir.to_str().unwrap(), "--tcp", "127.0.0.1:0"]);
     assert!(first.starts_with("waiting for a device"), "{first}");
     // SAFETY: signals the child this test started.
     unsafe {
@@ -438,4 +424,25 @@ fn corrupted_bytes_lose_only_the_frames_they_hit_and_are_counted() {
     assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
     let o = run(&["run", run_dir.to_str().unwrap()]);
     assert_user_error(&o, &["--serial", "--tcp", "--stdin"]);
+}
+
+/// Starts `scarce ARGS` (a `--tcp` listener) and reads its first line on stderr; returns
+/// the child, the rest of its stderr and that line.
+fn listen(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStderr>,
+    String,
+) {
+    let mut child = scarce()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    (child, err, first)
 }

@@ -30,20 +30,20 @@ fn replayed_recordings_stream_their_labels() {
         )
         .unwrap();
     }
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        replay.to_str().unwrap(),
-        "--fast",
-        "--json",
-        "--hop",
-        "0.1",
-        "--smooth",
-        "1",
-        "--threshold",
-        "0",
-    ]);
+    let o = run_on(
+        &run_dir,
+        &replay,
+        &[
+            "--fast",
+            "--json",
+            "--hop",
+            "0.1",
+            "--smooth",
+            "1",
+            "--threshold",
+            "0",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let lines: Vec<Value> = stdout(&o)
         .lines()
@@ -122,15 +122,7 @@ fn replayed_recordings_stream_their_labels() {
     assert_eq!(named.len(), 10, "{named:?}");
 
     // lines for people name each recording of a folder before its first line
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        replay.to_str().unwrap(),
-        "--fast",
-        "--threshold",
-        "0",
-    ]);
+    let o = run_on(&run_dir, &replay, &["--fast", "--threshold", "0"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     let headers: Vec<&str> = text.lines().filter(|l| l.ends_with(".wav")).collect();
@@ -140,13 +132,7 @@ fn replayed_recordings_stream_their_labels() {
     assert_eq!(headers, expected, "{text}");
 
     // lines for people: labels without the silent windows, and a summary on stderr
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        replay.join("03.wav").to_str().unwrap(),
-        "--fast",
-    ]);
+    let o = run_on(&run_dir, &replay.join("03.wav"), &["--fast"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stdout(&o).contains("silence"), "{}", stdout(&o));
     // one recording: no header
@@ -155,13 +141,7 @@ fn replayed_recordings_stream_their_labels() {
 
     // bad input: a damaged file in the folder is named; bad options are explained
     std::fs::write(replay.join("99.wav"), b"RIFF0000WAVEjunk").unwrap();
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        replay.to_str().unwrap(),
-        "--fast",
-    ]);
+    let o = run_on(&run_dir, &replay, &["--fast"]);
     assert_user_error(&o, &["99.wav", "not a readable WAV file"]);
     assert_eq!(
         stderr(&o).matches("not a readable WAV file").count(),
@@ -176,14 +156,7 @@ fn replayed_recordings_stream_their_labels() {
         stderr(&o)
     );
     assert!(stderr(&o).contains("--skip-bad-files"), "{}", stderr(&o));
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        replay.to_str().unwrap(),
-        "--fast",
-        "--skip-bad-files",
-    ]);
+    let o = run_on(&run_dir, &replay, &["--fast", "--skip-bad-files"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("skipped: "), "{}", stderr(&o));
     assert!(
@@ -193,30 +166,11 @@ fn replayed_recordings_stream_their_labels() {
     );
     assert_eq!(stdout(&o).matches(".wav\n").count(), 10, "{}", stdout(&o));
     // an image model's option is not silently ignored
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        replay.join("03.wav").to_str().unwrap(),
-        "--fps",
-        "5",
-    ]);
+    let o = run_on(&run_dir, &replay.join("03.wav"), &["--fps", "5"]);
     assert_user_error(&o, &["--fps is for an image model", "holds a sound model"]);
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        tmp.path().join("missing.wav").to_str().unwrap(),
-    ]);
+    let o = run_on(&run_dir, &tmp.path().join("missing.wav"), &[]);
     assert_user_error(&o, &["missing.wav", "no such file"]);
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        replay.join("03.wav").to_str().unwrap(),
-        "--threshold",
-        "2",
-    ]);
+    let o = run_on(&run_dir, &replay.join("03.wav"), &["--threshold", "2"]);
     assert_user_error(&o, &["--threshold", "between 0 and 1"]);
     // a recording quieter than the gate: its name, a line saying so, and a word in the
     // summary when nothing was louder
@@ -224,13 +178,7 @@ fn replayed_recordings_stream_their_labels() {
     std::fs::create_dir(&quiet).unwrap();
     std::fs::copy(replay.join("03.wav"), quiet.join("a.wav")).unwrap();
     scarce::audio::write_wav_i16(&quiet.join("b.wav"), &[0.0; 4000], 8000).unwrap();
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        quiet.to_str().unwrap(),
-        "--fast",
-    ]);
+    let o = run_on(&run_dir, &quiet, &["--fast"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let b = out
@@ -247,13 +195,7 @@ fn replayed_recordings_stream_their_labels() {
         "{}",
         stderr(&o)
     );
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        quiet.join("b.wav").to_str().unwrap(),
-        "--fast",
-    ]);
+    let o = run_on(&run_dir, &quiet.join("b.wav"), &["--fast"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("every window was below the silence gate (--gate-db -60)"),
@@ -262,12 +204,7 @@ fn replayed_recordings_stream_their_labels() {
     );
     // an image file is named as one, not taken for a damaged recording
     let idx = builtin_data().join("mnist/t10k-images-idx3-ubyte.gz");
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        idx.to_str().unwrap(),
-    ]);
+    let o = run_on(&run_dir, &idx, &[]);
     assert_user_error(&o, &["is a gzip file", "holds a sound model"]);
 }
 
@@ -456,14 +393,7 @@ fn mic_path_reads_an_alsa_file_capture_device() {
             .unwrap();
         assert_user_error(&o, &[want, "no such device", "input devices:", "default"]);
     }
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        wav.to_str().unwrap(),
-        "--input-device",
-        "0",
-    ]);
+    let o = run_on(&run_dir, &wav, &["--input-device", "0"]);
     assert_user_error(&o, &["--input-device", "--input mic"]);
 }
 

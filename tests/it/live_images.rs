@@ -16,16 +16,11 @@ fn decisions(o: &std::process::Output) -> Vec<Value> {
 }
 
 fn stream(run_dir: &Path, input: &Path, extra: &[&str]) -> Vec<Value> {
-    let mut args = vec![
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--fast",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    decisions(&run(&args))
+    decisions(&run_on(
+        run_dir,
+        input,
+        &[&["--fast", "--json"], extra].concat(),
+    ))
 }
 
 #[test]
