@@ -8,15 +8,16 @@
 //! usual run folder, so finished folds are reused and an interrupted one resumes exactly
 //! as in a sequential cross-validation.
 
-use scarce::graph::StopFlag;
 use scarce::item::EpochMetrics;
 use scarce::pipeline::assemble::FoldCounts;
 use scarce::results::RunResult;
 use scarce::sink::progress::EpochNote;
 use scarce::train::session;
+use scarce::train::TrainStop;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -644,22 +645,24 @@ struct Running {
     child: Child,
     started: Instant,
     forward: std::thread::JoinHandle<()>,
+    /// The child said it is stopping (it saw a Ctrl-C).
+    saw_stop: Arc<AtomicBool>,
     evals: EvalFollower,
 }
 
 /// Runs `tasks` with at most `jobs` children at once. `done(i)` is called in the parent
 /// for each task that finished; it reads the run folder's result and returns a line to
 /// print. After a failure no further task starts, and the error comes once the running
-/// ones have ended. Ctrl-C (the `stop` flag) starts no further task and waits for the
-/// running ones, which stop on the same signal after their current step; a child that
-/// did not see the signal (the parent alone was signalled) is sent one after a grace
-/// period.
+/// ones have ended. Ctrl-C (the `stop` flags) starts no further task and waits for the
+/// running ones, which stop on the same signal (the first at the end of their epoch,
+/// after checkpointing it; the second at once); a child that did not say that it saw
+/// the signal (the parent alone was signalled) is sent one after a moment.
 pub fn run_parallel(
     tasks: &[CvTask],
     jobs: usize,
     total: usize,
     opts: &ChildOptions,
-    stop: &StopFlag,
+    stop: &TrainStop,
     mut done: impl FnMut(usize) -> anyhow::Result<String>,
 ) -> anyhow::Result<Outcome> {
     let exe = std::env::current_exe()
@@ -673,8 +676,7 @@ pub fn run_parallel(
     let mut clock = QueueClock::default();
     let mut last_look = Instant::now();
     loop {
-        while failure.is_none() && !stop.is_stopped() && running.len() < jobs && next < tasks.len()
-        {
+        while failure.is_none() && !stop.requested() && running.len() < jobs && next < tasks.len() {
             let t = &tasks[next];
             let mut cmd = Command::new(&exe);
             cmd.args(child_args(t, opts))
@@ -704,8 +706,13 @@ pub fn run_parallel(
             };
             let prefix = format!("  {}fold {}: ", t.note, t.fold);
             let stderr = child.stderr.take().expect("piped");
+            let saw_stop = Arc::new(AtomicBool::new(false));
+            let seen = Arc::clone(&saw_stop);
             let forward = std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.starts_with("stopping: ") {
+                        seen.store(true, Ordering::Release);
+                    }
                     // on Ctrl-C the parent says what stops and how to go on, once for all
                     if !line.trim().is_empty() && !is_interrupt_line(&line) {
                         eprintln!("{prefix}{line}");
@@ -717,6 +724,7 @@ pub fn run_parallel(
                 child,
                 started: Instant::now(),
                 forward,
+                saw_stop,
                 evals,
             });
             next += 1;
@@ -725,10 +733,15 @@ pub fn run_parallel(
             break;
         }
         std::thread::sleep(Duration::from_millis(200));
-        if stop.is_stopped() {
+        if stop.requested() {
+            // a child that got the terminal's signal says so at once; one that did not
+            // is sent it (a second signal would stop it without finishing its epoch)
             let since = *stop_seen.get_or_insert_with(Instant::now);
-            if !signalled && since.elapsed() > Duration::from_secs(30) {
-                for r in &running {
+            if !signalled && since.elapsed() > Duration::from_secs(3) {
+                for r in running
+                    .iter()
+                    .filter(|r| !r.saw_stop.load(Ordering::Acquire))
+                {
                     interrupt(&r.child);
                 }
                 signalled = true;
@@ -749,7 +762,7 @@ pub fn run_parallel(
         }
         if !lines.is_empty() && !opts.quiet {
             let under_way = under_way(&running, tasks);
-            let queued = still_queued(tasks, next, failure.is_some() || stop.is_stopped());
+            let queued = still_queued(tasks, next, failure.is_some() || stop.requested());
             let estimate = clock.left(jobs, &under_way, queued);
             let left = left_note(under_way.len() + queued.len(), estimate);
             for line in lines {
@@ -778,7 +791,7 @@ pub fn run_parallel(
                 match done(r.task) {
                     Ok(line) => {
                         let under_way = under_way(&running, tasks);
-                        let stopping = failure.is_some() || stop.is_stopped();
+                        let stopping = failure.is_some() || stop.requested();
                         let queued = still_queued(tasks, next, stopping);
                         let estimate = clock.left(jobs, &under_way, queued);
                         let left = left_note(under_way.len() + queued.len(), estimate);
@@ -791,12 +804,12 @@ pub fn run_parallel(
                         failure.get_or_insert(format!("{e:#}"));
                     }
                 }
-            } else if stop.is_stopped() || interrupted(&status) {
+            } else if stop.requested() || interrupted(&status) {
                 eprintln!(
                     "[{}/{total}] {}fold {}: stopped; it continues from its last checkpoint",
                     t.step, t.note, t.fold
                 );
-                stop.stop();
+                stop.at_epoch_end.stop();
             } else if failure.is_none() {
                 failure = Some(format!(
                     "{}fold {} ({}) failed ({status}): its messages are above, prefixed with its fold (no further fold was started; those already running were let finish)",
@@ -810,7 +823,7 @@ pub fn run_parallel(
     if let Some(f) = failure {
         anyhow::bail!(f);
     }
-    Ok(if stop.is_stopped() {
+    Ok(if stop.requested() {
         Outcome::Interrupted
     } else {
         Outcome::Done
@@ -1057,12 +1070,15 @@ mod tests {
 
     #[test]
     fn a_childs_own_interrupt_lines_are_left_to_the_parent() {
+        let said = |what: &str| format!("stopping: {what}");
         for line in [
-            "stopping: finishing the current step and flushing metrics (Ctrl-C again to force)",
-            "interrupted after epoch 3: continue with `scarce train --resume runs/cv/fold-1`",
-            "forced stop: what was not checkpointed is lost",
+            said(crate::STOP_TRAINING[0]),
+            said(crate::STOP_TRAINING[1]),
+            "interrupted after epoch 3: continue with `scarce train --resume runs/cv/fold-1`"
+                .to_string(),
+            "forced stop: what was not checkpointed is lost".to_string(),
         ] {
-            assert!(is_interrupt_line(line), "{line}");
+            assert!(is_interrupt_line(&line), "{line}");
         }
         for line in [
             "epoch   3/48  loss 1.2",

@@ -11,6 +11,7 @@ use scarce::data::{digits_files, resolve_data_dir, DigitsSet, Split, DATA_DIR_EN
 use scarce::graph::StopFlag;
 use scarce::pipeline::PipelineFile;
 use scarce::train::session::{self, TrainRequest};
+use scarce::train::TrainStop;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -69,7 +70,8 @@ Examples:
 The run folder holds pipeline.toml (as used), run.json (seed, device, data directory),
 metrics.jsonl, checkpoints/, summary.json, learning_curve.svg, embedding.svg and
 model.safetensors.
-Ctrl-C stops after flushing metrics; --resume continues from the last checkpoint.")]
+Ctrl-C lets the epoch under way finish, checkpoints it and stops (a second Ctrl-C stops
+at once, losing that epoch); --resume continues from the last checkpoint.")]
     Train {
         /// Pipeline file (see pipelines/).
         #[arg(required_unless_present = "resume", conflicts_with = "resume")]
@@ -96,10 +98,10 @@ Each pipeline gets a run folder OUT/N-FILE, N its place in the list and FILE the
 file's name (default OUT: runs/compare-TIMESTAMP). The table gives the final and best
 accuracy on each pipeline's first evaluation set and the change of the final accuracy
 against the first pipeline, in points; OUT/embedding.svg draws the runs' generator
-features side by side (t-SNE). Ctrl-C stops the current run after flushing its metrics
-and prints the command that continues the comparison: the same with --out OUT, which
-keeps the finished runs, resumes the stopped one from its last checkpoint and trains the
-rest.")]
+features side by side (t-SNE). Ctrl-C stops the current run as `scarce train` does (at
+the end of its epoch, checkpointed) and prints the command that continues the
+comparison: the same with --out OUT, which keeps the finished runs, resumes the stopped
+one from its last checkpoint and trains the rest.")]
     Compare {
         /// Pipeline files; the first is the baseline the others are compared with.
         #[arg(required = true, num_args = 2..)]
@@ -133,7 +135,8 @@ Example (the whole FSDD table of docs/results.md, four pipelines in one queue):
 Each fold gets a run folder OUT/fold-K (default OUT: runs/cv-NAME); with --seeds, the
 pipeline's own seed keeps OUT and any other seed S writes to OUT-sS. Running the same
 command again skips finished folds and resumes an interrupted one, so a long
-cross-validation can be stopped with Ctrl-C and continued. Several pipelines form one
+cross-validation can be stopped with Ctrl-C (the folds under way finish their epoch and
+checkpoint it) and continued. Several pipelines form one
 queue of folds in the order given (with --jobs, name the slowest first so that the last
 folds end together); each writes to its own runs/cv-NAME. As each fold ends, a line
 gives its error and the time left: a fold's time is taken to follow its work, the
@@ -638,33 +641,98 @@ fn level_word(level: log::Level) -> &'static str {
     }
 }
 
-/// What the first Ctrl-C does while training.
-const STOP_TRAINING: &str = "finishing the current step and flushing metrics";
+/// What successive Ctrl-Cs do while training: the first lets the epoch under way
+/// finish and checkpoints it; the second stops at once.
+const STOP_TRAINING: [&str; 2] = [
+    "finishing the epoch under way and checkpointing it (Ctrl-C again to stop at once)",
+    "now, after the current step; the epoch under way is lost (Ctrl-C again to force)",
+];
+/// The same for `scarce cv`, whose folds may run as child processes.
+const STOP_CV: [&str; 2] = [
+    "the folds under way finish their epoch and checkpoint it, no further fold starts (Ctrl-C again to stop them at once)",
+    STOP_TRAINING[1],
+];
 /// What the first Ctrl-C does while streaming.
-const STOP_STREAM: &str = "ending the stream after the windows under way";
+const STOP_STREAM: &str = "ending the stream after the windows under way (Ctrl-C again to force)";
 
-/// A stop flag that the first Ctrl-C sets, saying `what` it does; a second one exits at
+/// Successive Ctrl-Cs: each sets the next flag and says what it does; one more than
+/// there are flags exits at once. A signal that comes twice within a moment (to the
+/// process and to its group: a terminal, `timeout`, `scarce cv` forwarding it) counts
 /// once.
-fn stop_on_ctrl_c(what: &'static str) -> StopFlag {
-    let stop = StopFlag::new();
-    let handler_stop = stop.clone();
-    let first = std::sync::OnceLock::new();
-    let _ = ctrlc::set_handler(move || {
-        let now = std::time::Instant::now();
-        match first.get() {
-            None => {
-                let _ = first.set(now);
-                eprintln!("\nstopping: {what} (Ctrl-C again to force)");
-                handler_stop.stop();
+struct CtrlC {
+    levels: Vec<(&'static str, StopFlag)>,
+    pressed: usize,
+    last: Option<std::time::Instant>,
+}
+
+/// What one Ctrl-C does.
+#[derive(Debug, PartialEq)]
+enum Press {
+    /// The same interrupt again.
+    Repeat,
+    /// The next flag was set; the words say what happens.
+    Stopping(&'static str),
+    /// Every flag is set already: exit.
+    Force,
+}
+
+impl CtrlC {
+    fn press(&mut self, now: std::time::Instant) -> Press {
+        if let Some(t) = self.last {
+            if now.duration_since(t) < std::time::Duration::from_secs(1) {
+                return Press::Repeat;
             }
-            // the same interrupt twice (a signal to the process and to its group)
-            Some(t) if now.duration_since(*t) < std::time::Duration::from_secs(1) => {}
-            Some(_) => {
+        }
+        self.last = Some(now);
+        match self.levels.get(self.pressed) {
+            Some((what, flag)) => {
+                self.pressed += 1;
+                flag.stop();
+                Press::Stopping(what)
+            }
+            None => Press::Force,
+        }
+    }
+}
+
+/// Installs the Ctrl-C handler over `levels` (see [`CtrlC`]).
+fn on_ctrl_c(levels: Vec<(&'static str, StopFlag)>) {
+    let state = std::sync::Mutex::new(CtrlC {
+        levels,
+        pressed: 0,
+        last: None,
+    });
+    let _ = ctrlc::set_handler(move || {
+        let press = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .press(std::time::Instant::now());
+        match press {
+            Press::Repeat => {}
+            Press::Stopping(what) => eprintln!("\nstopping: {what}"),
+            Press::Force => {
                 eprintln!("forced stop: what was not checkpointed is lost");
                 std::process::exit(130);
             }
         }
     });
+}
+
+/// The stop flags of a training command, set by Ctrl-C as `what` says.
+fn train_stop_on_ctrl_c(what: [&'static str; 2]) -> TrainStop {
+    let stop = TrainStop::new();
+    on_ctrl_c(vec![
+        (what[0], stop.at_epoch_end.clone()),
+        (what[1], stop.now.clone()),
+    ]);
+    stop
+}
+
+/// A stop flag that the first Ctrl-C sets, saying `what` it does; a second one exits at
+/// once.
+fn stop_on_ctrl_c(what: &'static str) -> StopFlag {
+    let stop = StopFlag::new();
+    on_ctrl_c(vec![(what, stop.clone())]);
     stop
 }
 
@@ -677,7 +745,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             run,
             stats,
         } => {
-            let stop = stop_on_ctrl_c(STOP_TRAINING);
+            let stop = train_stop_on_ctrl_c(STOP_TRAINING);
             let req = TrainRequest {
                 pipeline,
                 resume,
@@ -729,7 +797,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             run,
         } => {
-            let stop = stop_on_ctrl_c(STOP_TRAINING);
+            let stop = train_stop_on_ctrl_c(STOP_TRAINING);
             let chose_root = out.is_none();
             let root = out.unwrap_or_else(|| {
                 PathBuf::from("runs").join(format!("compare-{}", session::timestamp()))
@@ -788,7 +856,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let outcome = session::train(&req, stop.clone())?;
                 let completed = outcome.summary.status == "completed";
                 // a stop as the last run finished leaves nothing to continue: the table
-                if !completed || (outcome.report.stopped && i + 1 < last) {
+                if !completed || (stop.requested() && i + 1 < last) {
                     eprintln!(
                         "{}: {}",
                         p.display(),
@@ -849,7 +917,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             unique.sort_unstable();
             unique.dedup();
             anyhow::ensure!(unique.len() == folds.len(), "--folds names a fold twice");
-            let stop = stop_on_ctrl_c(STOP_TRAINING);
+            let stop = train_stop_on_ctrl_c(STOP_CV);
             let started = std::time::Instant::now();
             let data_dir = resolve_data_dir(run.data_dir.as_deref());
             let mut plans = Vec::new();
@@ -925,7 +993,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         epoch_note: Some(cv_jobs::queue_note(t, &clock, &tasks[i + 1..])),
                     };
                     let outcome = session::train(&req, stop.clone())?;
-                    if outcome.report.stopped || outcome.summary.status != "completed" {
+                    if outcome.summary.status != "completed" {
                         eprintln!(
                             "interrupted in {}fold {}: run the same command again to continue",
                             t.note, t.fold
@@ -945,6 +1013,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         error_text(&r)
                     );
                     results.push((t.step, r));
+                    // a stop as this fold finished its last epoch: it is kept, no other starts
+                    if stop.requested() && i + 1 < tasks.len() {
+                        eprintln!("interrupted: run the same command again to continue");
+                        return Ok(ExitCode::from(130));
+                    }
                 }
             }
             results.sort_by_key(|(step, _)| *step);
@@ -1416,7 +1489,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
-    use super::{resume_hint, shell_word};
+    use super::{resume_hint, shell_word, CtrlC, Press, TrainStop, STOP_TRAINING};
 
     #[test]
     fn shell_words_are_quoted_only_where_a_shell_needs_it() {
@@ -1426,6 +1499,31 @@ mod tests {
         assert_eq!(shell_word("it's"), r"'it'\''s'");
         assert_eq!(shell_word(""), "''");
         assert_eq!(shell_word("$HOME"), "'$HOME'");
+    }
+
+    #[test]
+    fn each_ctrl_c_goes_one_step_further_and_a_repeated_signal_counts_once() {
+        use std::time::{Duration, Instant};
+        let stop = TrainStop::new();
+        let mut c = CtrlC {
+            levels: vec![
+                (STOP_TRAINING[0], stop.at_epoch_end.clone()),
+                (STOP_TRAINING[1], stop.now.clone()),
+            ],
+            pressed: 0,
+            last: None,
+        };
+        let t = Instant::now();
+        assert_eq!(c.press(t), Press::Stopping(STOP_TRAINING[0]));
+        assert!(stop.at_epoch_end.is_stopped() && !stop.now.is_stopped());
+        // the same signal to the process and to its group
+        assert_eq!(c.press(t + Duration::from_millis(300)), Press::Repeat);
+        assert!(!stop.now.is_stopped());
+        let t = t + Duration::from_secs(2);
+        assert_eq!(c.press(t), Press::Stopping(STOP_TRAINING[1]));
+        assert!(stop.now.is_stopped());
+        assert_eq!(c.press(t + Duration::from_millis(500)), Press::Repeat);
+        assert_eq!(c.press(t + Duration::from_secs(2)), Press::Force);
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub struct RunContext {
     pub quiet: bool,
     /// Words to add to each finished epoch's progress line.
     pub epoch_note: Option<crate::sink::progress::EpochNote>,
+    /// Ctrl-C: the graph runs until [`TrainStop::now`]; the model stage turns
+    /// [`TrainStop::at_epoch_end`] into it once the epoch under way is checkpointed.
+    pub stop: crate::train::TrainStop,
 }
 
 impl PipelineFile {
@@ -369,7 +372,7 @@ impl PipelineFile {
             Ok(s)
         };
 
-        let mut graph = Graph::new();
+        let mut graph = Graph::new().with_stop(ctx.stop.now.clone());
         let mut ids: BTreeMap<String, NodeId> = BTreeMap::new();
         let mut lens: Vec<usize> = Vec::new();
         for sp in &plan.stages {
@@ -459,6 +462,7 @@ impl PipelineFile {
                         eval_every: train.eval_every.as_ref().map(|c| *c.get_ref()).unwrap_or(1),
                         resume_from: ctx.resume.clone(),
                         status: status.clone(),
+                        stop: ctx.stop.clone(),
                     };
                     graph.add_stage(&sp.name, Trainer::new(setup)?)
                 }

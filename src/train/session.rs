@@ -3,10 +3,11 @@
 //! Also reloading a finished run for evaluation.
 
 use super::checkpoint::{self, CheckpointState};
+use super::TrainStop;
 use crate::data::{resolve_data_dir, DataDir, DataDirOrigin};
 use crate::eval::Evaluation;
 use crate::fsutil::write_atomic;
-use crate::graph::{RunReport, StopFlag};
+use crate::graph::RunReport;
 use crate::pipeline::assemble::RunContext;
 use crate::pipeline::{PipelineFile, Plan};
 use crate::sink::metrics::{load_history, MetricsSink, Summary, SUMMARY_FILE};
@@ -291,7 +292,7 @@ pub fn earlier_run(dir: &Path, pipeline: &Path, wanted: &Wanted<'_>) -> Result<E
 }
 
 /// Runs (or resumes) a training session. `stop` is set by Ctrl-C.
-pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
+pub fn train(req: &TrainRequest, stop: TrainStop) -> Result<TrainOutcome> {
     let choice: crate::model::device::DeviceChoice = req.device.parse()?;
     let mut created = false;
     let (run_dir, settings, resume) = if let Some(run) = &req.resume {
@@ -406,7 +407,7 @@ pub fn train(req: &TrainRequest, stop: StopFlag) -> Result<TrainOutcome> {
 
 fn run_session(
     req: &TrainRequest,
-    stop: StopFlag,
+    stop: TrainStop,
     run_dir: &Path,
     settings: &RunSettings,
     resume: Option<(PathBuf, CheckpointState)>,
@@ -449,8 +450,13 @@ fn run_session(
         history,
         quiet: req.quiet,
         epoch_note: req.epoch_note.clone(),
+        stop: stop.clone(),
     };
-    let graph = file.assemble_train(&plan, ctx)?.with_stop(stop);
+    let graph = file.assemble_train(&plan, ctx)?;
+    if stop.requested() {
+        // asked to stop while the data loaded: no epoch is under way to finish
+        stop.now.stop();
+    }
     let report = graph.run()?;
     let summary_path = run_dir.join(SUMMARY_FILE);
     let mut summary: Summary = serde_json::from_str(
@@ -813,7 +819,7 @@ mod tests {
             quiet: true,
             epoch_note: None,
         };
-        let trained = train(&req, StopFlag::new()).unwrap().summary;
+        let trained = train(&req, TrainStop::new()).unwrap().summary;
         // what a stop as epoch 2 ended leaves of a 3-epoch run: epoch 2 checkpointed,
         // but neither its metrics line nor the summary written
         let mut settings = RunSettings::load(&run).unwrap();

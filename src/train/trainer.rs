@@ -3,6 +3,7 @@
 //! evaluates, checkpoints and reports.
 
 use super::checkpoint::{self, CheckpointState};
+use super::TrainStop;
 use crate::eval::EvalSet;
 use crate::graph::{BoxError, Stage};
 use crate::item::{EpochMetrics, Item, Report};
@@ -41,6 +42,9 @@ pub struct TrainerSetup {
     pub resume_from: Option<(PathBuf, CheckpointState)>,
     /// The progress display's line, told how far each evaluation is.
     pub status: crate::sink::progress::StatusLine,
+    /// Ctrl-C: [`TrainStop::at_epoch_end`] is honoured here (the epoch under way is
+    /// finished and checkpointed, then [`TrainStop::now`] stops the graph).
+    pub stop: TrainStop,
 }
 
 /// The training model stage.
@@ -111,7 +115,15 @@ impl Trainer {
         out: &mut Vec<Item>,
     ) -> anyhow::Result<()> {
         self.start(out);
+        if self.setup.stop.now.is_stopped() {
+            return Ok(());
+        }
         if self.seeded_epoch != epoch {
+            // a stop asked for between two epochs: the last one is kept, this one not begun
+            if self.setup.stop.at_epoch_end.is_stopped() {
+                self.stop_at_epoch_boundary()?;
+                return Ok(());
+            }
             // Dropout masks depend only on (seed, epoch): a resumed run repeats them.
             self.setup
                 .device
@@ -148,6 +160,10 @@ impl Trainer {
 
     fn end_epoch(&mut self, epoch: usize, out: &mut Vec<Item>) -> anyhow::Result<()> {
         self.start(out);
+        if self.setup.stop.now.is_stopped() {
+            // the graph is stopping: a partly trained epoch is neither evaluated nor kept
+            return Ok(());
+        }
         anyhow::ensure!(
             self.iterations > 0,
             "epoch {epoch} had no training batch: the training data gave too few examples for one batch (check the training sets' filters and limits, or a batcher's drop_last)"
@@ -208,19 +224,7 @@ impl Trainer {
         // metrics sink writes it
         self.unsaved.push(metrics.clone());
         if epoch.is_multiple_of(self.setup.checkpoint_every.max(1)) || epoch == self.setup.epochs {
-            let state = CheckpointState {
-                epoch,
-                elapsed_s,
-                seed: self.setup.seed,
-                version: env!("CARGO_PKG_VERSION").to_string(),
-            };
-            checkpoint::save(
-                &self.setup.run_dir,
-                self.method.as_ref(),
-                &state,
-                &self.unsaved,
-            )?;
-            self.unsaved.clear();
+            self.save_checkpoint()?;
         }
         self.loss_sum = 0.0;
         self.disc_sum = 0.0;
@@ -229,6 +233,39 @@ impl Trainer {
         self.seen = 0;
         self.iterations = 0;
         out.push(Item::Report(Report::Epoch(metrics)));
+        if epoch < self.setup.epochs && self.setup.stop.at_epoch_end.is_stopped() {
+            self.stop_at_epoch_boundary()?;
+        }
+        Ok(())
+    }
+
+    /// Checkpoints the epochs trained since the last checkpoint (the weights are those
+    /// of the last one's end); nothing to do when there are none.
+    fn save_checkpoint(&mut self) -> anyhow::Result<()> {
+        let Some(last) = self.unsaved.last() else {
+            return Ok(());
+        };
+        let state = CheckpointState {
+            epoch: last.epoch,
+            elapsed_s: last.elapsed_s,
+            seed: self.setup.seed,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        checkpoint::save(
+            &self.setup.run_dir,
+            self.method.as_ref(),
+            &state,
+            &self.unsaved,
+        )?;
+        self.unsaved.clear();
+        Ok(())
+    }
+
+    /// Between two epochs after the first Ctrl-C: checkpoints the finished epoch (if
+    /// `checkpoint_every` skipped it) and stops the graph.
+    fn stop_at_epoch_boundary(&mut self) -> anyhow::Result<()> {
+        self.save_checkpoint()?;
+        self.setup.stop.now.stop();
         Ok(())
     }
 
@@ -246,5 +283,159 @@ impl Stage<Item> for Trainer {
             Item::EpochEnd(e, _) => self.end_epoch(e, out),
             other => Err(crate::stage::unexpected("train", &other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::item::{Batch, Domain};
+    use crate::method::{MethodKind, OptimizerConfig};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// A digits trainer that checkpoints every 10 epochs of 3, with no evaluation set.
+    fn trainer(run_dir: &Path, stop: &TrainStop) -> Trainer {
+        Trainer::new(TrainerSetup {
+            method: MethodConfig {
+                kind: MethodKind::SourceOnly,
+                net: Default::default(),
+                optimizer: OptimizerConfig::default(),
+                num_k: 4,
+                grl: Default::default(),
+                reject_below: None,
+            },
+            device: Device::flex(),
+            seed: 1,
+            epochs: 3,
+            first_epoch: 1,
+            iterations_per_epoch: 2,
+            eval_sets: Vec::new(),
+            normalize: None,
+            run_dir: run_dir.to_path_buf(),
+            checkpoint_every: 10,
+            eval_every: 1,
+            resume_from: None,
+            status: Default::default(),
+            stop: stop.clone(),
+        })
+        .unwrap()
+    }
+
+    fn batch(epoch: usize) -> Item {
+        let n = 8;
+        Item::Batch(Arc::new(Batch {
+            pixels: (0..n * 28 * 28)
+                .map(|i| ((i * 37) % 101) as f32 / 101.0)
+                .collect(),
+            labels: (0..n as u8).map(|i| i % 10).collect(),
+            height: 28,
+            width: 28,
+            epoch,
+            domain: Domain::Source,
+            mix: Vec::new(),
+        }))
+    }
+
+    fn steps(out: &[Item]) -> usize {
+        out.iter()
+            .filter(|i| matches!(i, Item::Report(Report::Step { .. })))
+            .count()
+    }
+
+    fn checkpoint_epoch(run_dir: &Path) -> Option<usize> {
+        checkpoint::latest(run_dir).unwrap().map(|(_, s)| s.epoch)
+    }
+
+    #[test]
+    fn a_stop_asked_for_mid_epoch_finishes_the_epoch_and_checkpoints_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stop = TrainStop::new();
+        let mut t = trainer(tmp.path(), &stop);
+        let mut out = Vec::new();
+        for item in [batch(1), batch(1), Item::EpochEnd(1, Domain::Source)] {
+            t.process(item, &mut out).unwrap();
+        }
+        assert_eq!(checkpoint_epoch(tmp.path()), None, "checkpoint_every 10");
+        t.process(batch(2), &mut out).unwrap();
+        stop.at_epoch_end.stop();
+        assert!(!stop.now.is_stopped(), "the epoch under way goes on");
+        out.clear();
+        t.process(batch(2), &mut out).unwrap();
+        assert_eq!(steps(&out), 1, "the rest of the epoch is trained");
+        t.process(Item::EpochEnd(2, Domain::Source), &mut out)
+            .unwrap();
+        assert!(stop.now.is_stopped(), "then the graph is stopped");
+        let (ckpt, state) = checkpoint::latest(tmp.path()).unwrap().unwrap();
+        assert_eq!(state.epoch, 2);
+        let lines: Vec<usize> = checkpoint::saved_epochs(&ckpt)
+            .iter()
+            .map(|m| m.epoch)
+            .collect();
+        assert_eq!(lines, vec![1, 2], "both epochs' lines travel with it");
+        assert!(matches!(out.last(), Some(Item::Report(Report::Epoch(m))) if m.epoch == 2));
+        // what still reaches the stage before the graph stops is not trained
+        out.clear();
+        t.process(batch(3), &mut out).unwrap();
+        t.process(Item::EpochEnd(3, Domain::Source), &mut out)
+            .unwrap();
+        assert_eq!(steps(&out), 0);
+        assert!(!out
+            .iter()
+            .any(|i| matches!(i, Item::Report(Report::Epoch(_)))));
+        assert_eq!(checkpoint_epoch(tmp.path()), Some(2));
+    }
+
+    #[test]
+    fn a_stop_between_epochs_keeps_the_finished_one_and_begins_no_other() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stop = TrainStop::new();
+        let mut t = trainer(tmp.path(), &stop);
+        let mut out = Vec::new();
+        for item in [batch(1), batch(1), Item::EpochEnd(1, Domain::Source)] {
+            t.process(item, &mut out).unwrap();
+        }
+        stop.at_epoch_end.stop();
+        out.clear();
+        t.process(batch(2), &mut out).unwrap();
+        assert_eq!(steps(&out), 0, "epoch 2 is not begun");
+        assert!(stop.now.is_stopped());
+        assert_eq!(checkpoint_epoch(tmp.path()), Some(1));
+        // a stop at once (the second Ctrl-C) neither evaluates nor keeps a partial epoch
+        let tmp = tempfile::tempdir().unwrap();
+        let stop = TrainStop::new();
+        let mut t = trainer(tmp.path(), &stop);
+        t.process(batch(1), &mut out).unwrap();
+        stop.now.stop();
+        out.clear();
+        t.process(Item::EpochEnd(1, Domain::Source), &mut out)
+            .unwrap();
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(checkpoint_epoch(tmp.path()), None);
+    }
+
+    #[test]
+    fn a_stop_during_the_last_epoch_lets_the_run_finish() {
+        let tmp = tempfile::tempdir().unwrap();
+        let stop = TrainStop::new();
+        let mut t = trainer(tmp.path(), &stop);
+        let mut out = Vec::new();
+        for epoch in 1..=3 {
+            t.process(batch(epoch), &mut out).unwrap();
+            if epoch == 3 {
+                stop.at_epoch_end.stop();
+            }
+            t.process(Item::EpochEnd(epoch, Domain::Source), &mut out)
+                .unwrap();
+        }
+        assert_eq!(
+            checkpoint_epoch(tmp.path()),
+            Some(3),
+            "the last epoch's checkpoint"
+        );
+        assert!(
+            !stop.now.is_stopped(),
+            "nothing to stop: the graph ends by itself"
+        );
     }
 }

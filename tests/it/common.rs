@@ -151,3 +151,41 @@ pub fn metrics(run: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// Puts a finished run of three or more epochs back to where a run stopped after its
+/// second-last epoch would be (that epoch's checkpoint and metrics lines, no summary, no
+/// weights), resumes it, and checks that the last epoch trains to the same losses,
+/// accuracies and final weights as before.
+pub fn assert_resumed_run_repeats_the_last_epoch(run_dir: &Path) {
+    let whole = metrics(run_dir);
+    let last = whole.len();
+    let weights = std::fs::read(run_dir.join("model.safetensors")).unwrap();
+    let ckpts = run_dir.join("checkpoints");
+    std::fs::remove_dir_all(ckpts.join(format!("epoch-{last:04}"))).unwrap();
+    std::fs::write(ckpts.join("latest"), format!("epoch-{:04}", last - 1)).unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .take(last - 1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(run_dir.join("metrics.jsonl"), lines.concat()).unwrap();
+    for f in ["summary.json", "model.safetensors"] {
+        std::fs::remove_file(run_dir.join(f)).unwrap();
+    }
+    let o = run(&["train", "--resume", run_dir.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resumed = metrics(run_dir);
+    assert_eq!(resumed.len(), last);
+    for key in ["train_loss", "train_acc", "eval"] {
+        assert_eq!(
+            resumed[last - 1][key],
+            whole[last - 1][key],
+            "epoch {last}'s {key}"
+        );
+    }
+    assert!(
+        std::fs::read(run_dir.join("model.safetensors")).unwrap() == weights,
+        "the same final weights"
+    );
+}

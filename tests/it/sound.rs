@@ -149,6 +149,21 @@ fn bc_learning_on_synthesised_tones_lowers_its_loss() {
 }
 
 #[test]
+fn a_resumed_bc_run_mixes_and_trains_as_an_uninterrupted_one() {
+    // crops, gains, mixing partners and ratios follow the seed and the epoch alone
+    let tmp = tempfile::tempdir().unwrap();
+    tones(tmp.path(), &["ann", "bob"], 2);
+    let text = std::fs::read_to_string(pipeline(tmp.path(), "bc", 3, "")).unwrap();
+    let p = tmp.path().join("tones-bc-gain.toml");
+    let gain = "level = \"peak\"\ngain_db = 6\n";
+    std::fs::write(&p, text.replace("level = \"peak\"\n", gain)).unwrap();
+    let out = tmp.path().join("run");
+    let o = train_fold_2(&p, tmp.path(), &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_resumed_run_repeats_the_last_epoch(&out);
+}
+
+#[test]
 fn a_seen_speaker_set_holds_the_recordings_a_limited_set_leaves_out() {
     let tmp = tempfile::tempdir().unwrap();
     tones(tmp.path(), &["ann", "bob", "cy"], 3);

@@ -199,10 +199,14 @@ fn unknown_or_missing_device_is_a_clear_error() {
 }
 
 fn spawn_train(run_dir: &Path, epochs: &str) -> std::process::Child {
+    spawn_train_of(&tiny_pipeline(), run_dir, epochs)
+}
+
+fn spawn_train_of(pipeline: &Path, run_dir: &Path, epochs: &str) -> std::process::Child {
     scarce()
         .args([
             "train",
-            tiny_pipeline().to_str().unwrap(),
+            pipeline.to_str().unwrap(),
             "--out",
             run_dir.to_str().unwrap(),
             "--epochs",
@@ -273,6 +277,15 @@ fn killed_run_resumes_from_its_last_checkpoint_and_finishes() {
 }
 
 #[test]
+fn a_resumed_run_trains_the_epochs_an_uninterrupted_one_trains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let o = train(&run_dir, &["--epochs", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_resumed_run_repeats_the_last_epoch(&run_dir);
+}
+
+#[test]
 fn run_killed_after_its_last_checkpoint_is_finished_without_training_again() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
@@ -331,6 +344,77 @@ fn ctrl_c_stops_cleanly_and_flushes_the_summary() {
     assert_eq!(summary["status"], "interrupted");
     assert!(summary["epochs_done"].as_u64().unwrap() >= 1);
     assert!(run_dir.join("learning_curve.svg").is_file());
+}
+
+#[test]
+fn ctrl_c_finishes_the_epoch_under_way_and_checkpoints_it() {
+    // checkpoints only every 1000 epochs: the one a resumed run starts from is the stop's
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(tiny_pipeline()).unwrap();
+    let pipeline = tmp.path().join("rare-checkpoints.toml");
+    std::fs::write(
+        &pipeline,
+        text.replace("[train]\n", "[train]\ncheckpoint_every = 1000\n"),
+    )
+    .unwrap();
+    let run_dir = tmp.path().join("run");
+    let mut child = spawn_train_of(&pipeline, &run_dir, "200");
+    let t = Instant::now();
+    while std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .is_none()
+    {
+        assert!(child.try_wait().unwrap().is_none(), "training ended early");
+        assert!(t.elapsed() < Duration::from_secs(300), "no epoch finished");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    interrupt(&child);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("stopping: finishing the epoch under way and checkpointing it"),
+        "{err}"
+    );
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["status"], "interrupted");
+    let done = summary["epochs_done"].as_u64().unwrap() as usize;
+    assert!(done >= 1);
+    let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).unwrap();
+    assert_eq!(
+        latest.trim(),
+        format!("epoch-{done:04}"),
+        "the last epoch is kept"
+    );
+    assert_eq!(metrics(&run_dir).len(), done);
+    assert!(
+        err.contains(&format!("interrupted after epoch {done}: continue with")),
+        "{err}"
+    );
+    // the resumed run takes up the next epoch
+    let next = (done + 1).to_string();
+    let o = run(&[
+        "train",
+        "--resume",
+        run_dir.to_str().unwrap(),
+        "--epochs",
+        &next,
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let epochs: Vec<usize> = metrics(&run_dir)
+        .iter()
+        .map(|m| m["epoch"].as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(
+        epochs,
+        (1..=done + 1).collect::<Vec<_>>(),
+        "each epoch once"
+    );
 }
 
 #[test]
