@@ -337,6 +337,15 @@ mod tests {
         }))
     }
 
+    /// A [`trainer`] after epoch 1 (two batches; no checkpoint yet).
+    fn trained_one_epoch(run_dir: &Path, stop: &TrainStop) -> Trainer {
+        let mut t = trainer(run_dir, stop);
+        for item in [batch(1), batch(1), Item::EpochEnd(1, Domain::Source)] {
+            t.process(item, &mut Vec::new()).unwrap();
+        }
+        t
+    }
+
     fn steps(out: &[Item]) -> usize {
         out.iter()
             .filter(|i| matches!(i, Item::Report(Report::Step { .. })))
@@ -351,11 +360,8 @@ mod tests {
     fn a_stop_asked_for_mid_epoch_finishes_the_epoch_and_checkpoints_it() {
         let tmp = tempfile::tempdir().unwrap();
         let stop = TrainStop::new();
-        let mut t = trainer(tmp.path(), &stop);
+        let mut t = trained_one_epoch(tmp.path(), &stop);
         let mut out = Vec::new();
-        for item in [batch(1), batch(1), Item::EpochEnd(1, Domain::Source)] {
-            t.process(item, &mut out).unwrap();
-        }
         assert_eq!(checkpoint_epoch(tmp.path()), None, "checkpoint_every 10");
         t.process(batch(2), &mut out).unwrap();
         stop.at_epoch_end.stop();
@@ -390,11 +396,8 @@ mod tests {
     fn a_stop_between_epochs_keeps_the_finished_one_and_begins_no_other() {
         let tmp = tempfile::tempdir().unwrap();
         let stop = TrainStop::new();
-        let mut t = trainer(tmp.path(), &stop);
+        let mut t = trained_one_epoch(tmp.path(), &stop);
         let mut out = Vec::new();
-        for item in [batch(1), batch(1), Item::EpochEnd(1, Domain::Source)] {
-            t.process(item, &mut out).unwrap();
-        }
         stop.at_epoch_end.stop();
         out.clear();
         t.process(batch(2), &mut out).unwrap();
