@@ -806,8 +806,11 @@ pub fn run_parallel(
                 }
             } else if stop.requested() || interrupted(&status) {
                 eprintln!(
-                    "[{}/{total}] {}fold {}: stopped; it continues from its last checkpoint",
-                    t.step, t.note, t.fold
+                    "[{}/{total}] {}fold {}: stopped; {}",
+                    t.step,
+                    t.note,
+                    t.fold,
+                    where_it_continues(&t.dir)
                 );
                 stop.at_epoch_end.stop();
             } else if failure.is_none() {
@@ -828,6 +831,19 @@ pub fn run_parallel(
     } else {
         Outcome::Done
     })
+}
+
+/// Where a stopped fold in `dir` is taken up again.
+fn where_it_continues(dir: &Path) -> String {
+    match scarce::train::checkpoint::latest(dir) {
+        Ok(Some((_, state))) => format!(
+            "it continues from epoch {} (its checkpoint of epoch {})",
+            state.epoch + 1,
+            state.epoch
+        ),
+        Ok(None) => "it had no checkpoint yet and starts again from epoch 1".to_string(),
+        Err(_) => "it continues from its last checkpoint".to_string(),
+    }
 }
 
 fn interrupted(status: &ExitStatus) -> bool {

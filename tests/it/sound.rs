@@ -479,6 +479,77 @@ fn cross_validation_with_jobs_trains_folds_side_by_side() {
 }
 
 #[test]
+fn a_stopped_cv_with_jobs_checkpoints_each_running_fold_at_the_end_of_its_epoch() {
+    // Ctrl-C to the parent alone (not its process group): it passes the signal on to
+    // the folds, which finish their epoch, checkpoint it (the pipeline's checkpoint_every
+    // is far off) and stop
+    let tmp = tempfile::tempdir().unwrap();
+    tones(tmp.path(), &["ann", "bob", "cy"], 2);
+    let text = std::fs::read_to_string(pipeline(tmp.path(), "source_only", 500, "")).unwrap();
+    let p = tmp.path().join("tones-rare-checkpoints.toml");
+    let text = text.replace("[train]\n", "[train]\ncheckpoint_every = 1000\n");
+    std::fs::write(&p, text.replace("tones-source_only", "tones-rare")).unwrap();
+    let out = tmp.path().join("cv");
+    let mut child = scarce()
+        .args(["cv", p.to_str().unwrap(), "--data-dir"])
+        .arg(tmp.path())
+        .arg("--out")
+        .arg(&out)
+        .args(["--folds", "1,2,3", "--jobs", "2", "--quiet"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let trained = |fold: usize| {
+        std::fs::read_to_string(out.join(format!("fold-{fold}/metrics.jsonl")))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    while trained(1) == 0 || trained(2) == 0 {
+        assert!(child.try_wait().unwrap().is_none(), "cv ended early");
+        assert!(t.elapsed().as_secs() < 300, "no epoch finished");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let o = child.wait_with_output().unwrap();
+    let log = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{log}");
+    for fold in [1, 2] {
+        let summary: Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("fold-{fold}/summary.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(summary["status"], "interrupted");
+        let done = summary["epochs_done"].as_u64().unwrap() as usize;
+        assert_eq!(trained(fold), done);
+        let latest =
+            std::fs::read_to_string(out.join(format!("fold-{fold}/checkpoints/latest"))).unwrap();
+        assert_eq!(latest.trim(), format!("epoch-{done:04}"), "{log}");
+        assert!(
+            log.contains(&format!(
+                "fold {fold}: stopped; it continues from epoch {} (its checkpoint of epoch {done})",
+                done + 1
+            )),
+            "{log}"
+        );
+    }
+    assert!(
+        !out.join("fold-3").exists(),
+        "no further fold starts: {log}"
+    );
+    assert!(
+        log.contains("run the same command again to continue"),
+        "{log}"
+    );
+}
+
+#[test]
 fn folds_side_by_side_report_each_evaluated_epoch() {
     let tmp = tempfile::tempdir().unwrap();
     tones(tmp.path(), &["ann", "bob", "cy"], 1);
