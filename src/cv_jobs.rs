@@ -647,6 +647,8 @@ struct Running {
     forward: std::thread::JoinHandle<()>,
     /// The child said it is stopping (it saw a Ctrl-C).
     saw_stop: Arc<AtomicBool>,
+    /// The parent passed a Ctrl-C on to it (it did not see the terminal's).
+    signalled: bool,
     evals: EvalFollower,
 }
 
@@ -673,6 +675,8 @@ pub fn run_parallel(
     let mut failure: Option<String> = None;
     let mut stop_seen: Option<Instant> = None;
     let mut signalled = false;
+    let mut signalled_again = false;
+    let mut stopped_folds = 0;
     let mut clock = QueueClock::default();
     let mut last_look = Instant::now();
     loop {
@@ -725,6 +729,7 @@ pub fn run_parallel(
                 started: Instant::now(),
                 forward,
                 saw_stop,
+                signalled: false,
                 evals,
             });
             next += 1;
@@ -739,12 +744,22 @@ pub fn run_parallel(
             let since = *stop_seen.get_or_insert_with(Instant::now);
             if !signalled && since.elapsed() > Duration::from_secs(3) {
                 for r in running
-                    .iter()
+                    .iter_mut()
                     .filter(|r| !r.saw_stop.load(Ordering::Acquire))
                 {
                     interrupt(&r.child);
+                    r.signalled = true;
                 }
                 signalled = true;
+            }
+            // the second Ctrl-C (stop at once) reaches the children signalled above the
+            // same way, a moment after the first so that it is not taken for a repeat
+            if stop.now.is_stopped() && !signalled_again && since.elapsed() > Duration::from_secs(5)
+            {
+                for r in running.iter().filter(|r| r.signalled) {
+                    interrupt(&r.child);
+                }
+                signalled_again = true;
             }
         }
         // each running fold's evaluated epochs since the last look (every few seconds:
@@ -813,6 +828,7 @@ pub fn run_parallel(
                     where_it_continues(&t.dir)
                 );
                 stop.at_epoch_end.stop();
+                stopped_folds += 1;
             } else if failure.is_none() {
                 failure = Some(format!(
                     "{}fold {} ({}) failed ({status}): its messages are above, prefixed with its fold (no further fold was started; those already running were let finish)",
@@ -826,11 +842,14 @@ pub fn run_parallel(
     if let Some(f) = failure {
         anyhow::bail!(f);
     }
-    Ok(if stop.requested() {
-        Outcome::Interrupted
-    } else {
-        Outcome::Done
-    })
+    // a stop as the last folds finished their last epoch leaves nothing to continue
+    Ok(
+        if stopped_folds > 0 || (stop.requested() && next < tasks.len()) {
+            Outcome::Interrupted
+        } else {
+            Outcome::Done
+        },
+    )
 }
 
 /// Where a stopped fold in `dir` is taken up again.

@@ -71,7 +71,8 @@ The run folder holds pipeline.toml (as used), run.json (seed, device, data direc
 metrics.jsonl, checkpoints/, summary.json, learning_curve.svg, embedding.svg and
 model.safetensors.
 Ctrl-C lets the epoch under way finish, checkpoints it and stops (a second Ctrl-C stops
-at once, losing that epoch); --resume continues from the last checkpoint.")]
+at once, losing what was trained since the last checkpoint); --resume continues from the
+last checkpoint.")]
     Train {
         /// Pipeline file (see pipelines/).
         #[arg(required_unless_present = "resume", conflicts_with = "resume")]
@@ -550,16 +551,9 @@ fn resume_hint(dir: &std::path::Path, done: usize) -> String {
     }
 }
 
-/// What `scarce compare` says when one of its runs stopped: the run's own state, and the
-/// command that continues the whole comparison (this one, with `--out ROOT` added where
-/// it chose the folder itself): finished runs are kept, the stopped one resumes.
-fn compare_resume_hint(
-    dir: &std::path::Path,
-    summary: &scarce::sink::metrics::Summary,
-    root: &std::path::Path,
-    add_out: bool,
-) -> String {
-    let done = summary.epochs_done;
+/// The command that continues this `scarce compare`: the same, with `--out ROOT` added
+/// where it chose the folder itself.
+fn compare_continue_command(root: &std::path::Path, add_out: bool) -> String {
     let mut args: Vec<String> = std::env::args_os()
         .skip(1)
         .map(|a| shell_word(&a.to_string_lossy()))
@@ -572,7 +566,20 @@ fn compare_resume_hint(
             ["--out".to_string(), shell_word(&root.display().to_string())],
         );
     }
-    let command = format!("`scarce {}`", args.join(" "));
+    format!("`scarce {}`", args.join(" "))
+}
+
+/// What `scarce compare` says when one of its runs stopped: the run's own state, and the
+/// command that continues the whole comparison (this one, with `--out ROOT` added where
+/// it chose the folder itself): finished runs are kept, the stopped one resumes.
+fn compare_resume_hint(
+    dir: &std::path::Path,
+    summary: &scarce::sink::metrics::Summary,
+    root: &std::path::Path,
+    add_out: bool,
+) -> String {
+    let done = summary.epochs_done;
+    let command = compare_continue_command(root, add_out);
     if summary.status == "completed" {
         return format!(
             "finished its last epoch as the comparison stopped: continue the comparison with {command} (finished runs are kept)"
@@ -645,7 +652,7 @@ fn level_word(level: log::Level) -> &'static str {
 /// finish and checkpoints it; the second stops at once.
 const STOP_TRAINING: [&str; 2] = [
     "finishing the epoch under way and checkpointing it (Ctrl-C again to stop at once)",
-    "now, after the current step; the epoch under way is lost (Ctrl-C again to force)",
+    "now, after the current step or evaluation; what was trained since the last checkpoint is lost (Ctrl-C again to force)",
 ];
 /// The same for `scarce cv`, whose folds may run as child processes.
 const STOP_CV: [&str; 2] = [
@@ -831,6 +838,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         results.push(*r);
                         continue;
                     }
+                    // stopped between two runs: the next is not begun
+                    _ if stop.requested() => {
+                        eprintln!(
+                            "stopped before {}: continue the comparison with {} (finished runs are kept)",
+                            p.display(),
+                            compare_continue_command(&root, chose_root)
+                        );
+                        return Ok(ExitCode::from(130));
+                    }
                     session::EarlierRun::Interrupted => {
                         eprintln!("{step} -> {} (continuing it)", dir.display());
                         true
@@ -978,6 +994,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 let mut clock = cv_jobs::QueueClock::default();
                 for (i, t) in tasks.iter().enumerate() {
+                    if stop.requested() {
+                        // stopped between two folds: the next is not begun
+                        eprintln!("interrupted: run the same command again to continue");
+                        return Ok(ExitCode::from(130));
+                    }
                     eprintln!("{}", t.start_line(total));
                     let fold_started = std::time::Instant::now();
                     let req = TrainRequest {
@@ -1013,11 +1034,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         error_text(&r)
                     );
                     results.push((t.step, r));
-                    // a stop as this fold finished its last epoch: it is kept, no other starts
-                    if stop.requested() && i + 1 < tasks.len() {
-                        eprintln!("interrupted: run the same command again to continue");
-                        return Ok(ExitCode::from(130));
-                    }
                 }
             }
             results.sort_by_key(|(step, _)| *step);

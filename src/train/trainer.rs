@@ -119,9 +119,15 @@ impl Trainer {
             return Ok(());
         }
         if self.seeded_epoch != epoch {
-            // a stop asked for between two epochs: the last one is kept, this one not begun
+            // a stop asked for between two epochs: the last one is kept, this one not
+            // begun (steps counted since the last epoch end mean that end never came: the
+            // weights are past it, so nothing is checkpointed)
             if self.setup.stop.at_epoch_end.is_stopped() {
-                self.stop_at_epoch_boundary()?;
+                if self.iterations == 0 {
+                    self.stop_at_epoch_boundary()?;
+                } else {
+                    self.setup.stop.now.stop();
+                }
                 return Ok(());
             }
             // Dropout masks depend only on (seed, epoch): a resumed run repeats them.
@@ -404,6 +410,18 @@ mod tests {
         assert_eq!(steps(&out), 0, "epoch 2 is not begun");
         assert!(stop.now.is_stopped());
         assert_eq!(checkpoint_epoch(tmp.path()), Some(1));
+        // an epoch whose end never came (a dropping edge): the weights are past epoch 1's
+        // end, so no checkpoint is labelled with it
+        let tmp = tempfile::tempdir().unwrap();
+        let stop = TrainStop::new();
+        let mut t = trainer(tmp.path(), &stop);
+        t.process(batch(1), &mut out).unwrap();
+        stop.at_epoch_end.stop();
+        out.clear();
+        t.process(batch(2), &mut out).unwrap();
+        assert_eq!(steps(&out), 0);
+        assert!(stop.now.is_stopped());
+        assert_eq!(checkpoint_epoch(tmp.path()), None);
         // a stop at once (the second Ctrl-C) neither evaluates nor keeps a partial epoch
         let tmp = tempfile::tempdir().unwrap();
         let stop = TrainStop::new();
