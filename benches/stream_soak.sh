@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Streaming soak: replays FSDD recordings in real time through `scarce run` for about ten
+# Streaming soak: replays FSDD recordings in real time through `scarce run` for about twelve
 # minutes and samples the process's resident memory every 10 s. Prints the first and
 # last samples (memory should stay flat) and scarce's own summary (latency p50/p99,
 # windows dropped: none expected at real-time pace).
@@ -8,7 +8,7 @@
 #
 # RUN_DIR: a sound run folder (e.g. runs/cv-fsdd-envnet2-standard/fold-2); DATA_DIR: the
 # folder holding fsdd/recordings (default ../shared/data); RECORDINGS: how many to play
-# (default 400, about 600 s with the window of silence scarce adds after each).
+# (default 400, about 710 s with the silence scarce plays after each: a window and a hop).
 set -euo pipefail
 run=${1:?usage: benches/stream_soak.sh RUN_DIR [DATA_DIR] [RECORDINGS]}
 data=${2:-../shared/data}
