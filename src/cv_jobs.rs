@@ -91,6 +91,10 @@ pub struct CvPlan {
     several_seeds: bool,
     own_seed: Option<u64>,
     own_epochs: Option<usize>,
+    /// `--epochs`, as given.
+    epochs_arg: Option<usize>,
+    /// `--data-dir`, as given.
+    data_dir_arg: Option<PathBuf>,
 }
 
 impl CvPlan {
@@ -104,6 +108,7 @@ impl CvPlan {
         out: Option<PathBuf>,
         seed_epochs: (Option<u64>, Option<usize>),
         data_dir: &scarce::data::DataDir,
+        data_dir_arg: Option<&Path>,
     ) -> anyhow::Result<Self> {
         let (seed, epochs) = seed_epochs;
         let (file, _) = session::load_pipeline(pipeline, epochs)?;
@@ -163,6 +168,8 @@ impl CvPlan {
             several_seeds: !seeds.is_empty(),
             own_seed,
             own_epochs,
+            epochs_arg: epochs,
+            data_dir_arg: data_dir_arg.map(Path::to_path_buf),
         })
     }
 
@@ -190,7 +197,8 @@ impl CvPlan {
                     note.push_str(&format!("seed {s}, "));
                 }
                 let dir = root.join(format!("fold-{fold}"));
-                // a fold folder left by another seed or epoch count is neither reused
+                // a fold folder left by another seed, epoch count, data folder or
+                // pipeline (another file, or this one since edited) is neither reused
                 // nor resumed
                 let wanted = seed.or(self.own_seed).unwrap_or(1);
                 if let Ok(earlier) = session::RunSettings::load(&dir) {
@@ -200,21 +208,21 @@ impl CvPlan {
                         dir.display(),
                         earlier.seed
                     );
-                    if let Some(epochs) = self.own_epochs {
-                        anyhow::ensure!(
-                            epochs == earlier.epochs,
-                            "{} holds a run of {} epochs, not {epochs}: choose another --out",
-                            dir.display(),
-                            earlier.epochs
-                        );
-                    }
                 }
-                if let Some(r) = scarce::results::read_run(&dir, None).ok().flatten() {
+                let asked = session::Wanted {
+                    seed: *seed,
+                    epochs: self.epochs_arg,
+                    fold: Some(fold),
+                    data_dir: self.data_dir_arg.as_deref(),
+                };
+                if let session::EarlierRun::Finished(r) =
+                    session::earlier_run(&dir, &self.pipeline, &asked)?
+                {
                     eprintln!(
                         "[{step}/{total}] {note}fold {fold}: finished earlier ({})",
                         dir.display()
                     );
-                    finished.push((*step, r));
+                    finished.push((*step, *r));
                     continue;
                 }
                 let latest = scarce::train::checkpoint::latest(&dir)?;
@@ -1068,6 +1076,7 @@ mod tests {
             Some(out.clone()),
             (None, Some(8)),
             &data,
+            Some(tmp.path()),
         )
         .unwrap();
         // fold 2 was stopped after its checkpoint of epoch 6

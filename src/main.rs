@@ -945,6 +945,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     out.clone(),
                     (run.seed, run.epochs),
                     &data_dir,
+                    run.data_dir.as_deref(),
                 )?;
                 if let Some(other) = plans
                     .iter()

@@ -120,6 +120,18 @@ pub enum SoundDataError {
         /// The selection, in words.
         what: String,
     },
+    /// Every selected recording was unreadable and skipped (`skip_bad_files`).
+    #[error("{set}: every selected recording is unreadable ({what}; {count} skipped with `skip_bad_files`, the first: {first})")]
+    AllUnreadable {
+        /// The set.
+        set: SoundSetKind,
+        /// The selection, in words.
+        what: String,
+        /// How many were skipped.
+        count: usize,
+        /// Why the first was skipped.
+        first: String,
+    },
 }
 
 /// One recording of a listing.
@@ -520,23 +532,26 @@ pub fn load(
     skip_bad_files: bool,
 ) -> Result<SoundSet, SoundDataError> {
     let picked = listing.select(sel);
+    let what = || {
+        format!(
+            "{} of held-out fold {} of {}{}",
+            if sel.train {
+                "training folds"
+            } else {
+                "test fold"
+            },
+            sel.fold,
+            listing.folds.len(),
+            match sel.skip_per_class_per_fold {
+                0 => String::new(),
+                n => format!(", skipping the first {n} recordings per class per fold"),
+            }
+        )
+    };
     if picked.is_empty() {
         return Err(SoundDataError::Empty {
             set: listing.kind,
-            what: format!(
-                "{} of held-out fold {} of {}{}",
-                if sel.train {
-                    "training folds"
-                } else {
-                    "test fold"
-                },
-                sel.fold,
-                listing.folds.len(),
-                match sel.skip_per_class_per_fold {
-                    0 => String::new(),
-                    n => format!(", skipping the first {n} recordings per class per fold"),
-                }
-            ),
+            what: what(),
         });
     }
     let decoded: Vec<Result<Vec<f32>, AudioError>> = picked
@@ -569,6 +584,15 @@ pub fn load(
             }
             Err(err) => return Err(SoundDataError::Audio(err)),
         }
+    }
+    if set.clips.is_empty() {
+        // nothing to train or test on: an error, not an accuracy of 0
+        return Err(SoundDataError::AllUnreadable {
+            set: listing.kind,
+            what: what(),
+            count: set.skipped.len(),
+            first: set.skipped.first().cloned().unwrap_or_default(),
+        });
     }
     Ok(set)
 }
@@ -675,6 +699,21 @@ mod tests {
         let set = load(&l, &sel, 8000, true).unwrap();
         assert_eq!(set.len(), 59);
         assert_eq!(set.skipped.len(), 1);
+        // a speaker whose every recording is unreadable is no fold to test on
+        std::fs::write(rec.join("0_zed_0.wav"), b"").unwrap();
+        let l = list(SoundSetKind::Fsdd, dir.path()).unwrap();
+        let zed = Selection {
+            fold: 4,
+            train: false,
+            ..sel
+        };
+        let e = load(&l, &zed, 8000, true).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "every selected recording is unreadable (test fold of held-out fold 4 of 4;"
+            ) && e.contains("0_zed_0.wav"),
+            "{e}"
+        );
 
         std::fs::write(rec.join("x_alice.wav"), b"").unwrap();
         let e = list(SoundSetKind::Fsdd, dir.path())

@@ -1108,16 +1108,42 @@ impl PipelineFile {
             let spec = d.get_ref();
             let Some(digits) = spec.set.get_ref().digits() else {
                 let kind = spec.set.get_ref().sound().expect("sound or images");
-                if let Err(e) = crate::data::sound::list(kind, &dir.path) {
-                    return Err(self.error(
-                        spec.set.span(),
-                        Some(&format!("data.{name}")),
-                        format!(
-                            "data set `{name}`: {e} (data directory {}, {})",
-                            dir.path.display(),
-                            origin_words(dir)
+                let listing = match crate::data::sound::list(kind, &dir.path) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        return Err(self.error(
+                            spec.set.span(),
+                            Some(&format!("data.{name}")),
+                            format!(
+                                "data set `{name}`: {e} (data directory {}, {})",
+                                dir.path.display(),
+                                origin_words(dir)
+                            ),
+                        ))
+                    }
+                };
+                let (fold, n) = (self.fold(), listing.folds.len());
+                if !(1..=n).contains(&fold) {
+                    let has = format!("{kind} has folds 1-{n} ({})", listing.folds.join(", "));
+                    // the file's own `fold`, or one given on the command line (no span)
+                    let in_file = self
+                        .spec
+                        .train
+                        .as_ref()
+                        .and_then(|t| t.get_ref().fold.as_ref())
+                        .filter(|f| !f.span().is_empty());
+                    return Err(match in_file {
+                        Some(f) => self.error(
+                            f.span(),
+                            Some("train.fold"),
+                            format!("fold {fold} does not exist: {has}"),
                         ),
-                    ));
+                        None => self.error(
+                            spec.set.span(),
+                            Some(&format!("data.{name}")),
+                            format!("--fold {fold} does not exist: {has}"),
+                        ),
+                    });
                 }
                 continue;
             };

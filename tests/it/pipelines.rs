@@ -97,3 +97,41 @@ fn an_empty_or_non_utf8_pipeline_file_says_what_it_is() {
     let o = run(&["check", latin.to_str().unwrap()]);
     assert_user_error(&o, &["latin.toml", "not UTF-8", "byte 22 (line 2)", "0xe9"]);
 }
+
+#[test]
+fn a_held_out_fold_the_data_lacks_is_named_where_it_is_set() {
+    let sounds = sound_fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("pipelines/fsdd-envnet2-standard.toml"))
+        .unwrap()
+        .replace("\nfold = 1\n", "\nfold = 9\n");
+    let p = tmp.path().join("fold9.toml");
+    std::fs::write(&p, &text).unwrap();
+    let data = sounds.path().to_str().unwrap();
+    let o = run(&["check", p.to_str().unwrap(), "--data-dir", data]);
+    assert_user_error(
+        &o,
+        &[
+            "fold9.toml:",
+            "key `train.fold`",
+            "fold 9 does not exist: fsdd has folds 1-6",
+        ],
+    );
+    // from the command line: said before a run folder appears
+    let out = tmp.path().join("run");
+    let o = run(&[
+        "train",
+        root()
+            .join("pipelines/fsdd-envnet2-standard.toml")
+            .to_str()
+            .unwrap(),
+        "--data-dir",
+        data,
+        "--fold",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_user_error(&o, &["--fold 7 does not exist: fsdd has folds 1-6"]);
+    assert!(!out.exists());
+}

@@ -406,6 +406,43 @@ fn cross_validation_runs_every_fold_and_resumes() {
 }
 
 #[test]
+fn cross_validation_keeps_no_fold_of_an_edited_pipeline_or_other_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (p, out, args) = cv_setup(tmp.path());
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend(["--folds", "2"]);
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    // the same command again: kept
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("finished earlier"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), table);
+    // the same data in another folder: refused, not taken for the same
+    let copy = tempfile::tempdir().unwrap();
+    tones(copy.path(), &["ann", "bob", "cy"], 2);
+    let mut elsewhere = args.clone();
+    let at = elsewhere.iter().position(|a| *a == "--data-dir").unwrap() + 1;
+    elsewhere[at] = copy.path().to_str().unwrap();
+    assert_user_error(
+        &run(&elsewhere),
+        &["fold-2", "on the data in", "another --out"],
+    );
+    // the pipeline edited (another learning rate): refused, not reported as its result
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.contains("lr = 0.01"));
+    std::fs::write(&p, text.replace("lr = 0.01", "lr = 0.02")).unwrap();
+    let o = run(&args);
+    assert_user_error(&o, &["fold-2", "of another pipeline", "another --out"]);
+    assert!(!stderr(&o).contains("finished earlier"), "{}", stderr(&o));
+    assert!(
+        out.join("fold-2/summary.json").is_file(),
+        "the earlier fold is left as it was"
+    );
+}
+
+#[test]
 fn cross_validation_with_jobs_trains_folds_side_by_side() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, _, args) = cv_setup(tmp.path());
