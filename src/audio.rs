@@ -37,7 +37,7 @@ pub enum AudioError {
         path: PathBuf,
     },
     /// A sample format WAV allows but this reader does not.
-    #[error("{}: unsupported WAV sample format: {what}", .path.display())]
+    #[error("{}: unsupported WAV sample format: {what} ({READS})", .path.display())]
     Unsupported {
         /// The file.
         path: PathBuf,
@@ -56,17 +56,29 @@ pub enum AudioError {
     },
 }
 
+/// The sample formats [`read_wav`] reads, in words.
+const READS: &str = "scarce reads WAV files of 8, 16, 24 or 32-bit integer or 32-bit float samples; convert others, e.g. `sox in.wav -b 16 out.wav`";
+
+/// What the WAV decoder's error means for the user.
+fn decoder_reason(e: hound::Error) -> String {
+    match e {
+        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the file is cut short".to_string()
+        }
+        // e.g. 64-bit float samples: the decoder refuses their header
+        e @ (hound::Error::FormatError(_) | hound::Error::Unsupported) => {
+            format!("{e} ({READS})")
+        }
+        other => other.to_string(),
+    }
+}
+
 /// Reads a WAV file (8, 16, 24 or 32-bit PCM, or 32-bit float; any number of channels),
 /// averages its channels to mono and scales integer samples to [-1, 1].
 pub fn read_wav(path: &Path) -> Result<Clip, AudioError> {
     let bad = |e: hound::Error| AudioError::BadWav {
         path: path.to_path_buf(),
-        reason: match e {
-            hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                "the file is cut short".to_string()
-            }
-            other => other.to_string(),
-        },
+        reason: decoder_reason(e),
     };
     let reader = hound::WavReader::open(path).map_err(bad)?;
     let spec = reader.spec();
@@ -120,7 +132,7 @@ pub fn check_wav(path: &Path) -> Result<(), AudioError> {
     };
     let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
     let reader =
-        hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| bad(e.to_string()))?;
+        hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| bad(decoder_reason(e)))?;
     let spec = reader.spec();
     match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) | (hound::SampleFormat::Int, 8 | 16 | 24 | 32) => {}
@@ -641,6 +653,34 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("cut short"));
+        // 64-bit float samples: named as a format to convert, by both
+        let mut wav = b"RIFF".to_vec();
+        let fmt: Vec<u8> = [3u16.to_le_bytes(), 1u16.to_le_bytes()]
+            .concat()
+            .into_iter()
+            .chain(8000u32.to_le_bytes())
+            .chain(64_000u32.to_le_bytes())
+            .chain(8u16.to_le_bytes())
+            .chain(64u16.to_le_bytes())
+            .collect();
+        let samples = [0.25f64; 4].map(f64::to_le_bytes).concat();
+        wav.extend(((4 + 8 + fmt.len() + 8 + samples.len()) as u32).to_le_bytes());
+        wav.extend(b"WAVEfmt ");
+        wav.extend((fmt.len() as u32).to_le_bytes());
+        wav.extend(&fmt);
+        wav.extend(b"data");
+        wav.extend((samples.len() as u32).to_le_bytes());
+        wav.extend(&samples);
+        let f64_wav = file("f64.wav", &wav);
+        for e in [
+            check_wav(&f64_wav).unwrap_err().to_string(),
+            read_wav(&f64_wav).unwrap_err().to_string(),
+        ] {
+            assert!(
+                e.contains("f64.wav") && e.contains("32-bit float samples; convert"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -78,6 +78,19 @@ pub struct Fetched {
     pub bytes: u64,
 }
 
+/// Where `archive` unpacks in `data_dir`; an error if something is there already.
+pub fn check_destination(archive: &Archive, data_dir: &Path) -> Result<PathBuf> {
+    let dest = data_dir.join(archive.folder);
+    if dest.exists() {
+        bail!(
+            "{} already exists: remove it first to fetch {} again",
+            dest.display(),
+            archive.name
+        );
+    }
+    Ok(dest)
+}
+
 /// Downloads `archive` (from `url` if given, else its catalogue address) into
 /// `data_dir`, checks it against `sha256` (else the catalogue's checksum, if any) and
 /// unpacks it to `data_dir/FOLDER`.
@@ -97,14 +110,7 @@ pub fn fetch(
             bail!("--sha256 must be 64 hexadecimal digits, found `{e}`");
         }
     }
-    let dest = data_dir.join(archive.folder);
-    if dest.exists() {
-        bail!(
-            "{} already exists: remove it first to fetch {} again",
-            dest.display(),
-            archive.name
-        );
-    }
+    let dest = check_destination(archive, data_dir)?;
     fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let part = data_dir.join(format!(".{}.download", archive.name));

@@ -162,11 +162,11 @@ does not depend on its thread count, so --jobs changes only the time a table tak
         #[arg(required = true, num_args = 1.., value_name = "PIPELINE")]
         pipelines: Vec<PathBuf>,
         /// Folds to hold out, e.g. `1,2,3` (default: all).
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', value_parser = list_item::<usize>)]
         folds: Vec<usize>,
         /// Seeds to cross-validate with, e.g. `1,2,3` (instead of --seed); the table then
         /// also averages each fold over the seeds.
-        #[arg(long, value_delimiter = ',', conflicts_with = "seed")]
+        #[arg(long, value_delimiter = ',', value_parser = list_item::<u64>, conflicts_with = "seed")]
         seeds: Vec<u64>,
         /// Folder for the fold run folders (one pipeline only).
         #[arg(long, value_name = "DIR")]
@@ -285,7 +285,7 @@ come at --fps per second (dropping the oldest when the model falls behind) or, w
         gate_db: Option<f32>,
         /// Below this (averaged) probability, 0-1, the label is `unknown` [sound
         /// models: default 0.5; image models: only the model's own rule unless given].
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         threshold: Option<f32>,
         /// Image models: images per second (without --fast) [default: 10].
         #[arg(long, allow_negative_numbers = true)]
@@ -515,6 +515,24 @@ fn end_quietly_when_the_reader_goes() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+}
+
+/// The first value of `list` that comes again later.
+fn named_twice<T: PartialEq + Copy>(list: &[T]) -> Option<T> {
+    list.iter()
+        .enumerate()
+        .find(|(i, v)| list[i + 1..].contains(v))
+        .map(|(_, v)| *v)
+}
+
+/// One number of a comma-separated list (`--folds 1,2,3`).
+fn list_item<T: std::str::FromStr>(text: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    text.trim().parse().map_err(|e| {
+        format!("{e}: give whole numbers separated by commas, such as 1,2,3 (a range like 1-3 is not read)")
+    })
 }
 
 /// A value between 0 and 1, as accuracies are given (`0.92` for 92%).
@@ -925,14 +943,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out.is_none() || pipelines.len() == 1,
                 "--out names the folder of one pipeline's folds: with several pipelines each gets runs/cv-NAME (run them one at a time to choose the folders)"
             );
-            let mut unique = seeds.clone();
-            unique.sort_unstable();
-            unique.dedup();
-            anyhow::ensure!(unique.len() == seeds.len(), "--seeds names a seed twice");
-            let mut unique = folds.clone();
-            unique.sort_unstable();
-            unique.dedup();
-            anyhow::ensure!(unique.len() == folds.len(), "--folds names a fold twice");
+            if let Some(s) = named_twice(&seeds) {
+                anyhow::bail!("--seeds names seed {s} twice");
+            }
+            if let Some(f) = named_twice(&folds) {
+                anyhow::bail!("--folds names fold {f} twice");
+            }
             let stop = train_stop_on_ctrl_c(STOP_CV);
             let started = std::time::Instant::now();
             let data_dir = resolve_data_dir(run.data_dir.as_deref());
@@ -1413,6 +1429,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "say where to put {name}: --data-dir DIR or {DATA_DIR_ENV}=DIR (the built-in data/ folder holds only the small default subset)"
                 );
             }
+            scarce::fetch::check_destination(archive, &dir.path)?;
             eprintln!(
                 "fetching {} ({}) from {}",
                 archive.name,

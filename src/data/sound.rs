@@ -242,7 +242,7 @@ impl SoundSet {
 
 const FSDD_HINT: &str = "fetch FSDD with `scarce data fetch fsdd --data-dir DIR` (and give the same DIR to the command) or unpack https://github.com/Jakobovski/free-spoken-digit-dataset as fsdd/ (its recordings/ folder goes to fsdd/recordings/)";
 const ESC_HINT: &str =
-    "fetch ESC-50 with `scarce data fetch esc50` or unpack https://github.com/karolpiczak/ESC-50 as esc50/";
+    "fetch ESC-50 with `scarce data fetch esc50 --data-dir DIR` (and give the same DIR to the command) or unpack https://github.com/karolpiczak/ESC-50 as esc50/";
 const US8K_HINT: &str = "UrbanSound8K is at https://urbansounddataset.weebly.com/urbansound8k.html (unpack it as UrbanSound8K/)";
 
 /// Lists a set's recordings under `data_dir`.

@@ -60,8 +60,26 @@ impl RunSettings {
     pub fn load(run: &Path) -> Result<Self> {
         let path = run.join(RUN_FILE);
         let text = fs::read_to_string(&path).with_context(|| {
+            // the folder of a cross-validation or a comparison holds run folders
+            let mut runs: Vec<String> = fs::read_dir(run)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().join(RUN_FILE).is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            runs.sort();
+            let inside = match runs.first() {
+                Some(first) => format!(
+                    " (it holds {} run folder{}: give one, e.g. {})",
+                    runs.len(),
+                    if runs.len() == 1 { "" } else { "s" },
+                    run.join(first).display()
+                ),
+                None => String::new(),
+            };
             format!(
-                "{} is not a run folder: cannot read {}",
+                "{} is not a run folder: cannot read {}{inside}",
                 run.display(),
                 path.display()
             )

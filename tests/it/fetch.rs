@@ -114,6 +114,11 @@ fn fetch_checks_the_checksum_and_unpacks_atomically() {
     // fetching again refuses to overwrite; the built-in data folder is never a target
     let o = fetch(&["--url", &url]);
     assert_user_error(&o, &["already exists"]);
+    assert!(
+        !stderr(&o).contains("fetching"),
+        "nothing fetched: {}",
+        stderr(&o)
+    );
     let o = run(&["data", "fetch", "esc50"]);
     assert_user_error(&o, &["--data-dir"]);
     let o = run(&["data", "fetch", "cifar", "--data-dir", d]);

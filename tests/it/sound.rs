@@ -327,10 +327,13 @@ fn cross_validation_runs_every_fold_and_resumes() {
     let table = stdout(&o);
     assert!(table.contains("Over seeds"), "{table}");
     assert!(table.contains("| 1, 2 | 3, 4 | 1 |"), "{table}");
-    assert_user_error(&seeds(&["--seeds", "4,4"]), &["--seeds names a seed twice"]);
+    assert_user_error(&seeds(&["--seeds", "4,4"]), &["--seeds names seed 4 twice"]);
     let mut twice = args.to_vec();
     twice.extend_from_slice(&["--folds", "2,1,2"]);
-    assert_user_error(&run(&twice), &["--folds names a fold twice"]);
+    assert_user_error(&run(&twice), &["--folds names fold 2 twice"]);
+    let mut range = args.to_vec();
+    range.extend_from_slice(&["--folds", "1-2"]);
+    assert_user_error(&run(&range), &["'1-2'", "such as 1,2,3"]);
     // another seed into the folder of seed 3 is refused, not mixed with it
     assert_user_error(
         &seeds(&["--seed", "5"]),
@@ -359,8 +362,12 @@ fn cross_validation_runs_every_fold_and_resumes() {
         .find(|l| l.trim_start().starts_with("esc50"))
         .unwrap();
     assert!(esc50.contains("esc50.csv not found"), "{esc50}");
-    assert!(esc50.contains("scarce data fetch esc50"), "{esc50}");
-    assert!(!esc50.contains("--data-dir"), "{esc50}");
+    // into the folder listed, not the built-in one
+    assert!(
+        esc50.contains("scarce data fetch esc50 --data-dir DIR"),
+        "{esc50}"
+    );
+    assert!(!esc50.contains("point --data-dir"), "{esc50}");
     // a data directory that is not there is named, not listed as eight missing sets
     let nowhere = tmp.path().join("nowhere");
     let o = run(&["data", "--data-dir", nowhere.to_str().unwrap()]);
@@ -439,6 +446,12 @@ fn cross_validation_keeps_no_fold_of_an_edited_pipeline_or_other_data() {
     assert!(
         out.join("fold-2/summary.json").is_file(),
         "the earlier fold is left as it was"
+    );
+    // the cross-validation's folder is not a run: its folds are named
+    let o = run(&["eval", out.to_str().unwrap()]);
+    assert_user_error(
+        &o,
+        &["is not a run folder", "it holds 1 run folder", "fold-2"],
     );
 }
 
