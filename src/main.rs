@@ -40,9 +40,9 @@ struct RunOptions {
     /// Seed for weights, dropout and data order (default: the pipeline's).
     #[arg(long)]
     seed: Option<u64>,
-    /// Number of epochs (default: the pipeline's). With `train --resume`: the run's new
-    /// total; what the pipeline sets as a share of the epochs (learning-rate milestones,
-    /// `until` of a bc_mix stage) follows it.
+    /// Number of epochs (default: the pipeline's); what the pipeline sets as a share of
+    /// the epochs (learning-rate milestones, `until` of a bc_mix stage) follows it. `train
+    /// --resume RUN --epochs N` gives a run a new total.
     #[arg(long)]
     epochs: Option<usize>,
     /// Compute device: cpu, tch, wgpu, wgpu:N, cuda:N (all but cpu need their cargo feature).
