@@ -11,6 +11,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use toml::Value;
 
+/// The most items an edge may hold.
+const MAX_CAPACITY: usize = 1 << 20;
+/// The largest batch.
+const MAX_BATCH: usize = 1 << 16;
+/// The widest hidden layer of the digits classifier.
+const MAX_HIDDEN: usize = 1 << 16;
+/// The largest channel multiplier of EnvNet.
+const MAX_WIDTH: usize = 64;
+/// The most classes a network may have.
+const MAX_CLASSES: usize = 1 << 16;
+
 /// One parsed `input` entry: upstream stage, capacity, policy, position.
 type InputRef = (String, usize, Policy, Range<usize>);
 
@@ -346,6 +357,29 @@ impl PipelineFile {
         Ok(Plan { stages, edges })
     }
 
+    /// Each data set a source-domain `dataset` stage reads, with the number of classes it
+    /// keeps (its `classes`, else all ten digits).
+    fn source_classes(&self) -> Vec<(String, usize)> {
+        self.spec
+            .stage
+            .values()
+            .map(|s| s.get_ref())
+            .filter(|s| StageKind::parse(s.kind.get_ref()) == Some(StageKind::Dataset))
+            .filter(|s| {
+                s.domain.as_ref().map_or(Domain::Source, |d| *d.get_ref()) == Domain::Source
+            })
+            .filter_map(|s| s.data.as_ref())
+            .filter_map(|d| {
+                let spec = self.spec.data.get(d.get_ref())?.get_ref();
+                let known = spec
+                    .classes
+                    .as_ref()
+                    .map_or(10, |c| c.get_ref().iter().collect::<BTreeSet<_>>().len());
+                Some((d.get_ref().clone(), known))
+            })
+            .collect()
+    }
+
     fn check_stage_values(
         &self,
         name: &str,
@@ -361,6 +395,16 @@ impl PipelineFile {
                     b.span(),
                     Some(&format!("stage.{name}.batch_size")),
                     "batch_size must be at least 1",
+                ));
+            }
+            if *b.get_ref() > MAX_BATCH {
+                return Err(self.error(
+                    b.span(),
+                    Some(&format!("stage.{name}.batch_size")),
+                    format!(
+                        "batch_size {} is too large (at most {MAX_BATCH})",
+                        b.get_ref()
+                    ),
                 ));
             }
         }
@@ -448,6 +492,19 @@ impl PipelineFile {
                         format!("method `osbp` needs the known classes plus one output for \"unknown\": num_classes = {n} leaves no known class"),
                     ));
                 }
+                // the known classes: those of the source domain's data sets
+                for (data, known) in self.source_classes() {
+                    if n != known + 1 {
+                        return Err(self.error(
+                            st.network.as_ref().map(|n| n.span()).unwrap_or(m.span()),
+                            Some(&format!("stage.{name}.network.num_classes")),
+                            format!(
+                                "method `osbp` has an output per known class and one for \"unknown\": the source data `{data}` keeps {known} classes, so num_classes must be {} (found {n})",
+                                known + 1
+                            ),
+                        ));
+                    }
+                }
             }
             if let Some(k) = &st.num_k {
                 if *k.get_ref() == 0 {
@@ -470,6 +527,38 @@ impl PipelineFile {
                         k.get_ref(),
                         NETWORKS.join(", ")
                     ),
+                ));
+            }
+            let net = n.get_ref();
+            let key = |k: &str| format!("stage.{name}.network.{k}");
+            if let Some(d) = net.dropout.filter(|d| !(0.0..1.0).contains(d)) {
+                return Err(self.error(
+                    n.span(),
+                    Some(&key("dropout")),
+                    format!("dropout {d} is out of range: the probability of dropping a unit, at least 0 and below 1 (0.5 by default)"),
+                ));
+            }
+            if let Some(h) = net.hidden.filter(|h| !(1..=MAX_HIDDEN).contains(h)) {
+                return Err(self.error(
+                    n.span(),
+                    Some(&key("hidden")),
+                    format!("hidden {h} is out of range: the classifier's hidden width, 1 to {MAX_HIDDEN}"),
+                ));
+            }
+            if let Some(w) = net.width.filter(|w| !(1..=MAX_WIDTH).contains(w)) {
+                return Err(self.error(
+                    n.span(),
+                    Some(&key("width")),
+                    format!(
+                        "width {w} is out of range: EnvNet's channel multiplier, 1 to {MAX_WIDTH}"
+                    ),
+                ));
+            }
+            if let Some(c) = net.num_classes.filter(|c| !(2..=MAX_CLASSES).contains(c)) {
+                return Err(self.error(
+                    n.span(),
+                    Some(&key("num_classes")),
+                    format!("num_classes {c} is out of range: the network's outputs, 2 to {MAX_CLASSES}"),
                 ));
             }
             if let Some(l) = &n.get_ref().hidden_layers {
@@ -1021,6 +1110,9 @@ impl PipelineFile {
                                     // there would be nothing to drop, and a stalled reader
                                     // would hang the writer. Refuse it outright.
                                     return Err(bad(format!("capacity must be at least 1 (found {c}): an edge needs room for one item")));
+                                }
+                                if *c > MAX_CAPACITY as i64 {
+                                    return Err(bad(format!("capacity {c} is too large: an edge holds at most {MAX_CAPACITY} items (a few hundred keep every stage busy)")));
                                 }
                                 capacity = *c as usize;
                             }

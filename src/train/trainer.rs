@@ -281,11 +281,33 @@ impl Trainer {
     }
 }
 
+impl Trainer {
+    /// A labelled batch whose classes the network has outputs for.
+    fn check_labels(&self, b: &crate::item::Batch) -> anyhow::Result<()> {
+        let outputs = self.setup.method.net.num_classes();
+        let labels = b.labels.iter().chain(b.mix.iter().map(|(l, _)| l));
+        if let Some(&l) = labels.max().filter(|&&l| usize::from(l) >= outputs) {
+            anyhow::bail!(
+                "the training data has class {l}, but the network has {outputs} outputs (classes 0-{}): set `num_classes` of the model stage's `network` to at least {}, or keep fewer classes of the data",
+                outputs - 1,
+                usize::from(l) + 1
+            );
+        }
+        Ok(())
+    }
+}
+
 impl Stage<Item> for Trainer {
     fn process(&mut self, item: Item, out: &mut Vec<Item>) -> Result<(), BoxError> {
         match item {
-            Item::Batch(b) => self.train(b.epoch, StepInput::Source(&b), out),
-            Item::Pair(p) => self.train(p.source.epoch, StepInput::Pair(&p), out),
+            Item::Batch(b) => {
+                self.check_labels(&b)?;
+                self.train(b.epoch, StepInput::Source(&b), out)
+            }
+            Item::Pair(p) => {
+                self.check_labels(&p.source)?;
+                self.train(p.source.epoch, StepInput::Pair(&p), out)
+            }
             Item::EpochEnd(e, _) => self.end_epoch(e, out),
             other => Err(crate::stage::unexpected("train", &other)),
         }

@@ -889,3 +889,32 @@ fn evaluation_reads_the_weights_alone_and_resuming_names_a_missing_optimizer() {
     ]);
     assert_user_error(&o, &["optimizer.bpk"]);
 }
+
+#[test]
+fn labels_beyond_the_networks_outputs_are_an_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(tiny_pipeline()).unwrap();
+    let p = tmp.path().join("five-outputs.toml");
+    let five = text.replace(
+        "network = { kind = \"digits\"",
+        "network = { kind = \"digits\", num_classes = 5",
+    );
+    assert_ne!(five, text);
+    std::fs::write(&p, five).unwrap();
+    let out = tmp.path().join("run");
+    let o = run(&[
+        "train",
+        p.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_user_error(
+        &o,
+        &["the training data has class", "5 outputs", "num_classes"],
+    );
+    assert!(
+        !out.exists(),
+        "a run that failed before its first checkpoint leaves no folder"
+    );
+}
