@@ -36,6 +36,14 @@ pub enum AudioError {
         /// The file.
         path: PathBuf,
     },
+    /// A sample rate outside [`RATES`].
+    #[error("{}: a sample rate of {rate} Hz: scarce takes {} to {} Hz (the header may be damaged)", .path.display(), RATES.start(), RATES.end())]
+    Rate {
+        /// The file.
+        path: PathBuf,
+        /// The rate its header gives.
+        rate: u32,
+    },
     /// A sample format WAV allows but this reader does not.
     #[error("{}: unsupported WAV sample format: {what} ({READS})", .path.display())]
     Unsupported {
@@ -54,6 +62,21 @@ pub enum AudioError {
         /// What the resampler said.
         reason: String,
     },
+}
+
+/// The sample rates scarce takes from a file or a device, in Hz: a header that claims
+/// another is damaged (resampling from it would need absurd amounts of memory).
+pub const RATES: std::ops::RangeInclusive<u32> = 1_000..=768_000;
+
+/// A rate outside [`RATES`] in the header of `path`.
+fn check_rate(path: &Path, rate: u32) -> Result<(), AudioError> {
+    if RATES.contains(&rate) {
+        return Ok(());
+    }
+    Err(AudioError::Rate {
+        path: path.to_path_buf(),
+        rate,
+    })
 }
 
 /// The sample formats [`read_wav`] reads, in words.
@@ -82,6 +105,7 @@ pub fn read_wav(path: &Path) -> Result<Clip, AudioError> {
     };
     let reader = hound::WavReader::open(path).map_err(bad)?;
     let spec = reader.spec();
+    check_rate(path, spec.sample_rate)?;
     let channels = spec.channels.max(1) as usize;
     let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) => reader
@@ -134,6 +158,7 @@ pub fn check_wav(path: &Path) -> Result<(), AudioError> {
     let reader =
         hound::WavReader::new(std::io::BufReader::new(file)).map_err(|e| bad(decoder_reason(e)))?;
     let spec = reader.spec();
+    check_rate(path, spec.sample_rate)?;
     match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) | (hound::SampleFormat::Int, 8 | 16 | 24 | 32) => {}
         (format, bits) => {
@@ -672,6 +697,21 @@ mod tests {
         wav.extend((samples.len() as u32).to_le_bytes());
         wav.extend(&samples);
         let f64_wav = file("f64.wav", &wav);
+        // a header claiming two billion samples a second: refused before resampling
+        let mut huge = bytes.clone();
+        huge[24..28].copy_from_slice(&2_147_483_647u32.to_le_bytes());
+        // and the byte rate that goes with it (16-bit mono: two bytes a sample)
+        huge[28..32].copy_from_slice(&4_294_967_294u32.to_le_bytes());
+        let huge = file("huge-rate.wav", &huge);
+        for e in [
+            check_wav(&huge).unwrap_err().to_string(),
+            read_wav(&huge).unwrap_err().to_string(),
+        ] {
+            assert!(
+                e.contains("huge-rate.wav") && e.contains("2147483647 Hz"),
+                "{e}"
+            );
+        }
         for e in [
             check_wav(&f64_wav).unwrap_err().to_string(),
             read_wav(&f64_wav).unwrap_err().to_string(),

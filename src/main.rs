@@ -303,11 +303,13 @@ come at --fps per second (dropping the oldest when the model falls behind) or, w
         #[arg(long)]
         stats: bool,
         /// With a folder: leave out the files that cannot be read, with a warning each
-        /// and a count in the last line (without it, any is an error before the stream
-        /// starts).
+        /// and a count in the last line. Without it, a file whose header cannot be read is
+        /// an error before the stream starts, and an image damaged further in stops the
+        /// stream when it is reached.
         #[arg(long)]
         skip_bad_files: bool,
-        /// Compute device: cpu, wgpu, cuda:N (all but cpu need their cargo feature).
+        /// Compute device: cpu, tch, wgpu, wgpu:N, cuda:N (all but cpu need their cargo
+        /// feature).
         #[arg(long, default_value = "cpu")]
         device: String,
     },

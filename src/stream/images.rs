@@ -425,32 +425,46 @@ struct ImageSource {
     end: usize,
     interval: Option<Duration>,
     started: Option<Instant>,
+    /// `--skip-bad-files`: a file whose header read but whose image does not decode
+    /// (cut short, damaged further in) is left out and counted here instead of
+    /// stopping the stream.
+    skip_bad: Option<Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl Source<Shot> for ImageSource {
     fn next(&mut self) -> Result<Option<Shot>, BoxError> {
-        if self.next >= self.end {
-            return Ok(None);
-        }
-        let i = self.next;
-        if let Some(every) = self.interval {
-            let start = *self.started.get_or_insert_with(Instant::now);
-            let due = start + every * i as u32;
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
+        loop {
+            if self.next >= self.end {
+                return Ok(None);
+            }
+            let i = self.next;
+            if let Some(every) = self.interval {
+                let start = *self.started.get_or_insert_with(Instant::now);
+                let due = start + every * i as u32;
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+            }
+            self.next += 1;
+            match (self.images.get(i), &self.skip_bad) {
+                (Ok((name, pixels, height, width)), _) => {
+                    return Ok(Some(Shot::Raw(Picture {
+                        index: i as u64,
+                        name,
+                        pixels,
+                        height,
+                        width,
+                        ready: Instant::now(),
+                    })))
+                }
+                (Err(e), Some(skipped)) => {
+                    log::warn!("skipped: {e:#}");
+                    skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                (Err(e), None) => return Err(e),
             }
         }
-        let (name, pixels, height, width) = self.images.get(i)?;
-        self.next += 1;
-        Ok(Some(Shot::Raw(Picture {
-            index: i as u64,
-            name,
-            pixels,
-            height,
-            width,
-            ready: Instant::now(),
-        })))
     }
 }
 
@@ -607,6 +621,11 @@ impl ImageSummary {
     }
 }
 
+/// The slowest pace of `--fps`: an image every 1,000 s.
+const MIN_FPS: f64 = 0.001;
+/// The fastest pace of `--fps` (faster is `--fast`).
+const MAX_FPS: f64 = 100_000.0;
+
 /// Streams the images of `opts.input` through the model of run folder `run`, one line
 /// per image to `out`, until the input ends or `stop` is set.
 pub fn run_images(
@@ -615,10 +634,10 @@ pub fn run_images(
     stop: StopFlag,
     out: Box<dyn Write + Send>,
 ) -> Result<ImageSummary> {
-    let paced = opts.fps.is_finite() && opts.fps > 0.0;
+    let paced = (MIN_FPS..=MAX_FPS).contains(&opts.fps);
     if !opts.fast && !paced {
         bail!(
-            "--fps must be more than 0 images per second (got {})",
+            "--fps must be between {MIN_FPS} and {MAX_FPS} images per second (got {}); --fast goes as fast as the model can",
             opts.fps
         );
     }
@@ -634,6 +653,7 @@ pub fn run_images(
     let (images, skipped_files) = Images::open(&opts.input, opts.skip_bad_files)?;
     let end = opts.limit.unwrap_or(usize::MAX).min(images.len());
     let tally = Arc::new(Mutex::new(Tally::default()));
+    let skipped_later = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut g: Graph<Shot> = Graph::new().with_stop(stop.clone());
     let source = g.add_source(
         "images",
@@ -643,6 +663,7 @@ pub fn run_images(
             end,
             interval: (!opts.fast).then(|| Duration::from_secs_f64(1.0 / opts.fps)),
             started: None,
+            skip_bad: opts.skip_bad_files.then(|| skipped_later.clone()),
         },
     );
     let prepare = g.add_stage(
@@ -690,7 +711,7 @@ pub fn run_images(
         images: t.images,
         unknown: t.unknown,
         wall_s: started.elapsed().as_secs_f64(),
-        skipped_files,
+        skipped_files: skipped_files + skipped_later.load(std::sync::atomic::Ordering::Relaxed),
         latency: t.latency,
         dropped,
         report,

@@ -287,6 +287,9 @@ struct Tally {
     closed: bool,
 }
 
+/// The longest `--hop`, in seconds.
+const MAX_HOP_S: f64 = 3600.0;
+
 /// With `--fast`, how long a decision may wait for the device to read earlier ones
 /// before results are dropped instead (as in real time).
 const RESULT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -427,6 +430,9 @@ pub fn run_live(
             opts.hop_s,
             1.0 / rate as f64
         );
+    }
+    if opts.hop_s > MAX_HOP_S {
+        bail!("--hop is too long: windows start at most {MAX_HOP_S} s apart");
     }
     let hop = ((opts.hop_s * rate as f64).round() as usize).max(1);
     let (files, skipped_files) = match &opts.input {

@@ -343,7 +343,7 @@ impl WireSource {
     fn frame(&mut self, frame: Frame) -> Result<()> {
         match frame.message {
             Message::Hello(h) => {
-                if h.sample_rate == 0 || h.channels == 0 {
+                if !crate::audio::RATES.contains(&h.sample_rate) || h.channels == 0 {
                     log::warn!(
                         "{}: ignoring a hello with {} Hz and {} channels",
                         self.name,

@@ -147,6 +147,40 @@ fn an_open_set_image_model_streams_unknown_as_eval_counts_it() {
         stderr(&o)
     );
     assert!(!stdout(&o).contains("00.png"), "{}", stdout(&o));
+    let lines = stdout(&o).lines().count();
+    // an image cut short passes the header check: skipped when reached, or named
+    let good = std::fs::read_dir(&plain)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "png") && !p.ends_with("00.png"))
+        .unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = plain.join("01-cut.png");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(&[
+        "run",
+        run_dir.to_str().unwrap(),
+        "--input",
+        plain.to_str().unwrap(),
+        "--fast",
+        "--skip-bad-files",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("; 2 unreadable files skipped"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o).lines().count(), lines, "{}", stdout(&o));
+    let o = run(&[
+        "run",
+        run_dir.to_str().unwrap(),
+        "--input",
+        cut.to_str().unwrap(),
+        "--fast",
+    ]);
+    assert_user_error(&o, &["01-cut.png"]);
+    std::fs::remove_file(&cut).unwrap();
     let o = run(&[
         "run",
         run_dir.to_str().unwrap(),
@@ -156,6 +190,15 @@ fn an_open_set_image_model_streams_unknown_as_eval_counts_it() {
         "0.5",
     ]);
     assert_user_error(&o, &["--hop is for a sound model", "holds an image model"]);
+    let o = run(&[
+        "run",
+        run_dir.to_str().unwrap(),
+        "--input",
+        plain.to_str().unwrap(),
+        "--fps",
+        "1e-300",
+    ]);
+    assert_user_error(&o, &["--fps must be between"]);
     let o = run(&["run", run_dir.to_str().unwrap(), "--input", "mic"]);
     assert_user_error(&o, &["image model", "--input"]);
     let o = run(&["run", run_dir.to_str().unwrap(), "--stdin"]);
