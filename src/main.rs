@@ -571,6 +571,29 @@ fn resume_hint(dir: &std::path::Path, done: usize) -> String {
     }
 }
 
+/// The first entry of the folder `root` of a comparison that the comparison would not
+/// write: a run folder of its own (`planned`), the embedding picture, a temporary file.
+fn foreign_in_comparison(root: &std::path::Path, planned: &[&std::path::Path]) -> Option<String> {
+    if root.join(session::RUN_FILE).exists() {
+        return Some(format!("a run ({})", session::RUN_FILE));
+    }
+    let own = |name: &str| {
+        name == session::EMBED_FILE
+            || (name.starts_with('.') && name.contains(".tmp-"))
+            || planned
+                .iter()
+                .any(|d| d.file_name().is_some_and(|f| f == name))
+    };
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !own(name))
+        .collect();
+    names.sort();
+    names.into_iter().next()
+}
+
 /// The command that continues this `scarce compare`: the same, with `--out ROOT` added
 /// where it chose the folder itself.
 fn compare_continue_command(root: &std::path::Path, add_out: bool) -> String {
@@ -847,6 +870,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 let earlier = session::earlier_run(&dir, p, &wanted)?;
                 plan.push((p, dir, earlier));
+            }
+            let planned: Vec<&std::path::Path> = plan.iter().map(|(_, d, _)| d.as_path()).collect();
+            if let Some(other) = foreign_in_comparison(&root, &planned) {
+                anyhow::bail!(
+                    "{} holds {other}, which this comparison did not write: give --out a new or empty folder, or the folder of this same comparison",
+                    root.display()
+                );
             }
             let mut results = Vec::new();
             let last = plan.len();

@@ -8,7 +8,7 @@
 use crate::item::EpochMetrics;
 use crate::openset::OpenSetMetrics;
 use crate::pipeline::PipelineFile;
-use crate::sink::metrics::{load_history, Summary, SUMMARY_FILE};
+use crate::sink::metrics::{read_history, Summary, SUMMARY_FILE};
 use crate::train::session::{RunSettings, PIPELINE_FILE};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -136,7 +136,8 @@ pub fn read_run_on(
         .values()
         .find_map(|s| s.get_ref().method.as_ref().map(|m| m.get_ref().clone()))
         .unwrap_or_default();
-    let history: Vec<EpochMetrics> = load_history(dir, usize::MAX, &[])?;
+    // read only: a results table changes no run folder
+    let (history, _) = read_history(dir, usize::MAX)?;
     let Some(last) = history.last() else {
         return Ok(None);
     };

@@ -8,7 +8,7 @@ use crate::item::{EpochMetrics, Item, Report};
 use anyhow::Context;
 use serde::Serialize;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// File name of the per-epoch metrics in a run folder.
@@ -48,32 +48,52 @@ pub struct Summary {
     pub skipped_files: Vec<String>,
 }
 
+/// The epochs of a run's `metrics.jsonl` up to `up_to`, read without changing the file,
+/// and whether the file holds anything else (later epochs, lines that do not parse).
+/// A line that does not parse is named in a warning unless it is the last (a run killed
+/// as it wrote it).
+pub fn read_history(run: &Path, up_to: usize) -> anyhow::Result<(Vec<EpochMetrics>, bool)> {
+    let path = run.join(METRICS_FILE);
+    let mut kept = Vec::new();
+    let mut other = false;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((kept, false)),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str::<EpochMetrics>(line) {
+            Ok(m) if m.epoch <= up_to => kept.push(m),
+            Ok(_) => other = true,
+            Err(e) => {
+                other = true;
+                if i + 1 < lines.len() {
+                    log::warn!(
+                        "{}:{}: not an epoch's metrics ({e}); the line is left out",
+                        path.display(),
+                        i + 1
+                    );
+                }
+            }
+        }
+    }
+    Ok((kept, other))
+}
+
 /// Reads the epochs already in a run's `metrics.jsonl`, keeping only epochs up to
 /// `up_to`, and adds those of `saved` (the lines a checkpoint carries) that the file
 /// lacks; rewrites the file if it held more (a run killed after writing metrics but
 /// before its checkpoint) or less (killed after its checkpoint but before the metrics
-/// sink wrote the line).
+/// sink wrote the line). For a training session that continues the run: reading alone
+/// is [`read_history`].
 pub fn load_history(
     run: &Path,
     up_to: usize,
     saved: &[EpochMetrics],
 ) -> anyhow::Result<Vec<EpochMetrics>> {
     let path = run.join(METRICS_FILE);
-    let mut kept = Vec::new();
-    let mut changed = false;
-    match File::open(&path) {
-        Ok(f) => {
-            for line in BufReader::new(f).lines() {
-                let line = line?;
-                match serde_json::from_str::<EpochMetrics>(&line) {
-                    Ok(m) if m.epoch <= up_to => kept.push(m),
-                    _ => changed = true,
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+    let (mut kept, mut changed) = read_history(run, up_to)?;
     for m in saved {
         if m.epoch <= up_to && !kept.iter().any(|k| k.epoch == m.epoch) {
             kept.push(m.clone());
@@ -263,5 +283,29 @@ mod tests {
         let h = load_history(run, 4, &[epoch(4)]).unwrap();
         assert_eq!(h.len(), 4);
         assert_eq!(epochs_in_file(run), [1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn reading_a_history_leaves_the_file_as_it_is() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path();
+        write_lines(run, &[1, 2, 3]);
+        let mut text = std::fs::read_to_string(run.join(METRICS_FILE)).unwrap();
+        text.insert_str(0, "{garbled\n");
+        text.push_str("{\"epoch\": 4, \"train_lo");
+        std::fs::write(run.join(METRICS_FILE), &text).unwrap();
+        let (h, other) = read_history(run, 2).unwrap();
+        assert_eq!(h.iter().map(|m| m.epoch).collect::<Vec<_>>(), [1, 2]);
+        assert!(
+            other,
+            "epoch 3 and the two damaged lines are more than it kept"
+        );
+        assert_eq!(
+            std::fs::read_to_string(run.join(METRICS_FILE)).unwrap(),
+            text,
+            "unchanged"
+        );
+        let (h, _) = read_history(run, usize::MAX).unwrap();
+        assert_eq!(h.len(), 3);
     }
 }

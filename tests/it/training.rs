@@ -596,6 +596,22 @@ fn compare_trains_each_pipeline_and_prints_the_change() {
     ]);
     assert_user_error(&o, &["unknown_method.toml"]);
     assert!(!out2.exists());
+
+    // a run's folder given as --out: refused, its embedding left alone
+    let inner = out.join("1-tiny");
+    let picture = std::fs::read(inner.join("embedding.svg")).unwrap();
+    let o = run(&[
+        "compare",
+        base.to_str().unwrap(),
+        mcd.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        inner.to_str().unwrap(),
+    ]);
+    assert_user_error(&o, &["1-tiny holds a run (run.json)", "--out"]);
+    assert_eq!(std::fs::read(inner.join("embedding.svg")).unwrap(), picture);
+    assert!(!inner.join("1-tiny").exists());
 }
 
 #[test]
