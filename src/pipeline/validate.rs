@@ -1181,14 +1181,44 @@ impl PipelineFile {
             }
         }
         if out.len() < kinds.len() {
-            let stuck = kinds
+            // every stage left has an input from a stage left: walking inputs back from
+            // any of them as many steps as there are such stages ends on the cycle
+            let left: BTreeSet<&str> = kinds
                 .keys()
-                .find(|k| !done.contains(k.as_str()))
-                .expect("some stage is left");
+                .map(String::as_str)
+                .filter(|k| !done.contains(k))
+                .collect();
+            let feeder = |to: &str| -> &str {
+                edges
+                    .iter()
+                    .find(|e| e.to == to && left.contains(e.from.as_str()))
+                    .map(|e| e.from.as_str())
+                    .expect("a stage left by the ordering has an input left too")
+            };
+            let mut on = *left.first().expect("some stage is left");
+            for _ in 0..left.len() {
+                on = feeder(on);
+            }
+            let mut cycle = vec![on];
+            let mut x = feeder(on);
+            while x != on {
+                cycle.push(x);
+                x = feeder(x);
+            }
+            cycle.reverse();
+            let path = cycle
+                .iter()
+                .chain(std::iter::once(&cycle[0]))
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(" -> ");
+            let st = self.spec.stage[on].get_ref();
             return Err(self.error(
-                self.spec.stage[stuck].get_ref().kind.span(),
-                Some(&format!("stage.{stuck}.input")),
-                format!("the stages form a cycle through `{stuck}`: a pipeline must flow from sources to sinks"),
+                st.input.as_ref().map_or(st.kind.span(), |i| i.span()),
+                Some(&format!("stage.{on}.input")),
+                format!(
+                    "the stages form a cycle, {path}: a pipeline must flow from sources to sinks"
+                ),
             ));
         }
         Ok(out)
