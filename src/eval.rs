@@ -27,8 +27,8 @@ pub struct Evaluation {
     pub correct: usize,
     /// `correct / total`.
     pub accuracy: f64,
-    /// Accuracy of each true class (`NaN`-free: classes without examples get 0).
-    pub per_class: Vec<f64>,
+    /// Accuracy of each true class; `None` (JSON `null`) for a class without examples.
+    pub per_class: Vec<Option<f64>>,
     /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<usize>>,
     /// Open-set models: OS, OS*, ALL, UNK and H-score (the last class is unknown).
@@ -52,11 +52,7 @@ impl Evaluation {
             .enumerate()
             .map(|(c, row)| {
                 let n: usize = row.iter().sum();
-                if n == 0 {
-                    0.0
-                } else {
-                    row[c] as f64 / n as f64
-                }
+                (n > 0).then(|| row[c] as f64 / n as f64)
             })
             .collect();
         Self {
@@ -105,7 +101,9 @@ impl Evaluation {
         );
         let _ = write!(s, "  per class:");
         for (c, a) in self.per_class.iter().enumerate() {
-            let _ = write!(s, " {c}:{:.1}", 100.0 * a);
+            // a class with no example in the set has no accuracy
+            let a = a.map_or("-".to_string(), |a| format!("{:.1}", 100.0 * a));
+            let _ = write!(s, " {c}:{a}");
         }
         let _ = writeln!(s);
         if let Some(m) = &self.open_set {
@@ -454,7 +452,15 @@ mod tests {
             e.confusion,
             vec![vec![1, 1, 0], vec![0, 2, 0], vec![1, 0, 0]]
         );
-        assert_eq!(e.per_class, vec![0.5, 1.0, 0.0]);
+        assert_eq!(e.per_class, vec![Some(0.5), Some(1.0), Some(0.0)]);
         assert!(e.render().contains("accuracy 60.00% (3 / 5)"));
+        // a class absent from the set: no accuracy, not 0
+        let e = Evaluation::from_predictions("t", 3, &[0, 1], &[0, 0]);
+        assert_eq!(e.per_class, vec![Some(1.0), Some(0.0), None]);
+        assert!(
+            e.render().contains("per class: 0:100.0 1:0.0 2:-"),
+            "{}",
+            e.render()
+        );
     }
 }

@@ -614,6 +614,51 @@ impl PipelineFile {
                     "the learning rate must be a positive number",
                 ));
             }
+            let opt = o.get_ref();
+            let bad = |key: &str, message: String| {
+                Err(self.error(
+                    o.span(),
+                    Some(&format!("stage.{name}.optimizer.{key}")),
+                    message,
+                ))
+            };
+            if !(0.0..1.0).contains(&opt.momentum) {
+                return bad(
+                    "momentum",
+                    format!(
+                        "momentum {} is out of range: at least 0 and below 1 (0.9 is usual)",
+                        opt.momentum
+                    ),
+                );
+            }
+            if !(opt.weight_decay >= 0.0 && opt.weight_decay.is_finite()) {
+                return bad(
+                    "weight_decay",
+                    format!(
+                        "weight_decay {} must be a finite number of at least 0",
+                        opt.weight_decay
+                    ),
+                );
+            }
+            if !(opt.gamma > 0.0 && opt.gamma <= 1.0) {
+                return bad(
+                    "gamma",
+                    format!("gamma {} is out of range: the factor of each step, above 0 and at most 1 (0.1 divides the rate by ten)", opt.gamma),
+                );
+            }
+            if let Some(m) = opt.milestones.iter().find(|m| !(**m > 0.0 && **m < 1.0)) {
+                return bad(
+                    "milestones",
+                    format!("milestone {m} is out of range: milestones are shares of the epochs, above 0 and below 1 (e.g. [0.5, 0.75])"),
+                );
+            }
+            if opt.milestones.windows(2).any(|w| w[0] >= w[1]) {
+                return bad(
+                    "milestones",
+                    "milestones must rise: each a later share of the epochs than the one before"
+                        .to_string(),
+                );
+            }
         }
         let _ = kind;
         Ok(())

@@ -267,17 +267,16 @@ impl Images {
             Images::Files(files) => {
                 let p = &files[i];
                 use image::ImageDecoder;
-                let unreadable = || format!("{}: not a readable PNG or JPEG image", p.display());
+                let unreadable = not_an_image(p);
                 let mut decoder = image::ImageReader::open(p)
                     .with_context(|| format!("{}: cannot open", p.display()))?
                     .with_guessed_format()
                     .with_context(|| format!("{}: cannot read", p.display()))?
                     .into_decoder()
-                    .with_context(unreadable)?;
+                    .map_err(unreadable)?;
                 // a camera's EXIF orientation: the picture as it was taken, not as stored
-                let orientation = decoder.orientation().with_context(unreadable)?;
-                let mut img =
-                    image::DynamicImage::from_decoder(decoder).with_context(unreadable)?;
+                let orientation = decoder.orientation().map_err(unreadable)?;
+                let mut img = image::DynamicImage::from_decoder(decoder).map_err(unreadable)?;
                 img.apply_orientation(orientation);
                 let img = img.to_luma8();
                 let (w, h) = (img.width() as usize, img.height() as usize);
@@ -319,8 +318,15 @@ fn check_image(p: &Path) -> Result<()> {
         .with_guessed_format()
         .with_context(|| format!("{}: cannot read", p.display()))?
         .into_dimensions()
-        .with_context(|| format!("{}: not a readable PNG or JPEG image", p.display()))?;
+        .map_err(not_an_image(p))?;
     Ok(())
+}
+
+/// The error of an image file the decoder refused. The decoder's words go into the
+/// message, and its error is not kept as the source: its own text already holds that of
+/// its source, which would say the same thing twice.
+fn not_an_image(p: &Path) -> impl Fn(image::ImageError) -> anyhow::Error + Copy + '_ {
+    move |e| anyhow::anyhow!("{}: not a readable PNG or JPEG image: {e}", p.display())
 }
 
 fn is_image_file(p: &Path) -> bool {
