@@ -88,9 +88,11 @@ fn decoder_reason(e: hound::Error) -> String {
         hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             "the file is cut short".to_string()
         }
-        // e.g. 64-bit float samples: the decoder refuses their header
-        e @ (hound::Error::FormatError(_) | hound::Error::Unsupported) => {
-            format!("{e} ({READS})")
+        // a sample format the decoder does not take (e.g. 64-bit float): say which it
+        // takes; a damaged or foreign file gets no advice to convert it
+        e @ hound::Error::Unsupported => format!("{e} ({READS})"),
+        hound::Error::FormatError(why) if why.starts_with("bits per sample") => {
+            format!("{why} ({READS})")
         }
         other => other.to_string(),
     }

@@ -135,7 +135,8 @@ Example (the whole FSDD table of docs/results.md, four pipelines in one queue):
 
 Each fold gets a run folder OUT/fold-K (default OUT: runs/cv-NAME); with --seeds, the
 pipeline's own seed keeps OUT and any other seed S writes to OUT-sS. Running the same
-command again skips finished folds and resumes an interrupted one, so a long
+command again skips finished folds (a fold folder of an edited pipeline, another seed,
+epoch count or data folder is refused, not reused) and resumes an interrupted one, so a long
 cross-validation can be stopped with Ctrl-C (the folds under way finish their epoch and
 checkpoint it) and continued. Several pipelines form one
 queue of folds in the order given (with --jobs, name the slowest first so that the last

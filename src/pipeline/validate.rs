@@ -357,9 +357,9 @@ impl PipelineFile {
         Ok(Plan { stages, edges })
     }
 
-    /// Each data set a source-domain `dataset` stage reads, with the number of classes it
-    /// keeps (its `classes`, else all ten digits).
-    fn source_classes(&self) -> Vec<(String, usize)> {
+    /// Each data set a source-domain `dataset` stage reads, with the classes it keeps (its
+    /// `classes`, else all ten digits), sorted and without repeats.
+    fn source_classes(&self) -> Vec<(String, Vec<u8>)> {
         self.spec
             .stage
             .values()
@@ -371,11 +371,11 @@ impl PipelineFile {
             .filter_map(|s| s.data.as_ref())
             .filter_map(|d| {
                 let spec = self.spec.data.get(d.get_ref())?.get_ref();
-                let known = spec
+                let known: BTreeSet<u8> = spec
                     .classes
                     .as_ref()
-                    .map_or(10, |c| c.get_ref().iter().collect::<BTreeSet<_>>().len());
-                Some((d.get_ref().clone(), known))
+                    .map_or((0..10).collect(), |c| c.get_ref().iter().copied().collect());
+                Some((d.get_ref().clone(), known.into_iter().collect()))
             })
             .collect()
     }
@@ -492,15 +492,35 @@ impl PipelineFile {
                         format!("method `osbp` needs the known classes plus one output for \"unknown\": num_classes = {n} leaves no known class"),
                     ));
                 }
-                // the known classes: those of the source domain's data sets
+                // the known classes: those of the source domain's data sets, labelled 0 to
+                // K - 1 (labels are kept as they are in the data)
+                let given = st
+                    .network
+                    .as_ref()
+                    .and_then(|n| n.get_ref().num_classes)
+                    .is_some();
+                let at = st.network.as_ref().map(|n| n.span()).unwrap_or(m.span());
+                let key = format!("stage.{name}.network.num_classes");
                 for (data, known) in self.source_classes() {
-                    if n != known + 1 {
+                    if known.iter().enumerate().any(|(i, &c)| usize::from(c) != i) {
+                        let classes = self.spec.data[&data].get_ref().classes.as_ref();
                         return Err(self.error(
-                            st.network.as_ref().map(|n| n.span()).unwrap_or(m.span()),
-                            Some(&format!("stage.{name}.network.num_classes")),
+                            classes.map_or(at.clone(), |c| c.span()),
+                            Some(&format!("data.{data}.classes")),
                             format!(
-                                "method `osbp` has an output per known class and one for \"unknown\": the source data `{data}` keeps {known} classes, so num_classes must be {} (found {n})",
-                                known + 1
+                                "method `osbp` takes the known classes as 0 to K - 1, the last output being \"unknown\": the source data `{data}` keeps classes {known:?} (give `classes = [0, 1, ..., K - 1]`)"
+                            ),
+                        ));
+                    }
+                    if n != known.len() + 1 {
+                        return Err(self.error(
+                            at,
+                            Some(&key),
+                            format!(
+                                "method `osbp` has an output per known class and one for \"unknown\": the source data `{data}` keeps {} classes, so num_classes must be {} (found {n}{})",
+                                known.len(),
+                                known.len() + 1,
+                                if given { "" } else { ", the default" }
                             ),
                         ));
                     }

@@ -255,7 +255,7 @@ pub fn earlier_run(dir: &Path, pipeline: &Path, wanted: &Wanted<'_>) -> Result<E
         .with_context(|| format!("reading {}", dir.join(PIPELINE_FILE).display()))?;
     let differs = |what: String| {
         anyhow::anyhow!(
-            "{} holds a run {what}: it is neither kept nor continued (choose another --out)",
+            "{} holds a run {what}: it is neither kept nor continued (choose another --out, or remove the folder)",
             dir.display()
         )
     };

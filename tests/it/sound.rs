@@ -535,7 +535,7 @@ fn a_stopped_cv_with_jobs_checkpoints_each_running_fold_at_the_end_of_its_epoch(
     // is far off) and stop
     let tmp = tempfile::tempdir().unwrap();
     tones(tmp.path(), &["ann", "bob", "cy"], 2);
-    let text = std::fs::read_to_string(pipeline(tmp.path(), "source_only", 500, "")).unwrap();
+    let text = std::fs::read_to_string(pipeline(tmp.path(), "source_only", 5000, "")).unwrap();
     let p = tmp.path().join("tones-rare-checkpoints.toml");
     let text = text.replace("[train]\n", "[train]\ncheckpoint_every = 1000\n");
     std::fs::write(&p, text.replace("tones-source_only", "tones-rare")).unwrap();
