@@ -32,6 +32,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result.map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))
 }
 
+/// The first entry (by name) of folder `dir` that `own` does not claim and that is not
+/// a temporary file of [`write_atomic`]; `None` for a missing folder or when every entry
+/// is claimed. Used to refuse writing outputs among files they would mix with.
+pub fn first_foreign_entry(dir: &Path, own: impl Fn(&str) -> bool) -> Option<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !(own(name) || (name.starts_with('.') && name.contains(".tmp-"))))
+        .collect();
+    names.sort();
+    names.into_iter().next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -578,21 +578,12 @@ fn foreign_in_comparison(root: &std::path::Path, planned: &[&std::path::Path]) -
     if root.join(session::RUN_FILE).exists() {
         return Some(format!("a run ({})", session::RUN_FILE));
     }
-    let own = |name: &str| {
+    scarce::fsutil::first_foreign_entry(root, |name| {
         name == session::EMBED_FILE
-            || (name.starts_with('.') && name.contains(".tmp-"))
             || planned
                 .iter()
                 .any(|d| d.file_name().is_some_and(|f| f == name))
-    };
-    let mut names: Vec<String> = std::fs::read_dir(root)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| !own(name))
-        .collect();
-    names.sort();
-    names.into_iter().next()
+    })
 }
 
 /// The command that continues this `scarce compare`: the same, with `--out ROOT` added

@@ -180,19 +180,9 @@ fn foreign_entry(dir: &Path) -> Option<String> {
     if dir.join(RUN_FILE).exists() {
         return None;
     }
-    let own = |name: &str| {
-        name == PIPELINE_FILE
-            || name == crate::sink::metrics::METRICS_FILE
-            || (name.starts_with('.') && name.contains(".tmp-"))
-    };
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| !own(name))
-        .collect();
-    names.sort();
-    names.into_iter().next()
+    crate::fsutil::first_foreign_entry(dir, |name| {
+        name == PIPELINE_FILE || name == crate::sink::metrics::METRICS_FILE
+    })
 }
 
 /// Whether the pipeline has a sound data set, whose folds `--fold` chooses from.

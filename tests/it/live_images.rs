@@ -157,14 +157,7 @@ fn an_open_set_image_model_streams_unknown_as_eval_counts_it() {
     let bytes = std::fs::read(&good).unwrap();
     let cut = plain.join("01-cut.png");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        plain.to_str().unwrap(),
-        "--fast",
-        "--skip-bad-files",
-    ]);
+    let o = run_on(&run_dir, &plain, &["--fast", "--skip-bad-files"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("; 2 unreadable files skipped"),
@@ -172,13 +165,7 @@ fn an_open_set_image_model_streams_unknown_as_eval_counts_it() {
         stderr(&o)
     );
     assert_eq!(stdout(&o).lines().count(), lines, "{}", stdout(&o));
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        cut.to_str().unwrap(),
-        "--fast",
-    ]);
+    let o = run_on(&run_dir, &cut, &["--fast"]);
     assert_user_error(&o, &["01-cut.png"]);
     std::fs::remove_file(&cut).unwrap();
     let o = run(&[
@@ -190,14 +177,7 @@ fn an_open_set_image_model_streams_unknown_as_eval_counts_it() {
         "0.5",
     ]);
     assert_user_error(&o, &["--hop is for a sound model", "holds an image model"]);
-    let o = run(&[
-        "run",
-        run_dir.to_str().unwrap(),
-        "--input",
-        plain.to_str().unwrap(),
-        "--fps",
-        "1e-300",
-    ]);
+    let o = run_on(&run_dir, &plain, &["--fps", "1e-300"]);
     assert_user_error(&o, &["--fps must be between"]);
     let o = run(&["run", run_dir.to_str().unwrap(), "--input", "mic"]);
     assert_user_error(&o, &["image model", "--input"]);
