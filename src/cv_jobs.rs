@@ -865,7 +865,7 @@ fn where_it_continues(dir: &Path) -> String {
     match scarce::train::checkpoint::latest(dir) {
         Ok(Some((_, state))) => format!(
             "it continues from epoch {} (its checkpoint of epoch {})",
-            state.epoch + 1,
+            state.epoch.saturating_add(1),
             state.epoch
         ),
         Ok(None) => "it had no checkpoint yet and starts again from epoch 1".to_string(),

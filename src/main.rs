@@ -564,7 +564,7 @@ fn resume_hint(dir: &std::path::Path, done: usize) -> String {
         Ok(Some((_, state))) => format!(
             "interrupted after epoch {done}; the last checkpoint is of epoch {} (the pipeline's `checkpoint_every`), so {resume} continues from epoch {}",
             state.epoch,
-            state.epoch + 1
+            state.epoch.saturating_add(1)
         ),
         _ => format!(
             "interrupted after epoch {done}, before the first checkpoint: {resume} starts it again from epoch 1"
@@ -623,14 +623,14 @@ fn compare_resume_hint(
     let (state, next) = match scarce::train::checkpoint::latest(dir) {
         Ok(Some((_, state))) if state.epoch >= done => (
             format!("stopped after epoch {done}"),
-            format!("continues from epoch {}", state.epoch + 1),
+            format!("continues from epoch {}", state.epoch.saturating_add(1)),
         ),
         Ok(Some((_, state))) => (
             format!(
                 "stopped after epoch {done}; its last checkpoint is of epoch {} (the pipeline's `checkpoint_every`)",
                 state.epoch
             ),
-            format!("continues from epoch {}", state.epoch + 1),
+            format!("continues from epoch {}", state.epoch.saturating_add(1)),
         ),
         _ => (
             format!("stopped after epoch {done}, before its first checkpoint"),

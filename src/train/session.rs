@@ -84,7 +84,15 @@ impl RunSettings {
                 path.display()
             )
         })?;
-        serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
+        let settings: Self = serde_json::from_str(&text)
+            .with_context(|| format!("{} is damaged", path.display()))?;
+        if settings.epochs == 0 || settings.fold == Some(0) {
+            bail!(
+                "{} is damaged: `epochs` and `fold` count from 1",
+                path.display()
+            );
+        }
+        Ok(settings)
     }
 }
 

@@ -151,6 +151,13 @@ fn train_writes_a_complete_run_folder_and_eval_reloads_it() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("is missing: using the newest checkpoint, epoch-0004"));
     assert_eq!(stdout(&o), before);
+    // a run.json edited to nonsense is named as damaged, not blamed on a flag
+    let settings = std::fs::read_to_string(run_dir.join("run.json")).unwrap();
+    let zero = settings.replace("\"epochs\": 4", "\"epochs\": 0");
+    assert_ne!(zero, settings);
+    std::fs::write(run_dir.join("run.json"), zero).unwrap();
+    assert_user_error(&eval(&run_dir), &["run.json is damaged", "`epochs`"]);
+    std::fs::write(run_dir.join("run.json"), settings).unwrap();
     // no checkpoint at all in a finished run: said so, not "train first"
     std::fs::remove_dir_all(run_dir.join("checkpoints")).unwrap();
     assert_user_error(&eval(&run_dir), &["no checkpoint left", "train it again"]);
