@@ -148,7 +148,7 @@ pub(crate) fn explain_toml(message: &str, stage: Option<(&str, &[&str])>) -> Str
 
 /// The key of `keys` that `typed` is most likely a misspelling of: at most two edits
 /// away (one for short keys), and nearer than any other.
-fn closest<'a>(typed: &str, keys: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(typed: &str, keys: &[&'a str]) -> Option<&'a str> {
     let distances: Vec<(usize, &str)> = keys
         .iter()
         .map(|k| (strsim::damerau_levenshtein(typed, k), *k))

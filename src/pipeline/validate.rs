@@ -132,11 +132,13 @@ impl PipelineFile {
             let key = format!("stage.{name}.kind");
             let kind = StageKind::parse(st.kind.get_ref()).ok_or_else(|| {
                 let known: Vec<&str> = StageKind::ALL.iter().map(|k| k.name()).collect();
+                let guess = super::error::closest(st.kind.get_ref(), &known)
+                    .map_or(String::new(), |k| format!("; did you mean `{k}`?"));
                 self.error(
                     st.kind.span(),
                     Some(&key),
                     format!(
-                        "unknown stage kind `{}`; the kinds are: {}",
+                        "unknown stage kind `{}`{guess} (the kinds are: {})",
                         st.kind.get_ref(),
                         known.join(", ")
                     ),
@@ -543,8 +545,10 @@ impl PipelineFile {
                     k.span(),
                     Some(&format!("stage.{name}.network.kind")),
                     format!(
-                        "unknown network `{}`; the networks are: {}",
+                        "unknown network `{}`{} (the networks are: {})",
                         k.get_ref(),
+                        super::error::closest(k.get_ref(), &NETWORKS)
+                            .map_or(String::new(), |n| format!("; did you mean `{n}`?")),
                         NETWORKS.join(", ")
                     ),
                 ));
