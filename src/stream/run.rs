@@ -330,7 +330,7 @@ impl Sink<Live> for Print {
             return Ok(());
         };
         if let Some(r) = &mut self.results {
-            r.send(d.verdict, d.confidence);
+            r.send(d.verdict, d.confidence, d.time_s + d.length_s);
         }
         let heard = self.files.as_ref().map(|f| {
             let at = |s: f64| (s * f.rate).round() as u64;
@@ -536,8 +536,14 @@ pub fn run_live(
     let (chunks, windows) = if opts.fast {
         (EdgeSpec::block(64), EdgeSpec::block(8))
     } else {
-        // live: keep the newest, count what falls behind
-        (EdgeSpec::drop_oldest(256), EdgeSpec::drop_oldest(4))
+        // live: keep the newest, count what falls behind. The silence that ends a stream
+        // comes as one chunk and makes a window's worth of windows at once: room for
+        // those besides the usual four, so a model that keeps up loses none of them
+        let burst = length.div_ceil(hop);
+        (
+            EdgeSpec::drop_oldest(256),
+            EdgeSpec::drop_oldest(4 + burst.min(64)),
+        )
     };
     g.connect(source, window, chunks)?;
     g.connect(window, infer, windows)?;

@@ -32,7 +32,7 @@ use firmware_host::{
 };
 use std::fmt;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -261,7 +261,7 @@ pub struct WireSource {
     emitted: u64,
     ended: bool,
     counters: Counters,
-    last_seq: Arc<AtomicU32>,
+    frames: Arc<Mutex<FrameEnds>>,
     streamed: Option<Arc<AtomicU64>>,
     failure: Arc<Mutex<Option<String>>>,
 }
@@ -283,10 +283,10 @@ impl WireSource {
             lost: metrics.counter(COUNTERS[1]),
             corrupt: metrics.counter(COUNTERS[2]),
         };
-        let last_seq = Arc::new(AtomicU32::new(0));
+        let frames = Arc::new(Mutex::new(FrameEnds::default()));
         let results = transport
             .writer
-            .map(|w| ResultSender::spawn(w, last_seq.clone(), metrics.counter(COUNTERS[3])));
+            .map(|w| ResultSender::spawn(w, frames.clone(), rate, metrics.counter(COUNTERS[3])));
         // about a second of bytes at full serial speed: bounded memory if the graph stalls
         let (tx, rx) = bounded(32);
         let reader = transport.reader;
@@ -313,7 +313,7 @@ impl WireSource {
                 emitted: 0,
                 ended: false,
                 counters,
-                last_seq,
+                frames,
                 streamed: None,
                 failure: Arc::default(),
             },
@@ -388,7 +388,6 @@ impl WireSource {
                 }
                 let ch = self.format.map_or(1, |f| f.channels);
                 self.counters.frames.fetch_add(1, Ordering::Relaxed);
-                self.last_seq.store(s.seq, Ordering::Relaxed);
                 self.mono.clear();
                 let n = match &s.data {
                     SampleData::I16(v) => v.len(),
@@ -414,6 +413,12 @@ impl WireSource {
                 }
                 self.frame_len = n;
                 self.resampler.push(&self.mono, &mut self.out)?;
+                // the stream so far, at the model's rate, ends with this frame
+                let end = self.emitted + self.out.len() as u64;
+                self.frames
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(end, s.seq);
             }
             Message::Error(e) => {
                 log::warn!("{} reports {:?} (detail {})", self.name, e.code, e.detail)
@@ -486,10 +491,41 @@ impl Source<Live> for WireSource {
     }
 }
 
+/// Where each device frame's samples end in the stream (at the model's rate), newest
+/// last: the frame a window's last sample came from is the `seq` its result carries.
+#[derive(Debug, Default)]
+struct FrameEnds {
+    /// `(end, seq)`: the frame's samples end before stream sample `end`.
+    ends: std::collections::VecDeque<(u64, u32)>,
+}
+
+impl FrameEnds {
+    /// How many frames are remembered (minutes of audio in the frames devices send).
+    const KEEP: usize = 8192;
+
+    fn push(&mut self, end: u64, seq: u32) {
+        if self.ends.len() == Self::KEEP {
+            self.ends.pop_front();
+        }
+        self.ends.push_back((end, seq));
+    }
+
+    /// The frame that holds stream sample `at` (the newest one when `at` is past them
+    /// all: the silence after the stream); frames before it are forgotten, since results
+    /// come in stream order.
+    fn seq_of(&mut self, at: u64) -> Option<u32> {
+        while self.ends.len() > 1 && self.ends[0].0 <= at {
+            self.ends.pop_front();
+        }
+        self.ends.front().map(|&(_, seq)| seq)
+    }
+}
+
 /// Sends decisions back to the device as `Result` messages from a writer thread.
 pub struct ResultSender {
     tx: Sender<Inference>,
-    last_seq: Arc<AtomicU32>,
+    frames: Arc<Mutex<FrameEnds>>,
+    rate: u32,
     dropped: Arc<AtomicU64>,
     /// With `--fast`: how long a result may wait for room in the queue. The first one
     /// that waits in vain turns waiting off, so a device that stopped reading never
@@ -500,7 +536,8 @@ pub struct ResultSender {
 impl ResultSender {
     fn spawn(
         mut w: Box<dyn Write + Send>,
-        last_seq: Arc<AtomicU32>,
+        frames: Arc<Mutex<FrameEnds>>,
+        rate: u32,
         dropped: Arc<AtomicU64>,
     ) -> Self {
         // a few windows' worth: a device that stops reading costs nothing but these
@@ -520,7 +557,8 @@ impl ResultSender {
             });
         Self {
             tx,
-            last_seq,
+            frames,
+            rate,
             dropped,
             patience: None,
         }
@@ -534,16 +572,25 @@ impl ResultSender {
         self
     }
 
-    /// Queues the decision `verdict` (with its confidence) for the device; drops it when
-    /// the queue is full (after waiting, if [`ResultSender::waiting`]).
-    pub fn send(&mut self, verdict: Verdict, confidence: f32) {
+    /// Queues the decision `verdict` (with its confidence) on the window that ends at
+    /// `end_s` seconds of stream time for the device, tagged with the `seq` of the frame
+    /// that held the window's last sample; drops it when the queue is full (after
+    /// waiting, if [`ResultSender::waiting`]).
+    pub fn send(&mut self, verdict: Verdict, confidence: f32, end_s: f64) {
         let label = match verdict {
             Verdict::Label(i) => i.min(LABEL_SILENCE as usize - 1) as u16,
             Verdict::Unknown => LABEL_UNKNOWN,
             Verdict::Silence => LABEL_SILENCE,
         };
+        let last = ((end_s * f64::from(self.rate)).round() as u64).saturating_sub(1);
+        let seq = self
+            .frames
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .seq_of(last)
+            .unwrap_or(0);
         let r = Inference {
-            seq: self.last_seq.load(Ordering::Relaxed),
+            seq,
             label,
             confidence,
         };
@@ -709,15 +756,24 @@ mod tests {
                 Ok(())
             }
         }
-        let seq = Arc::new(AtomicU32::new(41));
+        // frames 40, 41 and 42 of 100 samples each at 1 kHz: stream samples 0-99,
+        // 100-199 and 200-299
+        let frames = Arc::new(Mutex::new(FrameEnds::default()));
+        for (end, seq) in [(100, 40), (200, 41), (300, 42)] {
+            frames.lock().unwrap().push(end, seq);
+        }
         let dropped = Arc::new(AtomicU64::new(0));
-        let mut r = ResultSender::spawn(Box::new(Shared(buf.clone())), seq, dropped);
-        r.send(Verdict::Label(3), 0.75);
-        r.send(Verdict::Unknown, 0.2);
+        let mut r = ResultSender::spawn(Box::new(Shared(buf.clone())), frames, 1000, dropped);
+        // a window ending at 0.15 s: its last sample, 149, came in frame 41
+        r.send(Verdict::Label(3), 0.75, 0.15);
+        // one ending with the stream's last sample (0.3 s: sample 299), then one past it
+        // (the silence after the stream): frame 42 both
+        r.send(Verdict::Unknown, 0.2, 0.3);
+        r.send(Verdict::Silence, 0.0, 0.4);
         drop(r); // the writer finishes the queue, then ends
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut got = Vec::new();
-        while got.len() < 2 && Instant::now() < deadline {
+        while got.len() < 3 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
             let mut d = Decoder::new();
             got = buf
@@ -737,9 +793,14 @@ mod tests {
                     confidence: 0.75
                 }),
                 Message::Result(Inference {
-                    seq: 41,
+                    seq: 42,
                     label: LABEL_UNKNOWN,
                     confidence: 0.2
+                }),
+                Message::Result(Inference {
+                    seq: 42,
+                    label: LABEL_SILENCE,
+                    confidence: 0.0
                 }),
             ]
         );
@@ -763,14 +824,15 @@ mod tests {
         let dropped = Arc::new(AtomicU64::new(0));
         let mut r = ResultSender::spawn(
             Box::new(Slow(writes.clone())),
-            Arc::new(AtomicU32::new(0)),
+            Arc::default(),
+            8000,
             dropped.clone(),
         );
         if let Some(w) = wait {
             r = r.waiting(w);
         }
         for _ in 0..n {
-            r.send(Verdict::Label(1), 0.5);
+            r.send(Verdict::Label(1), 0.5, 1.0);
         }
         drop(r);
         let got = n - dropped.load(Ordering::Relaxed) as usize;
