@@ -1283,11 +1283,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(why) = &summary.input_failed {
                 anyhow::bail!("{why}");
             }
-            if let (Some((0, _, corrupt @ 1..)), false) =
-                (summary.device_frames, summary.report.stopped)
+            if let (Some((0, _, corrupt)), false) = (summary.device_frames, summary.report.stopped)
             {
+                let what = match corrupt {
+                    0 => "the input ended without one frame".to_string(),
+                    1 => "only 1 corrupt frame".to_string(),
+                    n => format!("only {n} corrupt frames"),
+                };
                 anyhow::bail!(
-                    "no samples of the wire protocol came in, only {corrupt} corrupt frames: --stdin, --serial and --tcp read what scarce's firmware-host crate sends (`sim-device x.wav --stdout | scarce run RUN --stdin`); a WAV file is read with --input FILE"
+                    "no samples of the wire protocol came in ({what}): --stdin, --serial and --tcp read what scarce's firmware-host crate sends (its example `sim-device x.wav --stdout | scarce run RUN --stdin`); a WAV file is read with --input FILE"
                 );
             }
             Ok(if summary.report.stopped {

@@ -262,6 +262,8 @@ pub struct WireSource {
     ended: bool,
     counters: Counters,
     frames: Arc<Mutex<FrameEnds>>,
+    /// A frame of another protocol version was named in a warning.
+    told_version: bool,
     streamed: Option<Arc<AtomicU64>>,
     failure: Arc<Mutex<Option<String>>>,
 }
@@ -314,6 +316,7 @@ impl WireSource {
                 ended: false,
                 counters,
                 frames,
+                told_version: false,
                 streamed: None,
                 failure: Arc::default(),
             },
@@ -463,8 +466,17 @@ impl WireSource {
             match self.rx.recv_timeout(NAP) {
                 Ok(Block::Bytes(bytes)) => {
                     for b in bytes {
-                        if let Some(Ok(frame)) = self.decoder.push(b) {
-                            self.frame(frame)?;
+                        match self.decoder.push(b) {
+                            Some(Ok(frame)) => self.frame(frame)?,
+                            // a device of another protocol version: said once, counted
+                            // as corrupt like any frame that cannot be read
+                            Some(Err(e @ firmware_host::FrameError::Version(_)))
+                                if !self.told_version =>
+                            {
+                                self.told_version = true;
+                                log::warn!("{}: {e}", self.name);
+                            }
+                            _ => {}
                         }
                     }
                     let st = self.decoder.stats();

@@ -352,6 +352,22 @@ fn a_device_on_a_serial_port_streams_the_labels_of_offline_evaluation() {
         &o,
         &["no samples of the wire protocol came in", "--input FILE"],
     );
+    // nothing at all, or text without one frame: the same, not exit 0
+    for input in [&b""[..], &b"hello world\n"[..]] {
+        let mut child = scarce()
+            .args(["run", run_dir.to_str().unwrap(), "--stdin", "--fast"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert_user_error(
+            &o,
+            &["no samples of the wire protocol came in (the input ended without one frame)"],
+        );
+    }
 }
 
 #[test]
