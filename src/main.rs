@@ -226,7 +226,7 @@ confidence; 65535 = unknown, 65534 = silence); results the device does not read 
 are dropped and counted (with --fast, each first waits up to 2 s).
 
   scarce run RUN_DIR --serial /dev/ttyACM0 --baud 921600
-  cargo run -p firmware-host --features std --example sim-device -- talk.wav --stdout \
+  cargo run -p firmware-host --features std --example sim-device -- talk.wav --stdout \\
     | scarce run RUN_DIR --stdin --json
 
 Image models (digits runs) take --input IMAGE|DIR|IDX: a PNG or JPEG file, a folder of
@@ -252,9 +252,9 @@ come at --fps per second (dropping the oldest when the model falls behind) or, w
         /// A device streaming the wire protocol over this serial port (/dev/ttyACM0, COM3).
         #[arg(long, value_name = "PORT", group = "source")]
         serial: Option<String>,
-        /// Serial speed, bits per second (with --serial).
-        #[arg(long, default_value_t = scarce::stream::wire::DEFAULT_BAUD, requires = "serial")]
-        baud: u32,
+        /// Serial speed, bits per second (with --serial) [default: 921600].
+        #[arg(long)]
+        baud: Option<u32>,
         /// Listen on this address (0.0.0.0:7878) for a device streaming the wire protocol.
         #[arg(long, value_name = "HOST:PORT", group = "source")]
         tcp: Option<String>,
@@ -1141,6 +1141,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(g) = gate_db.filter(|g| !g.is_finite()) {
                 anyhow::bail!("--gate-db must be a level in dB, such as -60 (got {g})");
             }
+            if baud.is_some() && serial.is_none() {
+                anyhow::bail!("--baud sets the speed of a --serial port: give --serial PORT");
+            }
             use scarce::stream::{images, run::Input, wire::WireInput, InputKind};
             let kind = input.as_deref().and_then(InputKind::of);
             let image_model = images::ImageModel::is_image_run(&run)?;
@@ -1232,6 +1235,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     run.display()
                 );
             }
+            let baud = baud.unwrap_or(scarce::stream::wire::DEFAULT_BAUD);
             let input = match (input, serial, tcp) {
                 (Some(p), _, _) => Input::from_arg(&p),
                 (_, Some(port), _) => Input::Wire(WireInput::Serial { port, baud }),

@@ -176,6 +176,8 @@ fn replayed_recordings_stream_their_labels() {
     assert_user_error(&o, &["--threshold", "between 0 and 1"]);
     let o = run_on(&run_dir, &replay.join("03.wav"), &["--hop", "1e300"]);
     assert_user_error(&o, &["--hop is too long"]);
+    let o = run_on(&run_dir, &replay.join("03.wav"), &["--baud", "9600"]);
+    assert_user_error(&o, &["--baud sets the speed of a --serial port"]);
     // a recording quieter than the gate: its name, a line saying so, and a word in the
     // summary when nothing was louder
     let quiet = tmp.path().join("quiet");
