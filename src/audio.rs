@@ -705,19 +705,20 @@ mod tests {
         // and the byte rate that goes with it (16-bit mono: two bytes a sample)
         huge[28..32].copy_from_slice(&4_294_967_294u32.to_le_bytes());
         let huge = file("huge-rate.wav", &huge);
-        for e in [
-            check_wav(&huge).unwrap_err().to_string(),
-            read_wav(&huge).unwrap_err().to_string(),
-        ] {
+        // what the check and the reader each say of `p`
+        let both = |p: &Path| {
+            [
+                check_wav(p).unwrap_err().to_string(),
+                read_wav(p).unwrap_err().to_string(),
+            ]
+        };
+        for e in both(&huge) {
             assert!(
                 e.contains("huge-rate.wav") && e.contains("2147483647 Hz"),
                 "{e}"
             );
         }
-        for e in [
-            check_wav(&f64_wav).unwrap_err().to_string(),
-            read_wav(&f64_wav).unwrap_err().to_string(),
-        ] {
+        for e in both(&f64_wav) {
             assert!(
                 e.contains("f64.wav") && e.contains("32-bit float samples; convert"),
                 "{e}"

@@ -427,7 +427,6 @@ mod tests {
         let mut t = trained_one_epoch(tmp.path(), &stop);
         let mut out = Vec::new();
         stop.at_epoch_end.stop();
-        out.clear();
         t.process(batch(2), &mut out).unwrap();
         assert_eq!(steps(&out), 0, "epoch 2 is not begun");
         assert!(stop.now.is_stopped());

@@ -333,27 +333,8 @@ fn a_device_on_a_serial_port_streams_the_labels_of_offline_evaluation() {
         "{rest}"
     );
 
-    // a WAV file piped where the wire protocol is read: said, not a quiet success
-    let mut child = scarce()
-        .args(["run", run_dir.to_str().unwrap(), "--stdin", "--fast"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&std::fs::read(&wav).unwrap())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert_user_error(
-        &o,
-        &["no samples of the wire protocol came in", "--input FILE"],
-    );
-    // nothing at all, or text without one frame: the same, not exit 0
-    for input in [&b""[..], &b"hello world\n"[..]] {
+    // `scarce run RUN --stdin --fast` fed `bytes`
+    let piped = |bytes: &[u8]| {
         let mut child = scarce()
             .args(["run", run_dir.to_str().unwrap(), "--stdin", "--fast"])
             .stdin(Stdio::piped())
@@ -361,10 +342,18 @@ fn a_device_on_a_serial_port_streams_the_labels_of_offline_evaluation() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(input).unwrap();
-        let o = child.wait_with_output().unwrap();
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // a WAV file piped where the wire protocol is read: said, not a quiet success
+    assert_user_error(
+        &piped(&std::fs::read(&wav).unwrap()),
+        &["no samples of the wire protocol came in", "--input FILE"],
+    );
+    // nothing at all, or text without one frame: the same, not exit 0
+    for input in [&b""[..], &b"hello world\n"[..]] {
         assert_user_error(
-            &o,
+            &piped(input),
             &["no samples of the wire protocol came in (the input ended without one frame)"],
         );
     }

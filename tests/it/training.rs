@@ -530,16 +530,20 @@ fn compare_trains_each_pipeline_and_prints_the_change() {
     );
     assert_ne!(text, swapped);
     std::fs::write(&base, swapped).unwrap();
-    let o = run(&[
-        "compare",
-        base.to_str().unwrap(),
-        mcd.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    // the two pipelines for one epoch into `out`
+    let compare = |out: &Path| {
+        run(&[
+            "compare",
+            base.to_str().unwrap(),
+            mcd.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+    };
+    let o = compare(&out);
     assert!(o.status.success(), "stderr:\n{}", stderr(&o));
     let text = stdout(&o);
     let rows: Vec<&str> = text
@@ -607,15 +611,7 @@ fn compare_trains_each_pipeline_and_prints_the_change() {
     // a run's folder given as --out: refused, its embedding left alone
     let inner = out.join("1-tiny");
     let picture = std::fs::read(inner.join("embedding.svg")).unwrap();
-    let o = run(&[
-        "compare",
-        base.to_str().unwrap(),
-        mcd.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--out",
-        inner.to_str().unwrap(),
-    ]);
+    let o = compare(&inner);
     assert_user_error(&o, &["1-tiny holds a run (run.json)", "--out"]);
     assert_eq!(std::fs::read(inner.join("embedding.svg")).unwrap(), picture);
     assert!(!inner.join("1-tiny").exists());
