@@ -7,9 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 fn train(out: &Path, extra: &[&str]) -> std::process::Output {
+    train_of(&tiny_pipeline(), out, extra)
+}
+
+/// `scarce train PIPELINE --out OUT --quiet EXTRA...`.
+fn train_of(pipeline: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "train",
-        tiny_pipeline().to_str().unwrap(),
+        pipeline.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
         "--quiet",
@@ -868,15 +873,7 @@ fn an_epoch_without_a_training_batch_is_an_error_not_a_finished_run() {
         .replace("batch_size = 64", "batch_size = 1000\ndrop_last = true");
     std::fs::write(&p, text).unwrap();
     let out = tmp.path().join("run");
-    let o = run(&[
-        "train",
-        p.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "--quiet",
-    ]);
+    let o = train_of(&p, &out, &["--epochs", "1"]);
     assert_user_error(&o, &["epoch 1 had no training batch", "drop_last"]);
     assert!(!out.join("summary.json").exists());
 }
@@ -921,13 +918,7 @@ fn labels_beyond_the_networks_outputs_are_an_error_not_a_panic() {
     assert_ne!(five, text);
     std::fs::write(&p, five).unwrap();
     let out = tmp.path().join("run");
-    let o = run(&[
-        "train",
-        p.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
+    let o = train_of(&p, &out, &[]);
     assert_user_error(
         &o,
         &["the training data has class", "5 outputs", "num_classes"],
